@@ -1,0 +1,48 @@
+/**
+ * The procwatch command line.
+ *
+ * ```sh
+ * deno run --allow-ffi cli.ts watch [--json] [-e exec,exit] [-p PID] ...
+ * ```
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { reportError } from "./cli/errors.ts";
+import { watchCommand } from "./cli/watch.ts";
+import { ExitCode } from "./lib/errors.ts";
+import { warn } from "./cli/output.ts";
+
+/** Builds the whole command tree. */
+export function buildProgram(): Command {
+  const program = new Command("procwatch")
+    .description("watch every process event of this Linux machine (proc connector)")
+    .version("0.1.0")
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ outputError: (text) => warn(text.trimEnd()) });
+  for (const command of [watchCommand()]) {
+    command.exitOverride().configureOutput({ outputError: (text) => warn(text.trimEnd()) });
+    program.addCommand(command);
+  }
+  return program as unknown as Command;
+}
+
+/** Runs the CLI with `args` and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  Deno.exitCode = 0;
+  try {
+    await buildProgram().parseAsync(args, { from: "user" });
+    return Deno.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : ExitCode.USAGE;
+    }
+    return reportError(error);
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,37 @@
+/**
+ * The kernel's clocks, read through libc (Deno has no monotonic-ns API).
+ *
+ * @module
+ */
+
+import { libc } from "./libc.ts";
+
+/** `CLOCK_REALTIME`, `CLOCK_MONOTONIC` (include/uapi/linux/time.h). */
+const CLOCK_REALTIME = 0;
+const CLOCK_MONOTONIC = 1;
+
+const timespec = new Uint8Array(16);
+const view = new DataView(timespec.buffer);
+
+function read(clock: number): bigint {
+  libc().clock_gettime(clock, timespec);
+  return view.getBigInt64(0, true) * 1_000_000_000n + view.getBigInt64(8, true);
+}
+
+/** `CLOCK_MONOTONIC` in nanoseconds: the clock of `proc_event.timestamp_ns` (`ktime_get_ns()`). */
+export function monotonicNs(): bigint {
+  return read(CLOCK_MONOTONIC);
+}
+
+/** `CLOCK_REALTIME` in nanoseconds since the epoch. */
+export function realtimeNs(): bigint {
+  return read(CLOCK_REALTIME);
+}
+
+/** Wall clock minus monotonic clock, in nanoseconds: add it to a kernel timestamp. */
+export function wallOffsetNs(): bigint {
+  const before = monotonicNs();
+  const wall = realtimeNs();
+  const after = monotonicNs();
+  return wall - (before + (after - before) / 2n);
+}

@@ -1,0 +1,233 @@
+/**
+ * The proc connector socket: a netlink socket bound to `CN_IDX_PROC`, an
+ * eventfd to wake its waiter, and the calls that move bytes. Policy (what to
+ * listen for, how to read ACKs) lives in `lib/subscription.ts`.
+ *
+ * @module
+ */
+
+import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { AF_NETLINK, CN_IDX_PROC, NETLINK_CONNECTOR } from "../lib/protocol.ts";
+
+/** `SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC` (include/linux/net.h, fcntl.h). */
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+/** `EFD_NONBLOCK | EFD_CLOEXEC` (include/uapi/linux/eventfd.h). */
+const EFD_FLAGS = 0o4000 | 0o2000000;
+/** `SOL_SOCKET`, `SO_RCVBUF`, `SO_RCVBUFFORCE` (include/uapi/asm-generic/socket.h). */
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33;
+/** `MSG_DONTWAIT` (include/linux/socket.h). */
+const MSG_DONTWAIT = 0x40;
+/** `POLLIN` (include/uapi/asm-generic/poll.h). */
+const POLLIN = 0x1;
+/** `struct sockaddr_nl`: family, pad, nl_pid, nl_groups. */
+const SOCKADDR_NL_SIZE = 12;
+
+/** The result of one receive. */
+export type ReceiveResult =
+  /** A datagram of `length` bytes, sent by netlink port `senderPort` (0 = the kernel). */
+  | { kind: "datagram"; length: number; senderPort: number }
+  /** Nothing queued. */
+  | { kind: "empty" }
+  /** The socket's receive buffer overflowed since the last receive: the kernel dropped messages. */
+  | { kind: "overrun" };
+
+/** Options for {@linkcode ConnectorSocket.open}. */
+export interface ConnectorSocketOptions {
+  /** Receive buffer size to ask for, in bytes. */
+  receiveBufferBytes: number;
+}
+
+/**
+ * A netlink connector socket bound to the proc events group.
+ *
+ * @example
+ * ```ts ignore
+ * import { ConnectorSocket } from "./connector.ts";
+ * const socket = ConnectorSocket.open({ receiveBufferBytes: 4 << 20 });
+ * socket.close();
+ * ```
+ */
+export class ConnectorSocket {
+  /** The socket's file descriptor. */
+  readonly fd: number;
+  /** The eventfd that wakes a pending {@linkcode wait}. */
+  readonly wakeFd: number;
+  /** Our netlink port id (`nl_pid` the kernel assigned). */
+  readonly portId: number;
+  /** The receive buffer size the kernel granted, in bytes. */
+  readonly receiveBufferBytes: number;
+  #closed = false;
+  #waiting: Promise<number> | undefined;
+  readonly #pollFds = new Uint8Array(16);
+  readonly #from = new Uint8Array(SOCKADDR_NL_SIZE);
+  readonly #fromLength = new Uint8Array(4);
+  readonly #fromView = new DataView(this.#from.buffer);
+  readonly #fromLengthView = new DataView(this.#fromLength.buffer);
+
+  private constructor(fd: number, wakeFd: number, portId: number, receiveBufferBytes: number) {
+    this.fd = fd;
+    this.wakeFd = wakeFd;
+    this.portId = portId;
+    this.receiveBufferBytes = receiveBufferBytes;
+    const view = new DataView(this.#pollFds.buffer);
+    view.setInt32(0, fd, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt32(8, wakeFd, true);
+    view.setInt16(12, POLLIN, true);
+  }
+
+  /**
+   * Creates the socket, sizes its receive buffer and binds it to `CN_IDX_PROC`.
+   * Throws {@linkcode ErrnoError}: `EPROTONOSUPPORT` without a connector,
+   * `EPERM` where listening needs `CAP_NET_ADMIN`.
+   */
+  static open(options: ConnectorSocketOptions): ConnectorSocket {
+    const c = libc();
+    const fd = check(
+      "socket",
+      c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR),
+      "(AF_NETLINK, NETLINK_CONNECTOR)",
+    );
+    try {
+      const granted = setReceiveBuffer(fd, options.receiveBufferBytes);
+      const address = new Uint8Array(SOCKADDR_NL_SIZE);
+      const view = new DataView(address.buffer);
+      view.setUint16(0, AF_NETLINK, true);
+      view.setUint32(4, 0, true); // nl_pid 0: the kernel picks a unique port
+      view.setUint32(8, CN_IDX_PROC, true); // nl_groups: the proc events group
+      check("bind", c.bind(fd, address, SOCKADDR_NL_SIZE), "(CN_IDX_PROC)");
+      const length = new Uint8Array(4);
+      new DataView(length.buffer).setUint32(0, SOCKADDR_NL_SIZE, true);
+      check("getsockname", c.getsockname(fd, address, length));
+      const portId = view.getUint32(4, true);
+      const wakeFd = check("eventfd", c.eventfd(0, EFD_FLAGS));
+      return new ConnectorSocket(fd, wakeFd, portId, granted);
+    } catch (error) {
+      c.close(fd);
+      throw error;
+    }
+  }
+
+  /** Sends a control message to the kernel (port 0). Throws {@linkcode ErrnoError}. */
+  send(message: Uint8Array<ArrayBuffer>): void {
+    const result = libc().send(this.fd, message, BigInt(message.length), 0);
+    check("send", result, "(proc connector control message)");
+  }
+
+  /**
+   * Receives one datagram into `buffer` without blocking. Synchronous, so a
+   * failure's errno is still ours to read.
+   */
+  receive(buffer: Uint8Array<ArrayBuffer>): ReceiveResult {
+    this.#fromLengthView.setUint32(0, SOCKADDR_NL_SIZE, true);
+    const result = Number(
+      libc().recvfrom(
+        this.fd,
+        buffer,
+        BigInt(buffer.length),
+        MSG_DONTWAIT,
+        this.#from,
+        this.#fromLength,
+      ),
+    );
+    if (result >= 0) {
+      return { kind: "datagram", length: result, senderPort: this.#fromView.getUint32(4, true) };
+    }
+    const code = errno();
+    if (code === Errno.EAGAIN) return { kind: "empty" };
+    if (code === Errno.ENOBUFS) return { kind: "overrun" };
+    if (code === Errno.EINTR) return this.receive(buffer);
+    throw new ErrnoError("recvfrom", code);
+  }
+
+  /**
+   * Waits on another thread until the socket is readable or {@linkcode wake}
+   * is called, or `timeoutMs` passes (-1: no limit). Only one wait at a time.
+   */
+  wait(timeoutMs = -1): Promise<number> {
+    if (this.#waiting) return this.#waiting;
+    this.#waiting = libc().poll_wait(this.#pollFds, 2n, timeoutMs).finally(() => {
+      this.#waiting = undefined;
+      this.#drainWake();
+    });
+    return this.#waiting;
+  }
+
+  /** Blocks the JS thread up to `timeoutMs` for the socket to become readable. */
+  waitSync(timeoutMs: number): boolean {
+    const fds = new Uint8Array(8);
+    const view = new DataView(fds.buffer);
+    view.setInt32(0, this.fd, true);
+    view.setInt16(4, POLLIN, true);
+    return libc().poll(fds, 1n, timeoutMs) > 0;
+  }
+
+  /** Whether a {@linkcode wait} is pending on another thread. */
+  get waiting(): boolean {
+    return this.#waiting !== undefined;
+  }
+
+  /** Wakes a pending {@linkcode wait}: the eventfd becomes readable. */
+  wake(): void {
+    if (this.#closed) return;
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    libc().write(this.wakeFd, one, 8n);
+  }
+
+  #drainWake(): void {
+    if (this.#closed) return;
+    const sink = new Uint8Array(8);
+    libc().read(this.wakeFd, sink, 8n);
+  }
+
+  /**
+   * Closes both descriptors. If a wait is pending, it is woken first and the
+   * descriptors are closed once it has returned, so the poll never sees a
+   * reused descriptor.
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const pending = this.#waiting;
+    const release = () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      libc().close(this.fd);
+      libc().close(this.wakeFd);
+    };
+    if (pending === undefined) {
+      release();
+      return Promise.resolve();
+    }
+    this.wake();
+    return pending.then(release, release);
+  }
+
+  /** Whether {@linkcode close} has released the descriptors. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+/**
+ * Asks for `bytes` of receive buffer: `SO_RCVBUFFORCE` passes `rmem_max` for
+ * root, `SO_RCVBUF` is capped at it. Returns what the kernel granted (it
+ * doubles the request for bookkeeping, see socket(7)).
+ */
+function setReceiveBuffer(fd: number, bytes: number): number {
+  const c = libc();
+  const value = new Uint8Array(4);
+  const view = new DataView(value.buffer);
+  view.setInt32(0, bytes, true);
+  if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, value, 4) < 0) {
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4);
+  }
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, 4, true);
+  c.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, length);
+  return view.getInt32(0, true);
+}

@@ -1,0 +1,190 @@
+/**
+ * The one libc symbol table of procwatch, and errno handling.
+ *
+ * Every other module in `ffi/` calls through {@linkcode libc}; nothing outside
+ * `ffi/` touches pointers. Synchronous calls run on the JS thread, so errno can
+ * be read right after them with {@linkcode errno}. Calls marked `nonblocking`
+ * run on another thread: their errno is lost, so they are only used to wait.
+ *
+ * @module
+ */
+
+/** libc's symbols, each with its C signature. */
+export const LIBC_SYMBOLS = {
+  /** int socket(int domain, int type, int protocol); */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int bind(int fd, const struct sockaddr *addr, socklen_t len); */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int getsockname(int fd, struct sockaddr *addr, socklen_t *len); */
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  /** ssize_t send(int fd, const void *buf, size_t len, int flags); */
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  /** ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen); */
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+  },
+  /** ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen); */
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+  },
+  /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len); */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** int getsockopt(int fd, int level, int name, void *val, socklen_t *len); */
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); on another thread, to wait only. */
+  poll_wait: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); on the JS thread. */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** int eventfd(unsigned int initval, int flags); */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int open(const char *path, int flags, mode_t mode); */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count); */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count); */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t readlink(const char *path, char *buf, size_t size); */
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** int close(int fd); */
+  close: { parameters: ["i32"], result: "i32" },
+  /** int kill(pid_t pid, int sig); */
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  /** pid_t waitpid(pid_t pid, int *status, int options); */
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /** long ptrace(enum __ptrace_request op, pid_t pid, void *addr, void *data); */
+  ptrace: { parameters: ["i64", "i32", "pointer", "pointer"], result: "i64" },
+  /** long syscall(long number, ...); used with two long arguments (pidfd_open). */
+  syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
+  /** int clock_gettime(clockid_t clk, struct timespec *tp); */
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  /** uid_t geteuid(void); */
+  geteuid: { parameters: [], result: "u32" },
+  /** long sysconf(int name); */
+  sysconf: { parameters: ["i32"], result: "i64" },
+  /** int *__errno_location(void); glibc's per-thread errno. */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum); */
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Raised when procwatch runs without `--allow-ffi`. */
+export class FfiPermissionError extends Error {
+  /** Creates the error. */
+  constructor(cause?: unknown) {
+    super(
+      "procwatch needs FFI access to talk to the kernel: run it as `deno run --allow-ffi cli.ts ...`",
+      { cause },
+    );
+    this.name = "FfiPermissionError";
+  }
+}
+
+let library: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+
+/** libc's symbols, opened on first use. Throws {@linkcode FfiPermissionError} without `--allow-ffi`. */
+export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
+  if (library === undefined) {
+    try {
+      library = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+      ) {
+        throw new FfiPermissionError(error);
+      }
+      throw error;
+    }
+  }
+  return library.symbols;
+}
+
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/**
+ * errno of the JS thread. Read it right after a synchronous call that failed:
+ * glibc keeps errno per thread, and the JS thread's location never moves.
+ */
+export function errno(): number {
+  if (errnoView === undefined) {
+    const location = libc().__errno_location();
+    if (location === null) return 0;
+    errnoView = new Deno.UnsafePointerView(location);
+  }
+  return errnoView.getInt32();
+}
+
+/** Linux errno values procwatch reacts to (asm-generic/errno-base.h, errno.h). */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EINVAL: 22,
+  EMFILE: 24,
+  ENOSYS: 38,
+  EPROTONOSUPPORT: 93,
+  EAFNOSUPPORT: 97,
+  ENOBUFS: 105,
+  ECONNREFUSED: 111,
+} as const;
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(Errno).map(([name, value]) => [value, name]),
+);
+
+/** The symbolic name of an errno value, e.g. `"EPERM"`, or `"E<number>"`. */
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `E${code}`;
+}
+
+/** A failed libc call: carries the call, errno and its symbolic name. */
+export class ErrnoError extends Error {
+  /** The errno value. */
+  readonly errno: number;
+  /** The errno name, e.g. `"ECONNREFUSED"`. */
+  readonly code: string;
+  /** The libc call that failed. */
+  readonly syscall: string;
+
+  /** Creates the error from a call name and errno. */
+  constructor(syscall: string, code: number, detail?: string) {
+    const text = strerror(code);
+    super(`${syscall}${detail ? ` ${detail}` : ""}: ${text} (${errnoName(code)})`);
+    this.name = "ErrnoError";
+    this.errno = code;
+    this.code = errnoName(code);
+    this.syscall = syscall;
+  }
+}
+
+/** libc's message for an errno value. */
+export function strerror(code: number): string {
+  const pointer = libc().strerror(code);
+  return pointer === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(pointer);
+}
+
+/** Throws an {@linkcode ErrnoError} for the current errno when `result` is negative. */
+export function check(syscall: string, result: number | bigint, detail?: string): number {
+  if (result < 0) throw new ErrnoError(syscall, errno(), detail);
+  return Number(result);
+}
+
+/** A NUL-terminated C string for a `buffer` parameter. */
+export function cString(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

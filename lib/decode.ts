@@ -1,0 +1,255 @@
+/**
+ * Decoding of proc connector datagrams: bytes in, typed events out. Pure: no
+ * FFI, no clock, no I/O, so it is tested from byte fixtures without root.
+ *
+ * A datagram holds one or more netlink messages, each aligned to 4 bytes
+ * (`NLMSG_ALIGN`). A message that lies about its size is counted as malformed;
+ * the messages before it still decode.
+ *
+ * @module
+ */
+
+import type { KernelEvent } from "./events.ts";
+import {
+  CN_IDX_PROC,
+  CN_VAL_PROC,
+  NLMSG_DONE,
+  NLMSG_HDRLEN,
+  NLMSG_NOOP,
+  PROC_EVENT_HEAD,
+  PROC_EVENT_OFFSET,
+  ProcEventWhat,
+} from "./protocol.ts";
+import { decodeWaitStatus } from "./signals.ts";
+
+/** What one netlink message turned out to be. */
+export type DecodedMessage =
+  | {
+    kind: "event";
+    event: KernelEvent;
+    /** Per-CPU sequence number the kernel gave the message (`cn_msg.seq`). */
+    seq: number;
+  }
+  | {
+    kind: "ack";
+    /** Echo of the request's `seq`... on current kernels a per-CPU number of its own. */
+    seq: number;
+    /** The request's `ack` + 1. */
+    ack: number;
+    /** The kernel's answer: 0 or an errno value. */
+    error: number;
+  }
+  | {
+    /** A proc event whose `what` this decoder does not know (a newer kernel). */
+    kind: "unknown";
+    what: number;
+    cpu: number;
+    seq: number;
+  }
+  | {
+    /** A connector message for another connector user (`cn_msg.id` not proc). */
+    kind: "other";
+  }
+  | {
+    kind: "malformed";
+    /** Why the message could not be decoded. */
+    reason: string;
+  };
+
+/** Minimum `cn_msg.len` for each event: the head plus the fields decoded. */
+const REQUIRED_LENGTH: Record<number, number> = {
+  [ProcEventWhat.NONE]: PROC_EVENT_HEAD + 4,
+  [ProcEventWhat.FORK]: PROC_EVENT_HEAD + 16,
+  [ProcEventWhat.EXEC]: PROC_EVENT_HEAD + 8,
+  [ProcEventWhat.UID]: PROC_EVENT_HEAD + 16,
+  [ProcEventWhat.GID]: PROC_EVENT_HEAD + 16,
+  [ProcEventWhat.SID]: PROC_EVENT_HEAD + 8,
+  [ProcEventWhat.PTRACE]: PROC_EVENT_HEAD + 16,
+  [ProcEventWhat.COMM]: PROC_EVENT_HEAD + 24,
+  [ProcEventWhat.COREDUMP]: PROC_EVENT_HEAD + 8,
+  [ProcEventWhat.EXIT]: PROC_EVENT_HEAD + 16,
+};
+
+/** `cn_msg.len` from which coredump and exit events carry the parent (Linux 4.18). */
+const COREDUMP_WITH_PARENT = PROC_EVENT_HEAD + 16;
+const EXIT_WITH_PARENT = PROC_EVENT_HEAD + 24;
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * Decodes one datagram of `length` bytes and appends what it held to `out`.
+ *
+ * `wallOffsetNs` is wall clock minus monotonic clock at receive time: adding it
+ * to the kernel's timestamp gives the wall-clock time of the event.
+ *
+ * @example
+ * ```ts
+ * import { decodeDatagram, type DecodedMessage } from "./decode.ts";
+ * const out: DecodedMessage[] = [];
+ * decodeDatagram(new Uint8Array(8), 8, 0n, out);
+ * console.log(out[0].kind); // "malformed"
+ * ```
+ */
+export function decodeDatagram(
+  bytes: Uint8Array,
+  length: number,
+  wallOffsetNs: bigint,
+  out: DecodedMessage[],
+): void {
+  const end = Math.min(length, bytes.length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, end);
+  let offset = 0;
+  while (offset < end) {
+    const remaining = end - offset;
+    if (remaining < NLMSG_HDRLEN) {
+      out.push({ kind: "malformed", reason: `${remaining} trailing bytes` });
+      return;
+    }
+    const messageLength = view.getUint32(offset, true);
+    if (messageLength < NLMSG_HDRLEN || messageLength > remaining) {
+      out.push({
+        kind: "malformed",
+        reason: `nlmsg_len ${messageLength} with ${remaining} bytes left`,
+      });
+      return;
+    }
+    const type = view.getUint16(offset + 4, true);
+    if (type !== NLMSG_NOOP) {
+      out.push(
+        type === NLMSG_DONE
+          ? decodeConnectorMessage(view, offset, messageLength, wallOffsetNs)
+          : { kind: "malformed", reason: `nlmsg_type ${type}` },
+      );
+    }
+    offset += (messageLength + 3) & ~3;
+  }
+}
+
+function decodeConnectorMessage(
+  view: DataView,
+  start: number,
+  messageLength: number,
+  wallOffsetNs: bigint,
+): DecodedMessage {
+  if (messageLength < PROC_EVENT_OFFSET) {
+    return { kind: "malformed", reason: `nlmsg_len ${messageLength} holds no cn_msg` };
+  }
+  const idx = view.getUint32(start + NLMSG_HDRLEN, true);
+  const val = view.getUint32(start + NLMSG_HDRLEN + 4, true);
+  if (idx !== CN_IDX_PROC || val !== CN_VAL_PROC) return { kind: "other" };
+  const seq = view.getUint32(start + NLMSG_HDRLEN + 8, true);
+  const ack = view.getUint32(start + NLMSG_HDRLEN + 12, true);
+  const dataLength = view.getUint16(start + NLMSG_HDRLEN + 16, true);
+  if (dataLength > messageLength - PROC_EVENT_OFFSET) {
+    return {
+      kind: "malformed",
+      reason: `cn_msg.len ${dataLength} exceeds nlmsg_len ${messageLength}`,
+    };
+  }
+  if (dataLength < PROC_EVENT_HEAD) {
+    return { kind: "malformed", reason: `cn_msg.len ${dataLength} holds no proc_event` };
+  }
+  const base = start + PROC_EVENT_OFFSET;
+  const what = view.getUint32(base, true);
+  const cpu = view.getUint32(base + 4, true);
+  const required = REQUIRED_LENGTH[what];
+  if (required === undefined) return { kind: "unknown", what, cpu, seq };
+  if (dataLength < required) {
+    return {
+      kind: "malformed",
+      reason: `what 0x${what.toString(16)} needs ${required} bytes, cn_msg.len is ${dataLength}`,
+    };
+  }
+  if (what === ProcEventWhat.NONE) {
+    return { kind: "ack", seq, ack, error: view.getUint32(base + 16, true) };
+  }
+  const timestampNs = view.getBigUint64(base + 8, true);
+  const head = {
+    cpu,
+    timestampNs,
+    time: new Date(Number((timestampNs + wallOffsetNs) / 1_000_000n)),
+  };
+  const d = base + PROC_EVENT_HEAD;
+  const i32 = (at: number) => view.getInt32(d + at, true);
+  const u32 = (at: number) => view.getUint32(d + at, true);
+  let event: KernelEvent;
+  switch (what) {
+    case ProcEventWhat.FORK:
+      event = {
+        type: "fork",
+        ...head,
+        parentPid: i32(4),
+        parentTid: i32(0),
+        childPid: i32(12),
+        childTid: i32(8),
+        thread: i32(12) !== i32(8),
+      };
+      break;
+    case ProcEventWhat.EXEC:
+      event = { type: "exec", ...head, pid: i32(4), tid: i32(0) };
+      break;
+    case ProcEventWhat.UID:
+      event = { type: "uid", ...head, pid: i32(4), tid: i32(0), ruid: u32(8), euid: u32(12) };
+      break;
+    case ProcEventWhat.GID:
+      event = { type: "gid", ...head, pid: i32(4), tid: i32(0), rgid: u32(8), egid: u32(12) };
+      break;
+    case ProcEventWhat.SID:
+      event = { type: "sid", ...head, pid: i32(4), tid: i32(0) };
+      break;
+    case ProcEventWhat.PTRACE:
+      event = {
+        type: "ptrace",
+        ...head,
+        pid: i32(4),
+        tid: i32(0),
+        tracerPid: i32(12),
+        tracerTid: i32(8),
+      };
+      break;
+    case ProcEventWhat.COMM: {
+      const name = new Uint8Array(view.buffer, view.byteOffset + d + 8, 16);
+      const nul = name.indexOf(0);
+      event = {
+        type: "comm",
+        ...head,
+        pid: i32(4),
+        tid: i32(0),
+        comm: utf8.decode(nul < 0 ? name : name.subarray(0, nul)),
+      };
+      break;
+    }
+    case ProcEventWhat.COREDUMP: {
+      const hasParent = dataLength >= COREDUMP_WITH_PARENT;
+      event = {
+        type: "coredump",
+        ...head,
+        pid: i32(4),
+        tid: i32(0),
+        parentPid: hasParent ? i32(12) : null,
+        parentTid: hasParent ? i32(8) : null,
+      };
+      break;
+    }
+    default: {
+      // ProcEventWhat.EXIT, the only `what` left in REQUIRED_LENGTH.
+      const status = u32(8);
+      const decoded = decodeWaitStatus(status);
+      const hasParent = dataLength >= EXIT_WITH_PARENT;
+      event = {
+        type: "exit",
+        ...head,
+        pid: i32(4),
+        tid: i32(0),
+        exitCode: decoded.exitCode,
+        signal: decoded.signal,
+        coreDumped: decoded.coreDumped,
+        status,
+        exitSignal: i32(12),
+        parentPid: hasParent ? i32(20) : null,
+        parentTid: hasParent ? i32(16) : null,
+      };
+    }
+  }
+  return { kind: "event", event, seq };
+}

@@ -1,0 +1,152 @@
+/**
+ * Errors procwatch reports to its users, each with a one-line message that
+ * says what to do, and the exit code the CLI gives for it.
+ *
+ * @module
+ */
+
+/** Exit codes of `procwatch watch` (and the CLI in general). Documented in README.md. */
+export const ExitCode = {
+  OK: 0,
+  /** An unexpected failure: a bug or an unusual system error. */
+  FAILURE: 1,
+  /** Bad command line: unknown option, unknown event name, malformed pid. */
+  USAGE: 2,
+  /** Deno was started without `--allow-ffi`. */
+  NO_FFI: 3,
+  /** Not allowed to listen: needs root / CAP_NET_ADMIN on this kernel. */
+  PERMISSION: 4,
+  /** The kernel sends no proc events here (no CONFIG_PROC_EVENTS, or not the initial namespaces). */
+  UNAVAILABLE: 5,
+  /** Running in a network namespace other than the initial one. */
+  NETWORK_NAMESPACE: 6,
+  /** A pid given on the command line does not exist. */
+  NO_SUCH_PROCESS: 7,
+  /** A user script failed to load or threw. */
+  SCRIPT: 8,
+} as const;
+
+/**
+ * Base class of procwatch's own errors: a message for the user and the exit
+ * code the CLI ends with.
+ *
+ * @example
+ * ```ts
+ * import { ProcwatchError } from "./errors.ts";
+ * try {
+ *   throw new ProcwatchError("something went wrong", 1);
+ * } catch (error) {
+ *   if (error instanceof ProcwatchError) console.error(error.message, error.exitCode);
+ * }
+ * ```
+ */
+export class ProcwatchError extends Error {
+  /** The exit code the CLI ends with for this error. */
+  readonly exitCode: number;
+  /** Creates the error. */
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProcwatchError";
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * The kernel refused to let this process listen to proc events.
+ *
+ * @example
+ * ```ts
+ * import { PermissionError } from "./errors.ts";
+ * console.log(new PermissionError().exitCode); // 4
+ * ```
+ */
+export class PermissionError extends ProcwatchError {
+  /** Creates the error. */
+  constructor(options?: ErrorOptions) {
+    super(
+      "permission denied: listening to proc events needs root (CAP_NET_ADMIN) on kernels before 6.6; run it with sudo",
+      ExitCode.PERMISSION,
+      options,
+    );
+    this.name = "PermissionError";
+  }
+}
+
+/**
+ * The kernel sends no proc events to this process.
+ *
+ * @example
+ * ```ts
+ * import { ProcEventsUnavailableError } from "./errors.ts";
+ * console.log(new ProcEventsUnavailableError("no ACK").exitCode); // 5
+ * ```
+ */
+export class ProcEventsUnavailableError extends ProcwatchError {
+  /** Creates the error; `why` says what was observed. */
+  constructor(why: string, options?: ErrorOptions) {
+    super(
+      `proc events unavailable: ${why} (the kernel needs CONFIG_PROC_EVENTS, and procwatch must run in the initial user and pid namespaces)`,
+      ExitCode.UNAVAILABLE,
+      options,
+    );
+    this.name = "ProcEventsUnavailableError";
+  }
+}
+
+/**
+ * The proc connector exists only in the initial network namespace.
+ *
+ * @example
+ * ```ts
+ * import { NetworkNamespaceError } from "./errors.ts";
+ * console.log(new NetworkNamespaceError().exitCode); // 6
+ * ```
+ */
+export class NetworkNamespaceError extends ProcwatchError {
+  /** Creates the error. */
+  constructor(options?: ErrorOptions) {
+    super(
+      "proc connector refused the connection (ECONNREFUSED): procwatch runs in a network namespace other than the host's, and the kernel sends proc events only in the initial one; run it on the host (outside `unshare -n`, containers, `ip netns exec`)",
+      ExitCode.NETWORK_NAMESPACE,
+      options,
+    );
+    this.name = "NetworkNamespaceError";
+  }
+}
+
+/**
+ * A bad argument from the user: unknown event name, malformed pid, bad number.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./errors.ts";
+ * console.log(new UsageError("unknown event 'frok'").exitCode); // 2
+ * ```
+ */
+export class UsageError extends ProcwatchError {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.USAGE, options);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * A pid the user named does not exist.
+ *
+ * @example
+ * ```ts
+ * import { NoSuchProcessError } from "./errors.ts";
+ * console.log(new NoSuchProcessError(999999).message); // "no such process: 999999"
+ * ```
+ */
+export class NoSuchProcessError extends ProcwatchError {
+  /** The pid that does not exist. */
+  readonly pid: number;
+  /** Creates the error. */
+  constructor(pid: number, options?: ErrorOptions) {
+    super(`no such process: ${pid}`, ExitCode.NO_SUCH_PROCESS, options);
+    this.name = "NoSuchProcessError";
+    this.pid = pid;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The typed events procwatch reports.
+ *
+ * Naming follows what users see in `ps`, not the kernel's: `pid` is the
+ * process id (the kernel's tgid) and `tid` is the thread id (the kernel's pid).
+ *
+ * @module
+ */
+
+/** The kernel event types, as named in the CLI's `--events` list. */
+export const EVENT_TYPES = [
+  "fork",
+  "exec",
+  "uid",
+  "gid",
+  "sid",
+  "ptrace",
+  "comm",
+  "coredump",
+  "exit",
+] as const;
+
+/** One of the kernel event types. */
+export type EventType = typeof EVENT_TYPES[number];
+
+/** Fields every event has. */
+export interface EventBase {
+  /** The CPU the kernel reported the event on; `null` for events procwatch makes. */
+  cpu: number | null;
+  /** The kernel's monotonic clock when the event happened, in nanoseconds. */
+  timestampNs: bigint;
+  /** Wall-clock time of the event (millisecond precision; JSON output has nanoseconds). */
+  time: Date;
+}
+
+/** A process or thread was created. */
+export interface ForkEvent extends EventBase {
+  type: "fork";
+  /** Process that forked. */
+  parentPid: number;
+  /** Thread that forked. */
+  parentTid: number;
+  /** The new process (or, for a thread, the process it belongs to). */
+  childPid: number;
+  /** The new thread's id (equal to `childPid` for a new process). */
+  childTid: number;
+  /** True when a thread was created rather than a process. */
+  thread: boolean;
+}
+
+/** A process called `execve`. */
+export interface ExecEvent extends EventBase {
+  type: "exec";
+  pid: number;
+  tid: number;
+}
+
+/** A process changed its real or effective user id. */
+export interface UidEvent extends EventBase {
+  type: "uid";
+  pid: number;
+  tid: number;
+  ruid: number;
+  euid: number;
+}
+
+/** A process changed its real or effective group id. */
+export interface GidEvent extends EventBase {
+  type: "gid";
+  pid: number;
+  tid: number;
+  rgid: number;
+  egid: number;
+}
+
+/** A process became a session leader (`setsid`). */
+export interface SidEvent extends EventBase {
+  type: "sid";
+  pid: number;
+  tid: number;
+}
+
+/** A tracer attached to (or, with tracer 0, detached from) a process. */
+export interface PtraceEvent extends EventBase {
+  type: "ptrace";
+  pid: number;
+  tid: number;
+  /** The tracing process; 0 on detach. */
+  tracerPid: number;
+  /** The tracing thread; 0 on detach. */
+  tracerTid: number;
+}
+
+/** A process or thread changed its name (`prctl(PR_SET_NAME)`, `/proc/PID/comm`, exec). */
+export interface CommEvent extends EventBase {
+  type: "comm";
+  pid: number;
+  tid: number;
+  /** The new name (at most 15 bytes). */
+  comm: string;
+}
+
+/** A process started dumping core. */
+export interface CoredumpEvent extends EventBase {
+  type: "coredump";
+  pid: number;
+  tid: number;
+  /** The parent process; `null` on kernels before 4.18, which do not send it. */
+  parentPid: number | null;
+  parentTid: number | null;
+}
+
+/** A process or thread ended. */
+export interface ExitEvent extends EventBase {
+  type: "exit";
+  pid: number;
+  tid: number;
+  /** The exit code when it exited normally, else `null`. */
+  exitCode: number | null;
+  /** The name of the signal that killed it (`"SIGKILL"`), else `null`. */
+  signal: string | null;
+  /** Whether a core dump was written. */
+  coreDumped: boolean;
+  /** The raw wait status (`task_struct.exit_code`). */
+  status: number;
+  /** The signal sent to the parent on exit (`SIGCHLD` = 17; -1 for threads). */
+  exitSignal: number;
+  /** The parent process; `null` on kernels before 4.18, which do not send it. */
+  parentPid: number | null;
+  parentTid: number | null;
+}
+
+/** Events were lost: the kernel dropped them, or the in-process queue overflowed. */
+export interface LostEvent extends EventBase {
+  type: "lost";
+  /** How many events were lost. */
+  count: number;
+  /** Who lost them: the kernel (socket overrun) or procwatch's own queue. */
+  reason: "kernel" | "queue";
+  /** Whether `count` is exact (sequence gaps) or a lower bound (drop counters). */
+  exact: boolean;
+}
+
+/** An event the kernel sent. */
+export type KernelEvent =
+  | ForkEvent
+  | ExecEvent
+  | UidEvent
+  | GidEvent
+  | SidEvent
+  | PtraceEvent
+  | CommEvent
+  | CoredumpEvent
+  | ExitEvent;
+
+/** Anything a watcher yields. */
+export type ProcEvent = KernelEvent | LostEvent;
+
+/**
+ * The process an event is about: the child of a fork, else the process that
+ * did it; `null` for `lost`.
+ *
+ * @example
+ * ```ts
+ * import { subjectPid } from "./events.ts";
+ * const pid = subjectPid({
+ *   type: "exec", pid: 42, tid: 42, cpu: 0, timestampNs: 0n, time: new Date(),
+ * });
+ * console.log(pid); // 42
+ * ```
+ */
+export function subjectPid(event: ProcEvent): number | null {
+  switch (event.type) {
+    case "fork":
+      return event.childPid;
+    case "lost":
+      return null;
+    default:
+      return event.pid;
+  }
+}
+
+/**
+ * Whether an event is about a thread other than a process's main thread.
+ *
+ * @example
+ * ```ts
+ * import { isThreadEvent } from "./events.ts";
+ * console.log(isThreadEvent({
+ *   type: "exec", pid: 42, tid: 43, cpu: 0, timestampNs: 0n, time: new Date(),
+ * })); // true
+ * ```
+ */
+export function isThreadEvent(event: ProcEvent): boolean {
+  switch (event.type) {
+    case "fork":
+      return event.thread;
+    case "lost":
+      return false;
+    default:
+      return event.pid !== event.tid;
+  }
+}

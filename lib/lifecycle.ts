@@ -1,0 +1,112 @@
+/**
+ * Making sure every listener unregisters, however the process ends.
+ *
+ * The kernel counts proc-event listeners and does not forget one whose socket
+ * is closed without `PROC_CN_MCAST_IGNORE`: it keeps building events for
+ * nobody. So while any watcher is open, procwatch turns SIGINT, SIGTERM and
+ * SIGHUP into "unregister, then exit as the signal would", and unregisters on
+ * `unload` and on an uncaught error or rejection.
+ *
+ * @module
+ */
+
+/** Something to shut down synchronously before the process exits. */
+export interface Closable {
+  /** Unregisters from the kernel and releases resources; must not throw. */
+  close(): void;
+}
+
+/** Signals that end the process by default, with their numbers. */
+const FATAL_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
+const open = new Set<Closable>();
+const withSignals = new Set<Closable>();
+let globalsInstalled = false;
+let signalsInstalled = false;
+
+function closeAll(): void {
+  for (const item of [...open]) {
+    try {
+      item.close();
+    } catch {
+      // Exiting anyway; the next one must still be closed.
+    }
+  }
+}
+
+function exitOn(signal: number): () => void {
+  return () => {
+    closeAll();
+    Deno.exit(128 + signal);
+  };
+}
+
+const signalHandlers: Record<keyof typeof FATAL_SIGNALS, () => void> = {
+  SIGHUP: exitOn(FATAL_SIGNALS.SIGHUP),
+  SIGINT: exitOn(FATAL_SIGNALS.SIGINT),
+  SIGTERM: exitOn(FATAL_SIGNALS.SIGTERM),
+};
+
+function onUnload(): void {
+  closeAll();
+}
+
+function installSignals(install: boolean): void {
+  if (install === signalsInstalled) return;
+  signalsInstalled = install;
+  for (const name of Object.keys(FATAL_SIGNALS) as (keyof typeof FATAL_SIGNALS)[]) {
+    try {
+      if (install) Deno.addSignalListener(name, signalHandlers[name]);
+      else Deno.removeSignalListener(name, signalHandlers[name]);
+    } catch {
+      // Signals cannot be observed here (e.g. in a Worker): unload still closes.
+    }
+  }
+}
+
+/**
+ * Tracks an open watcher. With `handleSignals`, SIGINT/SIGTERM/SIGHUP close it
+ * and exit with 128 + the signal number, as the default action would.
+ *
+ * @example
+ * ```ts
+ * import { track, untrack } from "./lifecycle.ts";
+ * const thing = { close() {} };
+ * track(thing, false);
+ * untrack(thing);
+ * ```
+ */
+export function track(item: Closable, handleSignals: boolean): void {
+  open.add(item);
+  if (handleSignals) withSignals.add(item);
+  if (!globalsInstalled) {
+    globalsInstalled = true;
+    globalThis.addEventListener("unload", onUnload);
+    globalThis.addEventListener("error", onUnload);
+    globalThis.addEventListener("unhandledrejection", onUnload);
+  }
+  installSignals(withSignals.size > 0);
+}
+
+/**
+ * Stops tracking a closed watcher; the last one restores default signal handling.
+ *
+ * @example
+ * ```ts
+ * import { track, untrack } from "./lifecycle.ts";
+ * const thing = { close() {} };
+ * track(thing, true);
+ * untrack(thing); // SIGINT ends the process by default again
+ * ```
+ */
+export function untrack(item: Closable): void {
+  open.delete(item);
+  withSignals.delete(item);
+  installSignals(withSignals.size > 0);
+  if (open.size === 0 && globalsInstalled) {
+    globalsInstalled = false;
+    globalThis.removeEventListener("unload", onUnload);
+    globalThis.removeEventListener("error", onUnload);
+    globalThis.removeEventListener("unhandledrejection", onUnload);
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Opening a proc connector subscription: the socket, the LISTEN request, and
+ * finding out whether this kernel filters events for us (Linux ≥ 6.6).
+ *
+ * @module
+ */
+
+import { ConnectorSocket } from "../ffi/connector.ts";
+import { Errno, ErrnoError } from "../ffi/libc.ts";
+import {
+  NetworkNamespaceError,
+  PermissionError,
+  ProcEventsUnavailableError,
+  ProcwatchError,
+} from "./errors.ts";
+import {
+  controlMessage,
+  PROC_CN_MCAST_IGNORE,
+  PROC_CN_MCAST_LISTEN,
+  PROC_EVENT_ALL,
+} from "./protocol.ts";
+
+/** How events are selected: by the kernel (`struct proc_input`, 6.6+) or by procwatch. */
+export type FilterMode = "kernel" | "userspace";
+
+/** Receives what the socket holds and reports whether the ACK numbered `ack` has arrived. */
+export type AckWaiter = (ack: number) => { seen: boolean; error: number };
+
+/** How long to wait for the kernel's ACK of a LISTEN before deciding it is not coming. */
+const ACK_TIMEOUT_MS = 200;
+const LISTEN_TIMEOUT_MS = 1000;
+
+/**
+ * Opens the socket, translating system errors into {@linkcode ProcwatchError}s
+ * with advice.
+ */
+export function openSocket(receiveBufferBytes: number): ConnectorSocket {
+  try {
+    return ConnectorSocket.open({ receiveBufferBytes });
+  } catch (error) {
+    throw explain(error);
+  }
+}
+
+/**
+ * Registers as a listener. Asks for `eventMask` through the kernel filter when
+ * the kernel has one (it ACKs an 8-byte `struct proc_input`; older kernels
+ * silently drop it), else falls back to the classic 4-byte LISTEN.
+ *
+ * `pump` must receive and process whatever the socket holds (events that
+ * arrive meanwhile are not lost) and report whether the ACK has been seen.
+ */
+export function listen(
+  socket: ConnectorSocket,
+  eventMask: number,
+  allowKernelFilter: boolean,
+  pump: AckWaiter,
+): FilterMode {
+  try {
+    if (allowKernelFilter) {
+      const ack = randomU32();
+      // PROC_EVENT_ALL first: the kernel filter drops ACKs (what = 0) for any narrower mask.
+      socket.send(controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack, PROC_EVENT_ALL));
+      if (awaitAck(socket, pump, (ack + 1) >>> 0, ACK_TIMEOUT_MS)) {
+        if ((eventMask >>> 0) !== (PROC_EVENT_ALL >>> 0)) {
+          socket.send(controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack, eventMask));
+        }
+        return "kernel";
+      }
+    }
+    const ack = randomU32();
+    socket.send(controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack));
+    if (!awaitAck(socket, pump, (ack + 1) >>> 0, LISTEN_TIMEOUT_MS)) {
+      throw new ProcEventsUnavailableError("the kernel did not acknowledge PROC_CN_MCAST_LISTEN");
+    }
+    return "userspace";
+  } catch (error) {
+    throw explain(error);
+  }
+}
+
+/** Tells the kernel to stop sending to this socket. Never throws. */
+export function ignore(socket: ConnectorSocket): boolean {
+  try {
+    socket.send(controlMessage(PROC_CN_MCAST_IGNORE, socket.portId, 0, 0));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function awaitAck(
+  socket: ConnectorSocket,
+  pump: AckWaiter,
+  ack: number,
+  timeoutMs: number,
+): boolean {
+  // The kernel handles a LISTEN inside our send() call, so its ACK is normally
+  // queued already; the timed wait covers kernels that answer from a workqueue.
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = pump(ack);
+    if (result.seen) {
+      if (result.error === Errno.EPERM || result.error === Errno.EACCES) {
+        throw new PermissionError();
+      }
+      if (result.error !== 0) {
+        throw new ProcEventsUnavailableError(
+          `the kernel answered LISTEN with errno ${result.error}`,
+        );
+      }
+      return true;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    socket.waitSync(left);
+  }
+}
+
+function randomU32(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff;
+}
+
+/** Turns a system error into one with advice for the user. */
+export function explain(error: unknown): unknown {
+  if (error instanceof ProcwatchError || !(error instanceof ErrnoError)) return error;
+  switch (error.errno) {
+    case Errno.EPERM:
+    case Errno.EACCES:
+      return new PermissionError({ cause: error });
+    case Errno.ECONNREFUSED:
+      return new NetworkNamespaceError({ cause: error });
+    case Errno.EPROTONOSUPPORT:
+    case Errno.EAFNOSUPPORT:
+      return new ProcEventsUnavailableError("this kernel has no netlink connector", {
+        cause: error,
+      });
+    default:
+      return error;
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * The watcher: a subscription to the kernel's proc events, drained into a
+ * bounded queue and read as an `AsyncIterable` (modelled on `Deno.watchFs`).
+ *
+ * Receiving works in two halves. A pump waits on another thread with
+ * `poll([socket, eventfd])` — the only non-blocking FFI call — and then drains
+ * the socket on the JS thread with synchronous `recvfrom(MSG_DONTWAIT)` until
+ * it is empty, decoding into the queue. The consumer takes from the queue.
+ * Closing writes the eventfd, which wakes the poll.
+ *
+ * @module
+ */
+
+import type { ConnectorSocket } from "../ffi/connector.ts";
+import { monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
+import { decodeDatagram, type DecodedMessage } from "./decode.ts";
+import {
+  EVENT_TYPES,
+  type EventType,
+  isThreadEvent,
+  type KernelEvent,
+  type LostEvent,
+  type ProcEvent,
+} from "./events.ts";
+import { UsageError } from "./errors.ts";
+import { track, untrack } from "./lifecycle.ts";
+import { readNetlinkDrops } from "./netlink_drops.ts";
+import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
+import { BoundedQueue } from "./queue.ts";
+import { SequenceTracker } from "./sequence.ts";
+import { type FilterMode, ignore, listen, openSocket } from "./subscription.ts";
+
+/** Options of {@linkcode watch}. */
+export interface WatchOptions {
+  /** Event types to report; all when absent. */
+  events?: readonly EventType[];
+  /** Report only events about these processes (a fork counts for parent and child). */
+  pids?: readonly number[];
+  /** Report events of threads other than a process's main thread. Default `false`. */
+  threads?: boolean;
+  /** Report only exits with a non-zero status or a signal (and core dumps). Default `false`. */
+  failedOnly?: boolean;
+  /** Closes the watcher when aborted. */
+  signal?: AbortSignal;
+  /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
+  kernelFilter?: boolean;
+  /** Socket receive buffer to ask for, in bytes. Default 16 MiB. */
+  receiveBufferBytes?: number;
+  /** How many events may wait for a slow consumer before they count as lost. Default 65536. */
+  queueCapacity?: number;
+  /**
+   * While the watcher is open, SIGINT/SIGTERM/SIGHUP unregister it from the
+   * kernel and exit with 128 + the signal number. Default `true`; set `false`
+   * to handle those signals yourself (then call `close()` in your handler).
+   */
+  handleSignals?: boolean;
+}
+
+/** Counters of a watcher; they only grow. */
+export interface WatcherStats {
+  /** Messages received from the kernel (events, ACKs and unknown types). */
+  received: number;
+  /** Events handed to the consumer. */
+  delivered: number;
+  /** Kernel events removed by procwatch's own filters. */
+  filtered: number;
+  /** Events the kernel dropped because the socket buffer was full. */
+  lostByKernel: number;
+  /** Events dropped because the consumer did not keep up with the queue. */
+  lostInQueue: number;
+  /** Times the kernel reported a socket overrun (ENOBUFS). */
+  overruns: number;
+  /** Messages that could not be decoded (truncated, inconsistent lengths). */
+  malformed: number;
+  /** Messages not sent by the kernel, ignored. */
+  foreign: number;
+  /** Proc events of a type this version does not know. */
+  unknown: number;
+}
+
+/** Bits of `enum proc_cn_event` for each event type. */
+const WHAT_BITS: Record<EventType, number> = {
+  fork: ProcEventWhat.FORK,
+  exec: ProcEventWhat.EXEC,
+  uid: ProcEventWhat.UID,
+  gid: ProcEventWhat.GID,
+  sid: ProcEventWhat.SID,
+  ptrace: ProcEventWhat.PTRACE,
+  comm: ProcEventWhat.COMM,
+  coredump: ProcEventWhat.COREDUMP,
+  exit: ProcEventWhat.EXIT,
+};
+
+const RECEIVE_BUFFER_SIZE = 64 * 1024;
+/** Datagrams drained before giving the consumer a turn. */
+const DRAIN_BATCH = 4096;
+
+/**
+ * A live subscription to process events. Iterate it with `for await`; close
+ * it with `close()`, `using` or `await using`.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * using watcher = watch({ events: ["exec", "exit"] });
+ * for await (const event of watcher) {
+ *   console.log(event.type, "pid" in event ? event.pid : "");
+ * }
+ * ```
+ */
+export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncDisposable {
+  /** Whether the kernel selects event types for us, or procwatch does. */
+  readonly filterMode: FilterMode;
+  /** The receive buffer the kernel granted, in bytes. */
+  readonly receiveBufferBytes: number;
+  /** Our netlink port id; only the kernel (port 0) is believed. */
+  readonly portId: number;
+
+  readonly #socket: ConnectorSocket;
+  readonly #queue: BoundedQueue<ProcEvent>;
+  readonly #stats: WatcherStats = {
+    received: 0,
+    delivered: 0,
+    filtered: 0,
+    lostByKernel: 0,
+    lostInQueue: 0,
+    overruns: 0,
+    malformed: 0,
+    foreign: 0,
+    unknown: 0,
+  };
+  readonly #types: ReadonlySet<string>;
+  readonly #pids: ReadonlySet<number> | null;
+  readonly #threads: boolean;
+  readonly #failedOnly: boolean;
+  readonly #sequences = new SequenceTracker();
+  /** Whether sequence gaps count losses: only when the kernel filters nothing out. */
+  readonly #countGaps: boolean;
+  readonly #buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
+  readonly #messages: DecodedMessage[] = [];
+  readonly #acks = new Map<number, number>();
+  readonly #finished: Promise<void>;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = () => this.close();
+  #kernelDrops = 0;
+  #pendingKernelLoss = 0;
+  #pendingQueueLoss = 0;
+  #waiter: (() => void) | null = null;
+  #closing = false;
+  #error: unknown = undefined;
+
+  /** Opens and registers a watcher; prefer {@linkcode watch}. */
+  constructor(options: WatchOptions = {}) {
+    const events = options.events ?? EVENT_TYPES;
+    for (const type of events) {
+      if (!(EVENT_TYPES as readonly string[]).includes(type)) {
+        throw new UsageError(
+          `unknown event type '${type}' (known: ${EVENT_TYPES.join(", ")})`,
+        );
+      }
+    }
+    for (const pid of options.pids ?? []) {
+      if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`invalid pid: ${pid}`);
+    }
+    this.#types = new Set(events);
+    this.#pids = options.pids && options.pids.length > 0 ? new Set(options.pids) : null;
+    this.#threads = options.threads ?? false;
+    this.#failedOnly = options.failedOnly ?? false;
+    this.#signal = options.signal;
+    this.#signal?.throwIfAborted();
+    this.#queue = new BoundedQueue(options.queueCapacity ?? 65536);
+
+    let mask = 0;
+    for (const type of events) mask |= WHAT_BITS[type];
+    if (this.#failedOnly && (mask & ProcEventWhat.EXIT)) {
+      mask = (mask & ~ProcEventWhat.EXIT) | ProcEventWhat.NONZERO_EXIT;
+    }
+    mask >>>= 0;
+
+    this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
+    try {
+      this.filterMode = listen(
+        this.#socket,
+        mask,
+        options.kernelFilter ?? true,
+        (ack) => {
+          this.#drain(Number.MAX_SAFE_INTEGER);
+          const error = this.#acks.get(ack);
+          return { seen: error !== undefined, error: error ?? 0 };
+        },
+      );
+    } catch (error) {
+      this.#socket.close();
+      throw error;
+    }
+    this.#acks.clear();
+    this.#countGaps = this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0);
+    this.receiveBufferBytes = this.#socket.receiveBufferBytes;
+    this.portId = this.#socket.portId;
+    track(this, options.handleSignals ?? true);
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#finished = this.#pump();
+  }
+
+  /** A snapshot of the counters, with the kernel's drop count brought up to date. */
+  get stats(): Readonly<WatcherStats> {
+    if (!this.#countGaps && !this.#socket.closed) this.#syncKernelDrops();
+    return { ...this.#stats };
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Unregisters from the kernel (`PROC_CN_MCAST_IGNORE`) and ends iteration.
+   * Events already queued are still delivered. Safe to call more than once.
+   */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (!this.#countGaps) this.#syncKernelDrops();
+    ignore(this.#socket);
+    this.#socket.close();
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    untrack(this);
+    this.#notify();
+  }
+
+  /** Closes the watcher. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes the watcher and waits until its socket is released. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#finished;
+  }
+
+  /** Iterates events one by one. Leaving the loop (`break`, `throw`) closes the watcher. */
+  [Symbol.asyncIterator](): AsyncIterator<ProcEvent> {
+    return {
+      next: async (): Promise<IteratorResult<ProcEvent>> => {
+        for (;;) {
+          const event = this.#take();
+          if (event !== undefined) return { value: event, done: false };
+          if (this.#error !== undefined) throw this.#error;
+          if (this.#closing) return { value: undefined, done: true };
+          await this.#wait();
+        }
+      },
+      return: (): Promise<IteratorResult<ProcEvent>> => {
+        this.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  /**
+   * Iterates events in the batches they arrived in: cheaper per event, and a
+   * natural point to flush output. Leaving the loop closes the watcher.
+   *
+   * @example
+   * ```ts ignore
+   * import { watch } from "../mod.ts";
+   * for await (const batch of watch().batches()) console.log(batch.length);
+   * ```
+   */
+  async *batches(): AsyncGenerator<ProcEvent[], void, undefined> {
+    try {
+      for (;;) {
+        if (this.#queue.length > 0) {
+          const batch = this.#queue.takeAll();
+          this.#stats.delivered += batch.length;
+          this.#flushPendingLoss();
+          yield batch;
+          continue;
+        }
+        if (this.#error !== undefined) throw this.#error;
+        if (this.#closing) return;
+        await this.#wait();
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  #take(): ProcEvent | undefined {
+    const event = this.#queue.shift();
+    if (event === undefined) return undefined;
+    this.#stats.delivered++;
+    if (this.#pendingKernelLoss + this.#pendingQueueLoss > 0) this.#flushPendingLoss();
+    return event;
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((resolve) => this.#waiter = resolve);
+  }
+
+  #notify(): void {
+    const waiter = this.#waiter;
+    if (waiter !== null) {
+      this.#waiter = null;
+      waiter();
+    }
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (!this.#closing) {
+        const more = this.#drain(DRAIN_BATCH);
+        if (this.#queue.length > 0) this.#notify();
+        if (this.#closing) break;
+        await this.#socket.wait(more ? 0 : -1);
+      }
+    } catch (error) {
+      this.#error = error;
+      this.close();
+    }
+    this.#notify();
+    await this.#socket.close();
+  }
+
+  /** Receives up to `limit` datagrams; returns whether more may be waiting. */
+  #drain(limit: number): boolean {
+    if (this.#socket.closed) return false;
+    const offset = wallOffsetNs();
+    for (let i = 0; i < limit; i++) {
+      const result = this.#socket.receive(this.#buffer);
+      if (result.kind === "empty") return false;
+      if (result.kind === "overrun") {
+        this.#stats.overruns++;
+        if (!this.#countGaps) this.#syncKernelDrops();
+        continue;
+      }
+      if (result.senderPort !== 0) {
+        // Only the kernel speaks for the kernel (a root process can unicast to our port).
+        this.#stats.foreign++;
+        continue;
+      }
+      const messages = this.#messages;
+      messages.length = 0;
+      decodeDatagram(this.#buffer, result.length, offset, messages);
+      for (const message of messages) this.#handle(message);
+    }
+    return true;
+  }
+
+  #handle(message: DecodedMessage): void {
+    switch (message.kind) {
+      case "event": {
+        this.#stats.received++;
+        const event = message.event;
+        if (this.#countGaps && event.cpu !== null) {
+          const lost = this.#sequences.observe(event.cpu, message.seq);
+          if (lost > 0) this.#reportKernelLoss(lost, event.cpu, true);
+        }
+        if (this.#accepts(event)) this.#enqueue(event);
+        else this.#stats.filtered++;
+        return;
+      }
+      case "ack":
+        this.#stats.received++;
+        this.#sequences.observeAck(message.seq);
+        this.#acks.set(message.ack, message.error);
+        if (this.#acks.size > 64) this.#acks.clear();
+        return;
+      case "unknown":
+        this.#stats.received++;
+        this.#stats.unknown++;
+        if (this.#countGaps) {
+          const lost = this.#sequences.observe(message.cpu, message.seq);
+          if (lost > 0) this.#reportKernelLoss(lost, message.cpu, true);
+        }
+        return;
+      case "other":
+        this.#stats.foreign++;
+        return;
+      case "malformed":
+        this.#stats.malformed++;
+        return;
+    }
+  }
+
+  #accepts(event: KernelEvent): boolean {
+    if (!this.#types.has(event.type)) return false;
+    if (!this.#threads && isThreadEvent(event)) return false;
+    if (this.#failedOnly && event.type === "exit" && event.status === 0) return false;
+    if (this.#pids !== null) {
+      if (event.type === "fork") {
+        return this.#pids.has(event.childPid) || this.#pids.has(event.parentPid);
+      }
+      return this.#pids.has(event.pid);
+    }
+    return true;
+  }
+
+  #syncKernelDrops(): void {
+    const drops = readNetlinkDrops(this.#socket.portId);
+    if (drops === null || drops <= this.#kernelDrops) return;
+    const lost = drops - this.#kernelDrops;
+    this.#kernelDrops = drops;
+    this.#reportKernelLoss(lost, null, true);
+  }
+
+  #reportKernelLoss(count: number, cpu: number | null, exact: boolean): void {
+    this.#stats.lostByKernel += count;
+    if (!this.#enqueueLoss(count, "kernel", cpu, exact)) this.#pendingKernelLoss += count;
+  }
+
+  #enqueue(event: ProcEvent): void {
+    if (this.#pendingKernelLoss + this.#pendingQueueLoss > 0) this.#flushPendingLoss();
+    if (this.#queue.push(event)) return;
+    this.#stats.lostInQueue++;
+    this.#pendingQueueLoss++;
+  }
+
+  #flushPendingLoss(): void {
+    if (this.#pendingKernelLoss > 0 && this.#enqueueLoss(this.#pendingKernelLoss, "kernel")) {
+      this.#pendingKernelLoss = 0;
+    }
+    if (this.#pendingQueueLoss > 0 && this.#enqueueLoss(this.#pendingQueueLoss, "queue")) {
+      this.#pendingQueueLoss = 0;
+    }
+  }
+
+  #enqueueLoss(
+    count: number,
+    reason: LostEvent["reason"],
+    cpu: number | null = null,
+    exact = true,
+  ): boolean {
+    const timestampNs = monotonicNs();
+    return this.#queue.push({
+      type: "lost",
+      cpu,
+      timestampNs,
+      time: new Date(Number((timestampNs + wallOffsetNs()) / 1_000_000n)),
+      count,
+      reason,
+      exact,
+    });
+  }
+}
+
+/**
+ * Starts watching process events. Throws a {@linkcode ProcwatchError} subclass
+ * with advice when the kernel will not send them.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * using watcher = watch({ events: ["exit"] });
+ * for await (const event of watcher) {
+ *   if (event.type === "exit" && event.exitCode !== 0) console.log(event);
+ * }
+ * ```
+ */
+export function watch(options?: WatchOptions): ProcWatcher {
+  return new ProcWatcher(options);
+}

@@ -1,0 +1,55 @@
+/**
+ * procwatch: every process event of a Linux machine, as typed events.
+ *
+ * It listens to the kernel's proc connector and reports forks, execs, uid/gid
+ * and session changes, ptrace attach/detach, name changes, core dumps and
+ * exits — with the exit status of any process, not only of children. Run with
+ * `deno run --allow-ffi` as root (or unprivileged on Linux ≥ 6.6).
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "./mod.ts";
+ *
+ * using watcher = watch({ events: ["exec", "exit"] });
+ * for await (const event of watcher) {
+ *   if (event.type === "exit" && event.exitCode !== 0) {
+ *     console.log(`${event.pid} failed: ${event.signal ?? event.exitCode}`);
+ *   }
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./lib/watcher.ts";
+export {
+  type CommEvent,
+  type CoredumpEvent,
+  EVENT_TYPES,
+  type EventBase,
+  type EventType,
+  type ExecEvent,
+  type ExitEvent,
+  type ForkEvent,
+  type GidEvent,
+  isThreadEvent,
+  type KernelEvent,
+  type LostEvent,
+  type ProcEvent,
+  type PtraceEvent,
+  type SidEvent,
+  subjectPid,
+  type UidEvent,
+} from "./lib/events.ts";
+export {
+  ExitCode,
+  NetworkNamespaceError,
+  NoSuchProcessError,
+  PermissionError,
+  ProcEventsUnavailableError,
+  ProcwatchError,
+  UsageError,
+} from "./lib/errors.ts";
+export { FfiPermissionError } from "./ffi/libc.ts";
+export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
+export { type FilterMode } from "./lib/subscription.ts";
