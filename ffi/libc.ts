@@ -64,6 +64,8 @@ export const LIBC_SYMBOLS = {
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  /** pid_t gettid(void); the calling thread's id. */
+  gettid: { parameters: [], result: "i32" },
   /** uid_t geteuid(void); */
   geteuid: { parameters: [], result: "u32" },
   /** long sysconf(int name); */

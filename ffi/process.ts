@@ -24,3 +24,8 @@ export function sendSignal(pid: number, signal: number): void {
 export function effectiveUid(): number {
   return libc().geteuid();
 }
+
+/** The thread id of the JS thread (Deno runs JS on a thread other than the process's first). */
+export function currentThreadId(): number {
+  return libc().gettid();
+}

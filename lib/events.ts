@@ -36,9 +36,12 @@ export interface EventBase {
 /** A process or thread was created. */
 export interface ForkEvent extends EventBase {
   type: "fork";
-  /** Process that forked. */
+  /**
+   * Process that forked. For a new thread the kernel reports the parent of
+   * the whole process here (`task->real_parent`), not the creating thread.
+   */
   parentPid: number;
-  /** Thread that forked. */
+  /** Thread that forked (see `parentPid` for threads). */
   parentTid: number;
   /** The new process (or, for a thread, the process it belongs to). */
   childPid: number;
