@@ -227,7 +227,7 @@ async function waitFor(
       fallbackReason = error instanceof Error ? error.message : String(error);
     }
   } else {
-    fallbackReason = "pidfd was asked for";
+    fallbackReason = 'method "pidfd" was chosen';
   }
   const session = new Session(targets, mode, options, watcher ? "connector" : "pidfd");
   if (watcher) session.runConnector(watcher);
