@@ -114,6 +114,8 @@ export interface WaitOptions {
    * Default `true`; set `false` to handle them yourself (abort `signal` then).
    */
   handleSignals?: boolean;
+  /** Socket receive buffer for the proc connector, in bytes (default: `watch()`'s 16 MiB). */
+  receiveBufferBytes?: number;
   /** Called for each process as it ends, in the order they end. */
   onExit?: (info: ExitInfo) => void;
   /** Called once the wait is armed. */
@@ -221,6 +223,7 @@ async function waitFor(
         events: ["exit"],
         pids: targets,
         handleSignals: options.handleSignals ?? true,
+        receiveBufferBytes: options.receiveBufferBytes,
       });
     } catch (error) {
       if (method !== "auto" || !connectorUnavailable(error)) throw error;
