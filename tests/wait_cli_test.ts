@@ -251,6 +251,24 @@ kernelTest("wait: bad usage → exit 2 with one line", async () => {
   assert.equal(bad.stderr.trim().split("\n").length, 1);
   assert.match(bad.stderr, /invalid pid '12x'/);
 
+  const timeout = await runDeno(CLI, ["wait", "--timeout", "-1", "1"]);
+  assert.equal(timeout.code, 2);
+  assert.equal(timeout.stderr, "procwatch: invalid duration '-1': expected seconds, e.g. 1.5\n");
+
+  // Without --allow-ffi it cannot wait at all: 125, one line.
+  const noFfi = await new Deno.Command(Deno.execPath(), {
+    args: ["run", CLI, "wait", "1"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(noFfi.code, 125);
+  assert.match(
+    new TextDecoder().decode(noFfi.stderr),
+    /^procwatch: procwatch needs FFI access.*\n$/,
+  );
+
   const method = await runDeno(CLI, ["wait", "--method", "magic", "1"]);
   assert.equal(method.code, 2);
   assert.match(method.stderr, /invalid --method 'magic'/);
