@@ -113,7 +113,7 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
     if (!options.verbose) return;
     const how = armed.method === "connector"
       ? "the proc connector (exit events carry the status)"
-      : `pidfd (cannot tell the exit status)${
+      : `pidfd (the status is known only once the process is reaped, on Linux ≥ 6.15)${
         armed.fallbackReason ? `; not the proc connector: ${armed.fallbackReason}` : ""
       }`;
     warn(`procwatch: armed: waiting for ${armed.pids.join(", ")} with ${how}`);
@@ -202,9 +202,9 @@ export function exitToJson(info: ExitInfo): string {
 
 function unknownNote(info: ExitInfo, armed: WaitArmed | undefined): string {
   if (info.source === "pidfd" || armed?.method === "pidfd") {
-    return `exit status of ${info.pid} unknown: waited with pidfd, which only tells that a process ended (${
+    return `exit status of ${info.pid} unknown: waited with pidfd (${
       armed?.fallbackReason ?? "proc connector not used"
-    }); exit code ${WaitExitCode.UNKNOWN}`;
+    }), and the kernel kept no status (before Linux 6.15, or not reaped by its parent within 2 s); exit code ${WaitExitCode.UNKNOWN}`;
   }
   return `exit status of ${info.pid} unknown: it ended while proc events were lost; exit code ${WaitExitCode.UNKNOWN}`;
 }

@@ -1,18 +1,31 @@
 /**
  * Process file descriptors (`pidfd_open(2)`, Linux ≥ 5.3): a descriptor that
  * becomes readable when a process has exited. Waiting this way needs no
- * privilege and works for any process, child or not — but it says nothing
- * about how the process ended.
+ * privilege and works for any process, child or not. How the process ended
+ * is only told once its parent has reaped it, and only by Linux ≥ 6.15
+ * (`PIDFD_INFO_EXIT`).
  *
  * @module
  */
 
 import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
+import { readFileText } from "./proc_fs.ts";
 
 /** `__NR_pidfd_open`: the same number on every architecture (include/uapi/asm-generic/unistd.h). */
 const SYS_PIDFD_OPEN = 434n;
-/** `POLLIN` (include/uapi/asm-generic/poll.h). */
+/** `POLLIN`, `POLLHUP` (include/uapi/asm-generic/poll.h). */
 const POLLIN = 0x1;
+const POLLHUP = 0x10;
+/**
+ * `PIDFD_GET_INFO` = `_IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, struct pidfd_info)` with the 64-byte
+ * `PIDFD_INFO_SIZE_VER0` struct (include/uapi/linux/pidfd.h, Linux ≥ 6.13).
+ */
+const PIDFD_GET_INFO = (3n << 30n) | (64n << 16n) | (0xFFn << 8n) | 11n;
+const PIDFD_INFO_SIZE = 64;
+/** `PIDFD_INFO_EXIT` (Linux ≥ 6.15): the exit status, kept once the process has been reaped. */
+const PIDFD_INFO_EXIT = 1n << 3n;
+/** Offset of `__s32 exit_code` in `struct pidfd_info` (after mask, cgroupid and 11 ids). */
+const EXIT_CODE_OFFSET = 60;
 /** `EFD_NONBLOCK | EFD_CLOEXEC` (include/uapi/linux/eventfd.h). */
 const EFD_FLAGS = 0o4000 | 0o2000000;
 /** `struct pollfd`: int fd; short events; short revents. */
@@ -46,7 +59,7 @@ export function pidfdOpen(pid: number): number {
  * import { PidfdSet } from "./pidfd.ts";
  * const set = PidfdSet.open([1234, 5678]);
  * await set.wait();
- * console.log(set.exited()); // e.g. [1234]
+ * console.log(set.check().exited); // e.g. [1234]
  * await set.close();
  * ```
  */
@@ -118,9 +131,12 @@ export class PidfdSet {
     return this.#waiting;
   }
 
-  /** The pids whose process has exited (zombies included), polled now on the JS thread. */
-  exited(): number[] {
-    if (this.#closed) return [];
+  /**
+   * Polls now, on the JS thread: which pids have exited (zombies included),
+   * and which have also been reaped by their parent (`POLLHUP`, Linux ≥ 6.9).
+   */
+  check(): { exited: number[]; reaped: number[] } {
+    if (this.#closed) return { exited: [], reaped: [] };
     const fds = this.#pollFds.slice(0, this.#fds.length * POLLFD_SIZE);
     const view = new DataView(fds.buffer);
     for (;;) {
@@ -128,7 +144,37 @@ export class PidfdSet {
       if (n >= 0) break;
       if (errno() !== Errno.EINTR) throw new ErrnoError("poll", errno(), "(pidfds)");
     }
-    return this.pids.filter((_, i) => (view.getInt16(i * POLLFD_SIZE + 6, true) & POLLIN) !== 0);
+    const revents = (i: number) => view.getInt16(i * POLLFD_SIZE + 6, true);
+    return {
+      exited: this.pids.filter((_, i) => (revents(i) & POLLIN) !== 0),
+      reaped: this.pids.filter((_, i) => (revents(i) & POLLHUP) !== 0),
+    };
+  }
+
+  /**
+   * From now on, wake only when `pid` is reaped (`POLLHUP`), not because it
+   * has exited (`POLLIN` stays set, so it would wake every wait at once).
+   */
+  awaitReap(pid: number): void {
+    const index = this.pids.indexOf(pid);
+    if (index >= 0) this.#view.setInt16(index * POLLFD_SIZE + 4, 0, true);
+  }
+
+  /**
+   * The wait status of `pid` from `PIDFD_GET_INFO` / `PIDFD_INFO_EXIT`
+   * (Linux ≥ 6.15), which the kernel keeps once the process has been reaped
+   * — for any caller, no privilege needed. `null` before the reap, or on
+   * kernels without it.
+   */
+  exitStatus(pid: number): number | null {
+    const index = this.pids.indexOf(pid);
+    if (index < 0 || this.#closed) return null;
+    const info = new Uint8Array(PIDFD_INFO_SIZE);
+    const view = new DataView(info.buffer);
+    view.setBigUint64(0, PIDFD_INFO_EXIT, true);
+    if (libc().ioctl(this.#fds[index], PIDFD_GET_INFO, info) < 0) return null;
+    if ((view.getBigUint64(0, true) & PIDFD_INFO_EXIT) === 0n) return null;
+    return view.getInt32(EXIT_CODE_OFFSET, true);
   }
 
   /**
@@ -167,4 +213,21 @@ export class PidfdSet {
     this.wake();
     return pending.then(release, release);
   }
+}
+
+/**
+ * Whether this kernel keeps the exit status for pidfd holders
+ * (`PIDFD_INFO_EXIT`, Linux ≥ 6.15), from `/proc/sys/kernel/osrelease`.
+ *
+ * @example
+ * ```ts ignore
+ * import { pidfdKeepsExitStatus } from "./pidfd.ts";
+ * console.log(pidfdKeepsExitStatus()); // true on 6.18
+ * ```
+ */
+export function pidfdKeepsExitStatus(): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(readFileText("/proc/sys/kernel/osrelease") ?? "");
+  if (!match) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 6 || (major === 6 && minor >= 15);
 }

@@ -12,14 +12,16 @@
  *
  * Without the proc connector (no privilege, a network namespace, an old
  * kernel) it falls back to `pidfd_open(2)` + `poll(2)`: it still notices the
- * end at once, but cannot know the status, except for a zombie it may read.
+ * end at once; the status comes from a zombie it may read (root, owner), or
+ * from the kernel once the parent has reaped the process (Linux ≥ 6.15,
+ * `PIDFD_INFO_EXIT`; waited for up to 2 s), else it is unknown.
  *
  * @module
  */
 
 import { boottimeNs, clockTicksPerSecond, monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
 import { ErrnoError } from "../ffi/libc.ts";
-import { PidfdSet } from "../ffi/pidfd.ts";
+import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
 import { effectiveUid, processExists } from "../ffi/process.ts";
 import {
   NetworkNamespaceError,
@@ -45,7 +47,11 @@ export type ExitSource =
   | "event"
   /** The process was a zombie: status read from `/proc/PID/stat`, time unknown. */
   | "zombie"
-  /** A pidfd became readable: the time is when procwatch noticed, the status is unknown. */
+  /**
+   * A pidfd became readable: the time is when procwatch noticed; the status
+   * is the kernel's `PIDFD_INFO_EXIT` once the parent reaped the process
+   * (Linux ≥ 6.15), else unknown.
+   */
   | "pidfd"
   /** The process vanished without an event reaching procwatch (events lost): status unknown. */
   | "vanished";
@@ -129,6 +135,13 @@ export interface WaitOptions {
  * of procwatch's receiving thread.
  */
 const RECHECK_GRACE_MS = 250;
+
+/**
+ * With pidfd, how long to wait after a process exited for its parent to reap
+ * it, so that the kernel tells its status (`PIDFD_INFO_EXIT`). Parents reap
+ * at once as a rule; one that does not leaves the status unknown.
+ */
+const REAP_GRACE_MS = 2000;
 
 /**
  * Waits until process `pid` ends and tells how it ended — exit code, signal,
@@ -350,20 +363,47 @@ class Session {
     this.#inspect(set.pids.filter((pid) => this.#pending.has(pid)), false);
     if (this.#done) return;
     this.#armed(fallbackReason);
+    const reapGraceMs = pidfdKeepsExitStatus() ? REAP_GRACE_MS : 0;
+    /** Exited, not yet reaped: when the exit was noticed and until when to wait for the reap. */
+    const awaitingReap = new Map<number, { endNs: bigint; deadline: number }>();
+    const settle = (pid: number, endNs: bigint, final: boolean): boolean => {
+      // Root or the owner may read a zombie's status at once; anyone may read
+      // it through the pidfd once the parent has reaped the process.
+      const stat = readProcStat(pid);
+      const zombie = stat?.state === "Z" ? zombieStatus(pid, stat) : null;
+      if (zombie !== null) {
+        this.#report(this.#known(pid, zombie, "zombie", endNs));
+        return true;
+      }
+      const status = set.exitStatus(pid);
+      if (status !== null) this.#report(this.#known(pid, status, "pidfd", endNs));
+      else if (final) this.#report(this.#unknown(pid, "pidfd", endNs));
+      else return false;
+      return true;
+    };
     this.#drive(async () => {
       while (!this.#done) {
-        await set.wait();
+        const deadlines = [...awaitingReap.values()].map((entry) => entry.deadline);
+        const timeout = deadlines.length === 0
+          ? -1
+          : Math.max(0, Math.min(...deadlines) - Date.now());
+        await set.wait(timeout);
         if (this.#done) break;
-        for (const pid of set.exited()) {
+        const { exited, reaped } = set.check();
+        const now = monotonicNs();
+        for (const pid of exited) {
+          if (!this.#pending.has(pid) || awaitingReap.has(pid)) continue;
+          if (settle(pid, now, reapGraceMs === 0)) set.forget(pid);
+          else {
+            awaitingReap.set(pid, { endNs: now, deadline: Date.now() + reapGraceMs });
+            set.awaitReap(pid);
+          }
+        }
+        for (const [pid, entry] of awaitingReap) {
+          if (!reaped.includes(pid) && Date.now() < entry.deadline) continue;
+          awaitingReap.delete(pid);
           set.forget(pid);
-          if (!this.#pending.has(pid)) continue;
-          const stat = readProcStat(pid);
-          const status = stat?.state === "Z" ? zombieStatus(pid, stat) : null;
-          this.#report(
-            status === null
-              ? this.#unknown(pid, "pidfd", monotonicNs())
-              : this.#known(pid, status, "zombie", monotonicNs()),
-          );
+          settle(pid, entry.endNs, true);
         }
       }
     });

@@ -15,6 +15,7 @@ import {
   runDeno,
   spawnDeno,
   startOrphan,
+  startUnderParent,
   startWait,
   startZombie,
   until,
@@ -327,50 +328,79 @@ kernelTest("wait as nobody: the proc connector where the kernel allows it", asyn
 });
 
 kernelTest(
-  "wait as nobody, pidfd forced by $PROCWATCH_WAIT_METHOD: status unknown → 125",
+  "wait as nobody, pidfd forced by $PROCWATCH_WAIT_METHOD: status once reaped",
   async () => {
     await withDir(async (dir) => {
       const gate = new Gate(dir, "go");
-      const pid = await startOrphan(`${gate.shell}; exit 42`);
-      const wait = await startWait([String(pid)], {
-        nobody: true,
-        env: { PROCWATCH_WAIT_METHOD: "pidfd" },
-        denoFlags: ["--allow-env=PROCWATCH_WAIT_METHOD"],
-      });
-      const armed = await wait.armed;
-      assert.match(armed, new RegExp(`armed: waiting for ${pid} with pidfd`));
-      gate.open();
-      const result = await wait.done;
-      assert.equal(result.code, 125);
-      assert.equal(result.stdout, `${pid} ended (exit status unknown)\n`);
-      assert.match(
-        result.stderr,
-        new RegExp(
-          `procwatch: note: exit status of ${pid} unknown: waited with pidfd.*exit code 125`,
-        ),
-      );
+      // Its parent reaps it at once: the kernel then keeps its status for pidfd holders (≥ 6.15).
+      const target = await startUnderParent(`${gate.shell}; exit 42`, true);
+      try {
+        const wait = await startWait([String(target.pid)], {
+          nobody: true,
+          env: { PROCWATCH_WAIT_METHOD: "pidfd" },
+          denoFlags: ["--allow-env=PROCWATCH_WAIT_METHOD"],
+        });
+        const armed = await wait.armed;
+        assert.match(armed, new RegExp(`armed: waiting for ${target.pid} with pidfd`));
+        gate.open();
+        const result = await wait.done;
+        assert.equal(result.code, 42);
+        assert.equal(result.stdout, `${target.pid} exited with code 42\n`);
+        assert.match(result.stderr, /\(learnt from: pidfd\)/);
+      } finally {
+        await target.close();
+      }
     });
   },
 );
 
-kernelTest("wait in a network namespace as nobody: falls back to pidfd by itself", async () => {
+kernelTest("wait as nobody with pidfd, never reaped: status unknown → 125 and a note", async () => {
   await withDir(async (dir) => {
     const gate = new Gate(dir, "go");
-    const pid = await startOrphan(`${gate.shell}; exit 42`);
-    const wait = await startWait(["--json", String(pid)], { nobody: true, newNetNamespace: true });
+    // Root's process, never reaped: nobody may not read its zombie status, the kernel keeps none.
+    const target = await startUnderParent(`${gate.shell}; exit 42`, false);
+    try {
+      const wait = await startWait(["--method", "pidfd", String(target.pid)], { nobody: true });
+      await wait.armed;
+      gate.open();
+      const result = await wait.done;
+      assert.equal(result.code, 125);
+      assert.equal(result.stdout, `${target.pid} ended (exit status unknown)\n`);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `procwatch: note: exit status of ${target.pid} unknown: waited with pidfd .*exit code 125\n`,
+        ),
+      );
+      assert.equal(readProcStat(target.pid)?.state, "Z");
+    } finally {
+      await target.close();
+    }
+  });
+});
+
+kernelTest("wait in a network namespace as nobody: falls back to pidfd by itself", async () => {
+  const target = await startUnderParent("exec sleep 60", true);
+  try {
+    const wait = await startWait(["--json", String(target.pid)], {
+      nobody: true,
+      newNetNamespace: true,
+    });
     const armed = await wait.armed;
     assert.match(armed, /with pidfd .*ECONNREFUSED/);
-    gate.open();
+    Deno.kill(target.pid, "SIGTERM");
     const result = await wait.done;
-    assert.equal(result.code, 125);
+    assert.equal(result.code, 143);
     const line = JSON.parse(result.stdout);
-    assert.equal(line.pid, pid);
-    assert.equal(line.statusKnown, false);
-    assert.equal(line.status, null);
+    assert.equal(line.pid, target.pid);
+    assert.equal(line.statusKnown, true);
+    assert.equal(line.signal, "SIGTERM");
     assert.equal(line.method, "pidfd");
     assert.equal(line.source, "pidfd");
     assert.equal(typeof line.timestampNs, "string");
-  });
+  } finally {
+    await target.close();
+  }
 });
 
 kernelTest("wait --method pidfd: a zombie's status is still read from /proc as root", async () => {

@@ -73,16 +73,27 @@ export function killQuietly(pid: number): void {
   }
 }
 
+/** A process started under a parent shell that the test controls. */
+export interface Parented {
+  /** The process. */
+  pid: number;
+  /** Its parent shell. */
+  parent: Deno.ChildProcess;
+  /** Kills the parent if still there and releases it (init then reaps what is left). */
+  close(): Promise<void>;
+}
+
 /**
- * A zombie: a subshell that exits with `exitCode` (after 0.2 s: the shell would reap it
- * if it ended before the `exec`) under a parent that `exec`s
- * `sleep` and so never reaps it. `close()` kills the parent (init reaps both).
+ * Starts `script` (sh) under a parent shell that either reaps it as soon as
+ * it ends (`reaps`: the parent runs `wait`) or never does (the parent `exec`s
+ * `sleep`, so it stays a zombie).
  */
-export async function startZombie(
-  exitCode: number,
-): Promise<{ pid: number; parent: Deno.ChildProcess; close(): Promise<void> }> {
+export async function startUnderParent(script: string, reaps: boolean): Promise<Parented> {
   const parent = new Deno.Command("sh", {
-    args: ["-c", `(sleep 0.2; exit ${exitCode}) & echo $!; exec sleep 60`],
+    args: [
+      "-c",
+      `(${script}) </dev/null >/dev/null 2>&1 & echo $!; ${reaps ? "wait" : "exec sleep 60"}`,
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -96,7 +107,7 @@ export async function startZombie(
   }
   reader.releaseLock();
   const pid = Number(text.trim());
-  await until(() => readProcStat(pid)?.state === "Z", `${pid} to become a zombie`);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error("no child pid from the parent shell");
   return {
     pid,
     parent,
@@ -106,6 +117,16 @@ export async function startZombie(
       await parent.stdout.cancel().catch(() => {});
     },
   };
+}
+
+/**
+ * A zombie: a subshell that exits with `exitCode` (after 0.2 s: the shell would
+ * reap it if it ended before the `exec`) under a parent that never reaps it.
+ */
+export async function startZombie(exitCode: number): Promise<Parented> {
+  const zombie = await startUnderParent(`sleep 0.2; exit ${exitCode}`, false);
+  await until(() => readProcStat(zombie.pid)?.state === "Z", `${zombie.pid} to become a zombie`);
+  return zombie;
 }
 
 /** What a finished `cli.ts wait` (or script) run produced. */
