@@ -416,6 +416,14 @@ class Session {
       fallbackReason,
       pids: [...this.#pending],
     });
+    // Run the reporting path once while idle: V8 compiles functions on first
+    // call and Deno binds FFI symbols on first use, which would otherwise be
+    // paid between the death and the report.
+    const [pid] = this.#pending;
+    if (pid !== undefined) {
+      this.#known(pid, 0, "event", monotonicNs());
+      this.#known(pid, 0x8b, "event", monotonicNs());
+    }
   }
 
   #drive(loop: () => Promise<void>): void {
