@@ -27,7 +27,15 @@ import type { ExitEvent } from "../lib/events.ts";
 import { waitForExit } from "../lib/wait.ts";
 import { type ProcWatcher, watch } from "../lib/watcher.ts";
 
-/** Summary of a series of measurements, in milliseconds. */
+/**
+ * Summary of a series of measurements, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { summarize } from "./wait_latency.ts";
+ * console.log(summarize([3, 1, 2]).median); // 2
+ * ```
+ */
 export interface Stats {
   /** The median. */
   median: number;
@@ -39,7 +47,16 @@ export interface Stats {
   max: number;
 }
 
-/** What {@linkcode benchWaitLatency} measured. */
+/**
+ * What {@linkcode benchWaitLatency} measured.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchWaitLatency } from "./wait_latency.ts";
+ * const { procwatch, pidwait, ratio } = await benchWaitLatency();
+ * console.log(procwatch.median, pidwait?.median, ratio);
+ * ```
+ */
 export interface WaitLatencyResult {
   /** Trials per series. */
   trials: number;
@@ -58,7 +75,15 @@ export interface WaitLatencyResult {
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const PIDWAIT = "/usr/bin/pidwait";
 
-/** Median, p90, min, max of `values` (milliseconds). */
+/**
+ * Median, p90, min, max of `values` (milliseconds).
+ *
+ * @example
+ * ```ts
+ * import { summarize } from "./wait_latency.ts";
+ * console.log(summarize([4, 1, 3, 2])); // { median: 2.5, p90: 4, min: 1, max: 4 }
+ * ```
+ */
 export function summarize(values: number[]): Stats {
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];

@@ -21,18 +21,31 @@ import { BrokenPipeError, LineWriter, warn } from "./output.ts";
 import { parsePid, parseSeconds } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 
-/** The environment variable that picks the wait method when `--method` is not given. */
+/**
+ * The environment variable that picks the wait method when `--method` is not given.
+ *
+ * @example
+ * ```sh
+ * PROCWATCH_WAIT_METHOD=pidfd deno run --allow-ffi --allow-env=PROCWATCH_WAIT_METHOD cli.ts wait 1234
+ * ```
+ */
 export const WAIT_METHOD_ENV = "PROCWATCH_WAIT_METHOD";
 
 const METHODS = ["auto", "connector", "pidfd"] as const;
 
 /** Options of the `wait` command, as parsed. */
 export interface WaitCommandOptions {
+  /** `--any`: return at the first process to end. */
   any?: true;
+  /** `--timeout`, in seconds. */
   timeout?: number;
+  /** `-q`: nothing on stdout. */
   quiet?: true;
+  /** `--json`: one JSON object per ended process. */
   json?: true;
+  /** `--method`: auto, connector or pidfd. */
   method?: string;
+  /** `-v`: the mechanism, the armed moment and run times on stderr. */
   verbose?: true;
 }
 
@@ -95,7 +108,15 @@ function chooseMethod(option: string | undefined): "auto" | WaitMethod {
   return value as "auto" | WaitMethod;
 }
 
-/** Runs `wait` and returns the exit code. */
+/**
+ * Runs `wait` and returns the exit code (see README.md, "## wait").
+ *
+ * @example
+ * ```ts ignore
+ * import { runWait } from "./wait.ts";
+ * Deno.exitCode = await runWait([1234], { any: true, timeout: 10 });
+ * ```
+ */
 export async function runWait(pids: number[], options: WaitCommandOptions): Promise<number> {
   const method = chooseMethod(options.method);
   const out = new LineWriter();
@@ -157,7 +178,7 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
       return WaitExitCode.NO_SUCH_PROCESS;
     }
     if (error instanceof WaitTimeoutError) {
-      if (!options.quiet) warn(`procwatch: ${error.message}`);
+      warn(`procwatch: ${error.message}`);
       return WaitExitCode.TIMEOUT;
     }
     if (error instanceof UsageError) throw error;

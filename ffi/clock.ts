@@ -42,6 +42,12 @@ const CLOCK_BOOTTIME = 7;
 /**
  * `CLOCK_BOOTTIME` in nanoseconds: the clock of `/proc/PID/stat` starttime
  * (`task->start_boottime`, Linux ≥ 5.5).
+ *
+ * @example
+ * ```ts ignore
+ * import { boottimeNs, monotonicNs } from "./clock.ts";
+ * console.log("suspended for", boottimeNs() - monotonicNs(), "ns");
+ * ```
  */
 export function boottimeNs(): bigint {
   return read(CLOCK_BOOTTIME);
@@ -51,7 +57,15 @@ export function boottimeNs(): bigint {
 const SC_CLK_TCK = 2;
 let ticks: number | undefined;
 
-/** Clock ticks per second (`USER_HZ`, 100 on Linux): the unit of `/proc/PID/stat` times. */
+/**
+ * Clock ticks per second (`USER_HZ`, 100 on Linux): the unit of `/proc/PID/stat` times.
+ *
+ * @example
+ * ```ts ignore
+ * import { clockTicksPerSecond } from "./clock.ts";
+ * console.log(clockTicksPerSecond()); // 100
+ * ```
+ */
 export function clockTicksPerSecond(): number {
   if (ticks === undefined) {
     const value = Number(libc().sysconf(SC_CLK_TCK));

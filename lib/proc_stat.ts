@@ -8,7 +8,16 @@
 
 import { readFileText } from "../ffi/proc_fs.ts";
 
-/** The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)). */
+/**
+ * The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)).
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStat } from "./proc_stat.ts";
+ * const stat = readProcStat(1234);
+ * if (stat?.state === "Z") console.log("zombie, wait status", stat.exitStatus);
+ * ```
+ */
 export interface ProcStat {
   /** Field 1: the process id. */
   pid: number;
@@ -75,7 +84,16 @@ export function readProcStat(pid: number): ProcStat | null {
   return text === null ? null : parseProcStat(text);
 }
 
-/** The fields of `/proc/PID/status` procwatch uses. */
+/**
+ * The fields of `/proc/PID/status` procwatch uses.
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStatus } from "./proc_stat.ts";
+ * const status = readProcStatus(1235);
+ * if (status && status.tgid !== 1235) console.log(`a thread of ${status.tgid}`);
+ * ```
+ */
 export interface ProcStatus {
   /** `Tgid`: the process a thread id belongs to (equal to the pid for a process). */
   tgid: number;

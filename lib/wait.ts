@@ -38,10 +38,29 @@ import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
 import { decodeWaitStatus, shellStatus } from "./signals.ts";
 import { type ProcWatcher, watch } from "./watcher.ts";
 
-/** How a wait learns that a process ended. */
+/**
+ * How a wait learns that a process ended: the proc connector's exit event,
+ * or a pidfd becoming readable.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit, type WaitMethod } from "../mod.ts";
+ * const method: WaitMethod = "pidfd";
+ * await waitForExit(1234, { method });
+ * ```
+ */
 export type WaitMethod = "connector" | "pidfd";
 
-/** How {@linkcode ExitInfo} was obtained. */
+/**
+ * How {@linkcode ExitInfo} was obtained.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * const info = await waitForExit(1234);
+ * if (info.source === "zombie") console.log("it had already ended; its end time is unknown");
+ * ```
+ */
 export type ExitSource =
   /** The kernel's exit event: exact status and time. */
   | "event"
@@ -56,7 +75,18 @@ export type ExitSource =
   /** The process vanished without an event reaching procwatch (events lost): status unknown. */
   | "vanished";
 
-/** How a process ended. */
+/**
+ * How a process ended, as {@linkcode waitForExit} reports it.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * const info = await waitForExit(1234);
+ * if (!info.statusKnown) console.log(`${info.pid} ended; how is unknown`);
+ * else if (info.signal) console.log(`${info.pid} killed by ${info.signal}`);
+ * else console.log(`${info.pid} exited with ${info.exitCode} after ${info.runtimeMs} ms`);
+ * ```
+ */
 export interface ExitInfo {
   /** The process id. */
   pid: number;
@@ -92,7 +122,17 @@ export interface ExitInfo {
   method: WaitMethod;
 }
 
-/** Told once the wait is armed: from then on no exit can be missed. */
+/**
+ * Told once the wait is armed: from then on no exit can be missed.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * await waitForExit(1234, {
+ *   onArmed: (armed) => console.error(`waiting with ${armed.method}`),
+ * });
+ * ```
+ */
 export interface WaitArmed {
   /** The mechanism in use. */
   method: WaitMethod;
@@ -102,7 +142,20 @@ export interface WaitArmed {
   pids: readonly number[];
 }
 
-/** Options of {@linkcode waitForExit}, {@linkcode waitForAll} and {@linkcode waitForAny}. */
+/**
+ * Options of {@linkcode waitForExit}, {@linkcode waitForAll} and {@linkcode waitForAny}.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForAll, type WaitOptions } from "../mod.ts";
+ * const options: WaitOptions = {
+ *   timeout: 30_000,
+ *   signal: AbortSignal.timeout(60_000),
+ *   onExit: (info) => console.log(info.pid, info.shellStatus),
+ * };
+ * await waitForAll([1234, 5678], options);
+ * ```
+ */
 export interface WaitOptions {
   /** Aborting rejects the wait with the signal's reason and releases everything. */
   signal?: AbortSignal;
