@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileText } from "../ffi/proc_fs.ts";
+import { readFileText, readLink } from "../ffi/proc_fs.ts";
 import {
   type ExitInfo,
   NoSuchProcessError,
@@ -52,12 +52,18 @@ Deno.test("readProcStat: this process", () => {
   assert.ok((stat?.startTicks ?? 0n) > 0n);
 });
 
-/** The proc connector sockets this process holds (NETLINK_CONNECTOR = 11, by port id). */
+/** The proc connector sockets (NETLINK_CONNECTOR = 11) this process holds, by socket inode. */
 function connectorSockets(): number {
+  const inodes = new Set<string>();
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    const target = readLink(`/proc/self/fd/${entry.name}`);
+    const match = target && /^socket:\[(\d+)\]$/.exec(target);
+    if (match) inodes.add(match[1]);
+  }
   const table = readFileText("/proc/net/netlink") ?? "";
   return table.split("\n").filter((line) => {
     const fields = line.trim().split(/\s+/);
-    return fields[1] === "11" && Number(fields[2]) === Deno.pid;
+    return fields[1] === "11" && inodes.has(fields.at(-1) ?? "");
   }).length;
 }
 
@@ -129,9 +135,17 @@ kernelTest("waitForExit: timeout and abort release the listener", async () => {
     assert.ok(timedOut instanceof WaitTimeoutError);
     assert.deepEqual(timedOut.pids, [pid]);
     assert.equal(timedOut.exitCode, 124);
+    // The socket is closed once the receiving thread's poll has returned.
+    await until(() => connectorSockets() === before, "the socket to be closed after the timeout");
 
     const controller = new AbortController();
-    const waiting = waitForExit(pid, { signal: controller.signal, handleSignals: false });
+    let armed = false;
+    const waiting = waitForExit(pid, {
+      signal: controller.signal,
+      handleSignals: false,
+      onArmed: () => armed = true,
+    });
+    assert.ok(armed);
     assert.equal(connectorSockets(), before + 1);
     controller.abort(new Error("stop"));
     await assert.rejects(waiting, /stop/);
