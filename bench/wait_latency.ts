@@ -93,10 +93,13 @@ export function summarize(values: number[]): Stats {
   return { median, p90: at(0.9), min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
-/** Collects exit events of whole processes by pid, as they come. */
+/**
+ * Collects exit events of whole processes by pid, as they come. Pids are
+ * reused on a busy machine, so a lookup names the earliest time it accepts.
+ */
 class ExitClock {
   readonly #watcher: ProcWatcher;
-  readonly #exits = new Map<number, bigint>();
+  readonly #exits = new Map<number, bigint[]>();
   readonly #waiters = new Map<number, () => void>();
   readonly #running: Promise<void>;
 
@@ -112,17 +115,20 @@ class ExitClock {
   }
 
   #record(event: ExitEvent): void {
-    this.#exits.set(event.pid, event.timestampNs);
+    const times = this.#exits.get(event.pid) ?? [];
+    times.push(event.timestampNs);
+    this.#exits.set(event.pid, times);
     this.#waiters.get(event.pid)?.();
   }
 
-  /** The kernel timestamp of `pid`'s exit, once seen. */
-  async exitOf(pid: number): Promise<bigint> {
-    const known = this.#exits.get(pid);
-    if (known !== undefined) return known;
-    await new Promise<void>((resolve) => this.#waiters.set(pid, resolve));
-    this.#waiters.delete(pid);
-    return this.#exits.get(pid)!;
+  /** The kernel timestamp of `pid`'s exit at or after `sinceNs` (monotonic), once seen. */
+  async exitOf(pid: number, sinceNs: bigint): Promise<bigint> {
+    for (;;) {
+      const found = this.#exits.get(pid)?.find((time) => time >= sinceNs);
+      if (found !== undefined) return found;
+      await new Promise<void>((resolve) => this.#waiters.set(pid, resolve));
+      this.#waiters.delete(pid);
+    }
   }
 
   async close(): Promise<void> {
@@ -145,6 +151,7 @@ async function untilTrue(check: () => boolean, what: string): Promise<void> {
 
 /** One `cli.ts wait` trial: [latency ms, start-up-to-armed ms]. */
 async function trialProcwatch(clock: ExitClock): Promise<[number, number]> {
+  const since = monotonicNs();
   const target = startTarget();
   const spawned = monotonicNs();
   const waiter = new Deno.Command(Deno.execPath(), {
@@ -163,8 +170,8 @@ async function trialProcwatch(clock: ExitClock): Promise<[number, number]> {
   const armed = monotonicNs();
   target.kill("SIGTERM");
   const [died, returned, status] = await Promise.all([
-    clock.exitOf(target.pid),
-    clock.exitOf(waiter.pid),
+    clock.exitOf(target.pid, since),
+    clock.exitOf(waiter.pid, since),
     waiter.status,
     target.status,
   ]);
@@ -176,6 +183,7 @@ async function trialProcwatch(clock: ExitClock): Promise<[number, number]> {
 
 /** One `pidwait` trial: latency ms. */
 async function trialPidwait(clock: ExitClock, pidFile: string): Promise<number> {
+  const since = monotonicNs();
   const target = startTarget();
   await Deno.writeTextFile(pidFile, `${target.pid}\n`);
   const waiter = new Deno.Command(PIDWAIT, {
@@ -187,8 +195,8 @@ async function trialPidwait(clock: ExitClock, pidFile: string): Promise<number> 
   await untilTrue(() => hasPidfd(waiter.pid), "pidwait to open a pidfd");
   target.kill("SIGTERM");
   const [died, returned] = await Promise.all([
-    clock.exitOf(target.pid),
-    clock.exitOf(waiter.pid),
+    clock.exitOf(target.pid, since),
+    clock.exitOf(waiter.pid, since),
     waiter.status,
     target.status,
   ]);
@@ -197,6 +205,7 @@ async function trialPidwait(clock: ExitClock, pidFile: string): Promise<number> 
 
 /** One in-process `waitForExit()` trial: latency ms from the death to the promise resolving. */
 async function trialApi(clock: ExitClock): Promise<number> {
+  const since = monotonicNs();
   const target = startTarget();
   let armed!: () => void;
   const isArmed = new Promise<void>((resolve) => armed = resolve);
@@ -205,7 +214,7 @@ async function trialApi(clock: ExitClock): Promise<number> {
   target.kill("SIGTERM");
   await waiting;
   const resolved = monotonicNs();
-  const died = await clock.exitOf(target.pid);
+  const died = await clock.exitOf(target.pid, since);
   await target.status;
   return Number(resolved - died) / 1e6;
 }
