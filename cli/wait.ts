@@ -76,6 +76,9 @@ export function waitCommand(): Command {
       `how to wait: auto (proc connector, else pidfd), connector, pidfd (default: $${WAIT_METHOD_ENV} or auto)`,
     )
     .option("-v, --verbose", "say on stderr which mechanism is used, and when it is armed")
+    // Commander asks the environment (CLICOLOR_FORCE) whether to colour help;
+    // with --allow-ffi only that would fail, and help needs no colour.
+    .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .addHelpText(
       "after",
       "\nExit status: that of the last process to end (--any: the first): its exit code, or\n" +

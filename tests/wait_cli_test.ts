@@ -252,6 +252,11 @@ kernelTest("wait: bad usage → exit 2 with one line", async () => {
   assert.equal(bad.stderr.trim().split("\n").length, 1);
   assert.match(bad.stderr, /invalid pid '12x'/);
 
+  const help = await runDeno(CLI, ["wait", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: procwatch wait \[options\] <pid\.\.\.>/);
+  assert.match(help.stdout, /124: --timeout expired\. 125: status unknown/);
+
   const timeout = await runDeno(CLI, ["wait", "--timeout", "-1", "1"]);
   assert.equal(timeout.code, 2);
   assert.equal(timeout.stderr, "procwatch: invalid duration '-1': expected seconds, e.g. 1.5\n");
