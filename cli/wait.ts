@@ -230,5 +230,5 @@ function unknownNote(info: ExitInfo, armed: WaitArmed | undefined): string {
       armed?.fallbackReason ?? "proc connector not used"
     }), and the kernel kept no status (before Linux 6.15, or not reaped by its parent within 2 s); exit code ${WaitExitCode.UNKNOWN}`;
   }
-  return `exit status of ${info.pid} unknown: it ended while proc events were lost; exit code ${WaitExitCode.UNKNOWN}`;
+  return `exit status of ${info.pid} unknown: its exit event did not reach procwatch (it had already ended and its /proc status is not readable by this user, or events were lost); exit code ${WaitExitCode.UNKNOWN}`;
 }

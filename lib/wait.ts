@@ -72,7 +72,11 @@ export type ExitSource =
    * (Linux ≥ 6.15), else unknown.
    */
   | "pidfd"
-  /** The process vanished without an event reaching procwatch (events lost): status unknown. */
+  /**
+   * The process ended without its exit event reaching procwatch (it was
+   * already a zombie whose status this user may not read, or events were
+   * lost) and its status could not be read: unknown.
+   */
   | "vanished";
 
 /**
@@ -188,6 +192,9 @@ export interface WaitOptions {
  * of procwatch's receiving thread.
  */
 const RECHECK_GRACE_MS = 250;
+
+/** How often pids are checked for an end whose event never came (see `#watchLiveness`). */
+const LIVENESS_CHECK_MS = 2000;
 
 /**
  * With pidfd, how long to wait after a process exited for its parent to reap
@@ -361,6 +368,7 @@ class Session {
   #done = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #recheckTimer: ReturnType<typeof setTimeout> | undefined;
+  #livenessTimer: ReturnType<typeof setInterval> | undefined;
   #release: () => void = () => {};
   readonly #onAbort = () => this.#finish(this.#options.signal?.reason);
 
@@ -387,6 +395,7 @@ class Session {
     // Subscribed: whatever happens to the pids from now on is seen.
     this.#inspect([...this.#pending], true);
     this.#armed(null);
+    if (!this.#done) this.#watchLiveness();
     this.#drive(async () => {
       for await (const event of watcher) {
         if (this.#done) break;
@@ -504,9 +513,30 @@ class Session {
       if (stat.state === "Z") {
         const status = zombieStatus(pid, stat);
         if (status !== null) this.#report(this.#known(pid, status, "zombie", null));
+        // Not ours to read: if it died after we subscribed its event is coming,
+        // else it never will (the re-check reports it as unknown).
+        else if (eventsMayCome) vanished = true;
       }
     }
     if (vanished) this.#scheduleRecheck();
+  }
+
+  /**
+   * A safety net for losses the kernel does not report: every few seconds,
+   * a pid that is gone or a zombie gets a re-check (after which its event,
+   * if it is coming, has had time to arrive).
+   */
+  #watchLiveness(): void {
+    this.#livenessTimer = setInterval(() => {
+      for (const pid of this.#pending) {
+        const stat = readProcStat(pid);
+        const started = this.#startTicks.get(pid);
+        const gone = stat === null
+          ? !processExists(pid)
+          : stat.state === "Z" || (started !== undefined && stat.startTicks !== started);
+        if (gone) this.#scheduleRecheck();
+      }
+    }, LIVENESS_CHECK_MS);
   }
 
   /** After events were lost (or a pid vanished early), re-checks the pending pids. */
@@ -603,6 +633,7 @@ class Session {
     this.#done = true;
     clearTimeout(this.#timer);
     clearTimeout(this.#recheckTimer);
+    clearInterval(this.#livenessTimer);
     this.#options.signal?.removeEventListener("abort", this.#onAbort);
     this.#release();
     if (error === undefined) this.#resolve(this.#ended);
