@@ -7,6 +7,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { wallOffsetNs } from "../ffi/clock.ts";
+import { exitNow } from "../ffi/process.ts";
 import { NoSuchProcessError, UsageError, WaitExitCode, WaitTimeoutError } from "../lib/errors.ts";
 import { describeExit, isoTimeNs } from "../lib/format.ts";
 import {
@@ -32,6 +33,7 @@ import { onTerminationSignal } from "./signals.ts";
 export const WAIT_METHOD_ENV = "PROCWATCH_WAIT_METHOD";
 
 const METHODS = ["auto", "connector", "pidfd"] as const;
+const CLI_URL = new URL("../cli.ts", import.meta.url).href;
 
 /** Options of the `wait` command, as parsed. */
 export interface WaitCommandOptions {
@@ -87,6 +89,9 @@ export function waitCommand(): Command {
     )
     .action(async (pids, options) => {
       Deno.exitCode = await runWait(pids, options);
+      // Run as the CLI, leave at once: the shell is waiting for this exit, all
+      // output was written synchronously and the listener is unregistered.
+      if (Deno.mainModule === CLI_URL) exitNow(Deno.exitCode);
     }) as unknown as Command;
 }
 
