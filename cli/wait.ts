@@ -91,7 +91,12 @@ export function waitCommand(): Command {
       Deno.exitCode = await runWait(pids, options);
       // Run as the CLI, leave at once: the shell is waiting for this exit, all
       // output was written synchronously and the listener is unregistered.
-      if (Deno.mainModule === CLI_URL) exitNow(Deno.exitCode);
+      if (
+        Deno.mainModule === CLI_URL &&
+        Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+      ) {
+        exitNow(Deno.exitCode);
+      }
     }) as unknown as Command;
 }
 
