@@ -3,6 +3,7 @@
  *
  * ```sh
  * deno run --allow-ffi cli.ts watch [--json] [-e exec,exit] [-p PID] ...
+ * deno run --allow-ffi cli.ts wait [--any] [--timeout SECONDS] PID...
  * ```
  *
  * @module
@@ -10,6 +11,7 @@
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { reportError } from "./cli/errors.ts";
+import { waitCommand } from "./cli/wait.ts";
 import { watchCommand } from "./cli/watch.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
@@ -22,7 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ outputError: (text) => warn(text.trimEnd()) });
-  for (const command of [watchCommand()]) {
+  for (const command of [watchCommand(), waitCommand()]) {
     command.exitOverride().configureOutput({ outputError: (text) => warn(text.trimEnd()) });
     program.addCommand(command);
   }

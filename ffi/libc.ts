@@ -52,8 +52,12 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** ssize_t readlink(const char *path, char *buf, size_t size); */
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** int ioctl(int fd, unsigned long request, void *arg); (variadic in C; used with one pointer) */
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
+  /** void _exit(int status); ends the process at once: no atexit handlers, no runtime teardown. */
+  _exit: { parameters: ["i32"], result: "void" },
   /** int kill(pid_t pid, int sig); */
   kill: { parameters: ["i32", "i32"], result: "i32" },
   /** pid_t waitpid(pid_t pid, int *status, int options); */
