@@ -16,6 +16,16 @@ import { watchCommand } from "./cli/watch.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
 
+/**
+ * Errors go to stderr as one line. Colours are decided here because commander
+ * would read CLICOLOR_FORCE from the environment, which needs --allow-env.
+ */
+const OUTPUT = {
+  outputError: (text: string) => warn(text.trimEnd()),
+  getOutHasColors: () => false,
+  getErrHasColors: () => false,
+};
+
 /** Builds the whole command tree. */
 export function buildProgram(): Command {
   const program = new Command("procwatch")
@@ -23,9 +33,9 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ outputError: (text) => warn(text.trimEnd()) });
+    .configureOutput(OUTPUT);
   for (const command of [watchCommand(), waitCommand()]) {
-    command.exitOverride().configureOutput({ outputError: (text) => warn(text.trimEnd()) });
+    command.exitOverride().configureOutput(OUTPUT);
     program.addCommand(command);
   }
   return program as unknown as Command;

@@ -169,3 +169,12 @@ kernelTest("inside another network namespace: ECONNREFUSED explained, exit 6", a
   assert.equal(result.stderr.trim().split("\n").length, 1);
   assert.match(result.stderr, /network namespace/);
 });
+
+Deno.test("--help works with only --allow-ffi and exits 0", async () => {
+  for (const args of [["--help"], ["watch", "--help"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /Usage: procwatch/);
+    assert.equal(result.stderr, "");
+  }
+});
