@@ -52,6 +52,12 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** ssize_t readlink(const char *path, char *buf, size_t size); */
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** DIR *opendir(const char *name); */
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp); */
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  /** int closedir(DIR *dirp); */
+  closedir: { parameters: ["pointer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** int kill(pid_t pid, int sig); */
@@ -62,6 +68,8 @@ export const LIBC_SYMBOLS = {
   ptrace: { parameters: ["i64", "i32", "pointer", "pointer"], result: "i64" },
   /** long syscall(long number, ...); used with two long arguments (pidfd_open). */
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
+  /** long syscall(long number, ...); used with three long arguments (pidfd_getfd). */
+  syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** uid_t geteuid(void); */
@@ -72,6 +80,18 @@ export const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
   strerror: { parameters: ["i32"], result: "pointer" },
+  // --- load generation (ffi/clone.ts, bench/) ---
+  /** void *dlsym(void *handle, const char *symbol); handle NULL = RTLD_DEFAULT. */
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  /** int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...); used without the optional tids/tls. */
+  clone: { parameters: ["pointer", "pointer", "i32", "pointer"], result: "i32" },
+  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]); */
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */
