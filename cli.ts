@@ -11,6 +11,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { reportError } from "./cli/errors.ts";
 import { watchCommand } from "./cli/watch.ts";
+import { runCommand, scriptOutlivesMain } from "./cli/run.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
 
@@ -21,8 +22,9 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError(false)
     .exitOverride()
+    .enablePositionalOptions()
     .configureOutput({ outputError: (text) => warn(text.trimEnd()) });
-  for (const command of [watchCommand()]) {
+  for (const command of [watchCommand(), runCommand()]) {
     command.exitOverride().configureOutput({ outputError: (text) => warn(text.trimEnd()) });
     program.addCommand(command);
   }
@@ -44,5 +46,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  const code = await main(Deno.args);
+  // A script started by `run` may still have work queued; the process ends when it is done.
+  if (!scriptOutlivesMain()) Deno.exit(code);
 }
