@@ -12,6 +12,7 @@ import { Command } from "@commander-js/extra-typings";
 import { FfiPermissionError } from "../ffi/libc.ts";
 import { ExitCode, ProcwatchError } from "../lib/errors.ts";
 import { closeAll } from "../lib/lifecycle.ts";
+import { exactCommand, reportError } from "./errors.ts";
 import { warn } from "./output.ts";
 
 /** Builds the `run` subcommand. */
@@ -100,14 +101,14 @@ function scriptUrl(script: string): string {
   try {
     cwd = Deno.cwd();
   } catch (error) {
-    throw readPermission(script, error);
+    throw readPermission(error);
   }
   return new URL(script, `file://${cwd.endsWith("/") ? cwd : `${cwd}/`}`).href;
 }
 
-function readPermission(script: string, cause: unknown): ProcwatchError {
+function readPermission(cause: unknown): ProcwatchError {
   return new ProcwatchError(
-    `loading a script needs read access: run it as \`deno run --allow-ffi --allow-read cli.ts run ${script}\``,
+    `loading a script needs read access; run it as: ${exactCommand()}`,
     ExitCode.NO_FFI,
     { cause },
   );
@@ -115,10 +116,7 @@ function readPermission(script: string, cause: unknown): ProcwatchError {
 
 /** Prints what went wrong and returns the exit code for it. */
 function report(error: unknown, script: string, url: string, duringImport: boolean): number {
-  if (error instanceof FfiPermissionError) {
-    warn(`procwatch: ${error.message}`);
-    return ExitCode.NO_FFI;
-  }
+  if (error instanceof FfiPermissionError) return reportError(error);
   if (error instanceof ProcwatchError) {
     const where = location(error);
     warn(`procwatch: ${error.message}${where ? ` (${where})` : ""}`);
@@ -130,7 +128,7 @@ function report(error: unknown, script: string, url: string, duringImport: boole
       /^Requires read access/.test(message) ||
       error instanceof Deno.errors.NotCapable && /read access/.test(message)
     ) {
-      warn(`procwatch: ${readPermission(script, error).message}`);
+      warn(`procwatch: ${readPermission(error).message}`);
       return ExitCode.NO_FFI;
     }
     if (message.startsWith(`Module not found "${url}"`)) {

@@ -58,6 +58,8 @@ export const LIBC_SYMBOLS = {
   readdir: { parameters: ["pointer"], result: "pointer" },
   /** int closedir(DIR *dirp); */
   closedir: { parameters: ["pointer"], result: "i32" },
+  /** int execve(const char *path, char *const argv[], char *const envp[]); */
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** int kill(pid_t pid, int sig); */

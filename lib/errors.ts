@@ -64,7 +64,7 @@ export class PermissionError extends ProcwatchError {
   /** Creates the error. */
   constructor(options?: ErrorOptions) {
     super(
-      "permission denied: listening to proc events needs root (CAP_NET_ADMIN) on kernels before 6.6; run it with sudo",
+      "permission denied opening the proc connector: kernels before 6.6 let only root (CAP_NET_ADMIN) listen to proc events, so run it with sudo; a sandbox (seccomp profile, LSM, container) can also forbid netlink sockets",
       ExitCode.PERMISSION,
       options,
     );
