@@ -72,7 +72,7 @@ export async function runScript(script: string, args: string[]): Promise<number>
     // The script sees the CLI's arguments instead; nothing else depends on it.
   }
   const fail = (error: unknown) => {
-    const code = report(error, script, url, false);
+    const code = report(error, url, false);
     closeAll();
     Deno.exit(code);
   };
@@ -87,7 +87,7 @@ export async function runScript(script: string, args: string[]): Promise<number>
   try {
     await import(url);
   } catch (error) {
-    const code = report(error, script, url, true);
+    const code = report(error, url, true);
     closeAll();
     return code;
   }
@@ -115,7 +115,7 @@ function readPermission(cause: unknown): ProcwatchError {
 }
 
 /** Prints what went wrong and returns the exit code for it. */
-function report(error: unknown, script: string, url: string, duringImport: boolean): number {
+function report(error: unknown, url: string, duringImport: boolean): number {
   if (error instanceof FfiPermissionError) return reportError(error);
   if (error instanceof ProcwatchError) {
     const where = location(error);
