@@ -12,7 +12,7 @@ export const ExitCode = {
   FAILURE: 1,
   /** Bad command line: unknown option, unknown event name, malformed pid. */
   USAGE: 2,
-  /** Deno was started without `--allow-ffi`. */
+  /** Deno was started without `--allow-ffi` (or, for `run`, without `--allow-read`). */
   NO_FFI: 3,
   /** Not allowed to listen: needs root / CAP_NET_ADMIN on this kernel. */
   PERMISSION: 4,
