@@ -37,7 +37,12 @@ async function pipeToHead(args: string[], lines: number): Promise<void> {
     const stderr = await Deno.readTextFile(`${dir}/stderr`);
     const status = (await Deno.readTextFile(`${dir}/status`)).trim();
     const head = (await Deno.readTextFile(`${dir}/head`)).split("\n").filter((line) => line);
-    assert.equal(stderr, "", "the watcher wrote to stderr");
+    // Nothing but loss warnings (other tests may flood the machine meanwhile):
+    // no error line, no stack trace.
+    const unexpected = stderr.split("\n").filter((line) =>
+      line !== "" && !/^procwatch: warning: \d+ events lost \(.*\)$/.test(line)
+    );
+    assert.deepEqual(unexpected, [], `the watcher wrote to stderr: ${stderr}`);
     assert.equal(status, "0");
     assert.equal(head.length, lines);
     if (args.includes("--json")) {

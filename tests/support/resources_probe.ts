@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { listDirectory, readFileText } from "../../ffi/proc_fs.ts";
+import { listDirectory, readFileText, readLink } from "../../ffi/proc_fs.ts";
 import { spawnStorm } from "../../ffi/spawn_storm.ts";
 import { watch } from "../../mod.ts";
 
@@ -38,6 +38,24 @@ async function generate(until: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/**
+ * What each open descriptor refers to, sorted, without inode numbers;
+ * sockets are told apart as netlink (what a watcher opens) or other (the
+ * runtime's own, e.g. its signal or child-process plumbing).
+ */
+function descriptors(): string[] {
+  const netlink = new Set(
+    (readFileText("/proc/self/net/netlink") ?? "").split("\n").slice(1)
+      .map((line) => line.trim().split(/\s+/)[9]).filter((inode) => inode !== undefined),
+  );
+  return (listDirectory("/proc/self/fd") ?? []).map((fd) => {
+    const target = readLink(`/proc/self/fd/${fd}`) ?? "?";
+    const socket = /^socket:\[(\d+)\]$/.exec(target);
+    if (socket) return netlink.has(socket[1]) ? "socket:netlink" : "socket:other";
+    return target.replace(/\[\d+\]$/, "");
+  }).toSorted();
+}
+
 function sample() {
   gc!();
   gc!();
@@ -46,7 +64,7 @@ function sample() {
   return {
     delivered,
     lost,
-    fds: listDirectory("/proc/self/fd")?.length ?? -1,
+    fds: descriptors(),
     resources: (process.getActiveResourcesInfo() as string[]).toSorted(),
     heapUsed: Deno.memoryUsage().heapUsed,
     rss: Number(statm.split(" ")[1]) * pageSize,
