@@ -15,7 +15,16 @@ import { closeAll } from "../lib/lifecycle.ts";
 import { exactCommand, reportError } from "./errors.ts";
 import { warn } from "./output.ts";
 
-/** Builds the `run` subcommand. */
+/**
+ * Builds the `run` subcommand.
+ *
+ * @example
+ * ```ts ignore
+ * import { Command } from "@commander-js/extra-typings";
+ * import { runCommand } from "./run.ts";
+ * await new Command("procwatch").addCommand(runCommand()).parseAsync(["run", "s.ts"], { from: "user" });
+ * ```
+ */
 export function runCommand(): Command {
   return new Command("run")
     .description("run a watch script (it imports mod.ts); its own arguments follow it")

@@ -24,7 +24,15 @@ export interface NetlinkSocketRow {
   inode: number;
 }
 
-/** Parses /proc/net/netlink (this network namespace's netlink sockets). */
+/**
+ * Parses /proc/net/netlink (this network namespace's netlink sockets).
+ *
+ * @example
+ * ```ts ignore
+ * import { netlinkSockets } from "./netlink.ts";
+ * console.log(netlinkSockets().filter((row) => row.protocol === 11).length);
+ * ```
+ */
 export function netlinkSockets(): NetlinkSocketRow[] {
   const text = readFileText("/proc/net/netlink") ?? "";
   const rows: NetlinkSocketRow[] = [];
@@ -42,7 +50,15 @@ export function netlinkSockets(): NetlinkSocketRow[] {
   return rows;
 }
 
-/** Descriptors of process `pid` that are netlink connector sockets bound to the proc events group. */
+/**
+ * Descriptors of process `pid` that are netlink connector sockets bound to the proc events group.
+ *
+ * @example
+ * ```ts ignore
+ * import { procConnectorDescriptors } from "./netlink.ts";
+ * console.log(procConnectorDescriptors(Deno.pid)); // [{ fd: 12, port: 4242 }] while watching
+ * ```
+ */
 export function procConnectorDescriptors(pid: number): { fd: number; port: number }[] {
   const rows = new Map<number, NetlinkSocketRow>();
   for (const row of netlinkSockets()) {
@@ -62,6 +78,12 @@ export function procConnectorDescriptors(pid: number): { fd: number; port: numbe
 /**
  * A well-formed proc connector exit message, as the kernel would build it
  * (nlmsghdr + cn_msg + struct proc_event with exit data, 76 bytes).
+ *
+ * @example
+ * ```ts ignore
+ * import { forgedExitMessage } from "./netlink.ts";
+ * const bytes = forgedExitMessage(1234, 3); // "pid 1234 exited with 3", 76 bytes
+ * ```
  */
 export function forgedExitMessage(pid: number, exitCode: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(16 + 20 + 16 + 24);
@@ -84,7 +106,15 @@ export function forgedExitMessage(pid: number, exitCode: number): Uint8Array<Arr
   return bytes;
 }
 
-/** Everything socket `fd` holds right now, decoded; `datagrams` counts what arrived. */
+/**
+ * Everything socket `fd` holds right now, decoded; `datagrams` counts what arrived.
+ *
+ * @example
+ * ```ts ignore
+ * import { drainDecoded } from "./netlink.ts";
+ * const { datagrams, messages } = drainDecoded(fd);
+ * ```
+ */
 export function drainDecoded(fd: number): { datagrams: number; messages: DecodedMessage[] } {
   const buffer = new Uint8Array(1 << 16);
   const messages: DecodedMessage[] = [];

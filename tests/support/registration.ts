@@ -30,7 +30,15 @@ export interface BorrowedListener {
   port: number;
 }
 
-/** Borrows the one proc connector socket process `pid` holds (throws if it holds none or several). */
+/**
+ * Borrows the one proc connector socket process `pid` holds (throws if it holds none or several).
+ *
+ * @example
+ * ```ts ignore
+ * import { borrowListener } from "./registration.ts";
+ * const listener = borrowListener(child.pid);
+ * ```
+ */
 export function borrowListener(pid: number): BorrowedListener {
   const sockets = procConnectorDescriptors(pid);
   if (sockets.length !== 1) {
@@ -42,6 +50,14 @@ export function borrowListener(pid: number): BorrowedListener {
 /**
  * Whether the kernel still sends events to the borrowed socket: drops what is
  * queued, makes a process (fork, exec, exit), and looks at what arrives.
+ *
+ * @example
+ * ```ts ignore
+ * import { borrowListener, stillReceives } from "./registration.ts";
+ * const listener = borrowListener(child.pid);
+ * await child.status;
+ * console.log(await stillReceives(listener)); // false: it sent IGNORE
+ * ```
  */
 export async function stillReceives(listener: BorrowedListener): Promise<boolean> {
   drainDecoded(listener.fd);
@@ -56,12 +72,28 @@ export async function stillReceives(listener: BorrowedListener): Promise<boolean
   return false;
 }
 
-/** Sends `PROC_CN_MCAST_IGNORE` through the borrowed socket: undoes a leaked registration. */
+/**
+ * Sends `PROC_CN_MCAST_IGNORE` through the borrowed socket: undoes a leaked registration.
+ *
+ * @example
+ * ```ts ignore
+ * import { withdraw } from "./registration.ts";
+ * withdraw(listener); // the kernel forgets the leaked registration
+ * ```
+ */
 export function withdraw(listener: BorrowedListener): void {
   sendToPort(listener.fd, 0, controlMessage(PROC_CN_MCAST_IGNORE, listener.port, 0, 0));
 }
 
-/** Closes the borrowed copy, withdrawing the registration first if it is still live. */
+/**
+ * Closes the borrowed copy, withdrawing the registration first if it is still live.
+ *
+ * @example
+ * ```ts ignore
+ * import { release } from "./registration.ts";
+ * await release(listener);
+ * ```
+ */
 export async function release(listener: BorrowedListener): Promise<void> {
   if (await stillReceives(listener)) withdraw(listener);
   closeDescriptor(listener.fd);
