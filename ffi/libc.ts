@@ -54,6 +54,14 @@ export const LIBC_SYMBOLS = {
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   /** int ioctl(int fd, unsigned long request, void *arg); (variadic in C; used with one pointer) */
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** DIR *opendir(const char *name); */
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp); */
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  /** int closedir(DIR *dirp); */
+  closedir: { parameters: ["pointer"], result: "i32" },
+  /** int execve(const char *path, char *const argv[], char *const envp[]); */
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** void _exit(int status); ends the process at once: no atexit handlers, no runtime teardown. */
@@ -66,6 +74,8 @@ export const LIBC_SYMBOLS = {
   ptrace: { parameters: ["i64", "i32", "pointer", "pointer"], result: "i64" },
   /** long syscall(long number, ...); used with two long arguments (pidfd_open). */
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
+  /** long syscall(long number, ...); used with three long arguments (pidfd_getfd). */
+  syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** pid_t gettid(void); the calling thread's id. */
@@ -78,6 +88,18 @@ export const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
   strerror: { parameters: ["i32"], result: "pointer" },
+  // --- load generation (ffi/clone.ts, bench/) ---
+  /** void *dlsym(void *handle, const char *symbol); handle NULL = RTLD_DEFAULT. */
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  /** int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...); used without the optional tids/tls. */
+  clone: { parameters: ["pointer", "pointer", "i32", "pointer"], result: "i32" },
+  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]); */
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */
