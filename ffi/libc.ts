@@ -72,6 +72,18 @@ export const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
   strerror: { parameters: ["i32"], result: "pointer" },
+  // --- load generation (ffi/clone.ts, bench/) ---
+  /** void *dlsym(void *handle, const char *symbol); handle NULL = RTLD_DEFAULT. */
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  /** int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...); used without the optional tids/tls. */
+  clone: { parameters: ["pointer", "pointer", "i32", "pointer"], result: "i32" },
+  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]); */
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */
