@@ -245,3 +245,35 @@ export function prepareProgram(path: string, argv: readonly string[]): PreparedP
     },
   };
 }
+
+/** `cpu_set_t` is 1024 bits in glibc. */
+const CPU_SET_BYTES = 128;
+
+/**
+ * Pins the calling thread (and the processes it clones from now on) to one
+ * CPU, so the events they cause are numbered by that CPU's counter. Returns a
+ * function that restores the previous affinity.
+ *
+ * @example
+ * ```ts ignore
+ * import { pinToCpu, spawnExiting } from "./clone.ts";
+ * const restore = pinToCpu(1);
+ * spawnExiting(); // its exit event says cpu 1
+ * restore();
+ * ```
+ */
+export function pinToCpu(cpu: number): () => void {
+  const c = libc();
+  const previous = new Uint8Array(CPU_SET_BYTES);
+  if (c.sched_getaffinity(0, BigInt(CPU_SET_BYTES), previous) < 0) {
+    throw new ErrnoError("sched_getaffinity", errno());
+  }
+  const mask = new Uint8Array(CPU_SET_BYTES);
+  mask[cpu >> 3] = 1 << (cpu & 7);
+  if (c.sched_setaffinity(0, BigInt(CPU_SET_BYTES), mask) < 0) {
+    throw new ErrnoError("sched_setaffinity", errno(), `(cpu ${cpu})`);
+  }
+  return () => {
+    c.sched_setaffinity(0, BigInt(CPU_SET_BYTES), previous);
+  };
+}

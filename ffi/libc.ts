@@ -84,6 +84,10 @@ export const LIBC_SYMBOLS = {
   },
   /** pid_t getpid(void); */
   getpid: { parameters: [], result: "i32" },
+  /** int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask); */
+  sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  /** int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask); */
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */

@@ -175,6 +175,12 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     if (this.#failedOnly && (mask & ProcEventWhat.EXIT)) {
       mask = (mask & ~ProcEventWhat.EXIT) | ProcEventWhat.NONZERO_EXIT;
     }
+    // Every type asked for: ask for PROC_EVENT_ALL itself (its NONZERO_EXIT bit
+    // has no type of its own), so the kernel filters nothing out and each
+    // CPU's sequence numbers stay gap-free; gaps then count losses exactly.
+    if (EVENT_TYPES.every((type) => this.#types.has(type)) && !this.#failedOnly) {
+      mask = PROC_EVENT_ALL;
+    }
     mask >>>= 0;
 
     this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
