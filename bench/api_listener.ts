@@ -27,6 +27,8 @@ export interface ApiListenerOptions {
 /** The JSON line printed at the end. */
 export interface ApiListenerResult {
   events: number;
+  /** Batches the watcher delivered (one per wake-up of the receive loop, at most). */
+  batches: number;
   forks: number;
   execs: number;
   exits: number;
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
   const rssAt = [...(options.rssAt ?? [])].sort((a, b) => a - b);
   const rss: [number, number][] = [];
   let events = 0;
+  let batches = 0;
   let lastExitReadNs: bigint | undefined;
   let lastExitKernelNs: bigint | undefined;
   const encoder = new TextEncoder();
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
       }
     }
     events += batch.length;
+    batches++;
     while (rssAt.length > 0 && events >= rssAt[0]) {
       rssAt.shift();
       rss.push([events, Deno.memoryUsage().rss]);
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
   const stats = watcher.stats;
   const result: ApiListenerResult = {
     events,
+    batches,
     forks: ours.forks,
     execs: ours.execs,
     exits: ours.exits,

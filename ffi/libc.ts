@@ -29,6 +29,8 @@ export const LIBC_SYMBOLS = {
     parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
     result: "isize",
   },
+  /** int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout); */
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len); */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int fd, int level, int name, void *val, socklen_t *len); */
