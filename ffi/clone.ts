@@ -102,7 +102,7 @@ export function spawnExiting(exitCode = 0): number {
   const pid = c.clone(
     exitAddress,
     vforkStackTop,
-    CLONE_VM | CLONE_VFORK | SIGCHLD,
+    CLONE_VM | CLONE_VFORK | exitSignal,
     argument(exitCode),
   );
   if (pid < 0) throw new ErrnoError("clone", errno(), "(CLONE_VM|CLONE_VFORK)");

@@ -149,7 +149,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   readonly #failedOnly: boolean;
   readonly #sequences = new SequenceTracker();
   /** Whether sequence gaps count losses: only when the kernel filters nothing out. */
-  readonly #countGaps: boolean;
+  #countGaps: boolean;
   readonly #messages: DecodedMessage[] = [];
   readonly #acks = new Map<number, number>();
   readonly #finished: Promise<void>;
@@ -196,12 +196,16 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     }
     mask >>>= 0;
 
+    // Already while LISTEN is answered (events may flow, the buffer may
+    // overrun): gaps count when nothing can be filtered by the kernel.
+    const kernelFilter = options.kernelFilter ?? true;
+    this.#countGaps = mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter;
     this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
     try {
       this.filterMode = listen(
         this.#socket,
         mask,
-        options.kernelFilter ?? true,
+        kernelFilter,
         (ack) => {
           this.#drain(Number.MAX_SAFE_INTEGER);
           const error = this.#acks.get(ack);
