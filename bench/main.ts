@@ -14,6 +14,7 @@ import { monotonicNs } from "../ffi/clock.ts";
 import { SleepingProcesses } from "../ffi/clone.ts";
 import { effectiveUid } from "../ffi/process.ts";
 import type { ApiListenerResult } from "./api_listener.ts";
+import { watch } from "../lib/watcher.ts";
 import { runStorm, type StormResult } from "./loadgen.ts";
 import {
   extrace,
@@ -47,6 +48,11 @@ interface StormRow {
   reportedLost: number | null;
   cpuSeconds: number;
   cpuMicrosPerEvent: number;
+  /** Events the kernel sent while the tool was measured: the storm's and the machine's others. */
+  eventsInWindow: number;
+  /** CPU per event of all events in the window: what every listener had to read. */
+  cpuMicrosPerWindowEvent: number;
+  /** cpuMicrosPerWindowEvent / forkstat's. */
   ratioToForkstat: number | null;
   rssBytes: number | null;
   note?: string;
@@ -105,15 +111,43 @@ async function ensurePeers(): Promise<string[]> {
   return notes;
 }
 
+/**
+ * Counts every event the kernel sends while a tool is measured: the storm's
+ * own and those of anything else running on the machine, which every
+ * listener has to handle too. CPU per event is given per storm event and per
+ * event in this count, the fair one when the machine is not quiet.
+ */
+class EventMeter {
+  count = 0;
+  lost = 0;
+  readonly #watcher = watch({ threads: true, handleSignals: false });
+  readonly #done = (async () => {
+    for await (const batch of this.#watcher.batches()) {
+      for (const event of batch) {
+        if (event.type === "lost") this.lost += event.count;
+        else this.count++;
+      }
+    }
+  })();
+  async close(): Promise<void> {
+    this.#watcher.close();
+    await this.#done;
+  }
+}
+
 async function stormWith(
   kind: ListenerKind,
   mode: "exit" | "exec",
-): Promise<{ storm: StormResult; counts: ListenerCounts; cpuSeconds: number }> {
+): Promise<
+  { storm: StormResult; counts: ListenerCounts; cpuSeconds: number; eventsInWindow: number }
+> {
   const listener = await kind.start(Deno.pid);
+  const meter = new EventMeter();
   try {
     // Let start-up work finish before the CPU clock is read.
     await settle(listener, 3000);
     const cpuBefore = listener.cpuSeconds();
+    const eventsBefore = meter.count;
     const storm = await runStorm({
       mode,
       workers: 2,
@@ -122,11 +156,14 @@ async function stormWith(
     });
     await settle(listener);
     const cpuSeconds = listener.cpuSeconds() - cpuBefore;
+    const eventsInWindow = meter.count - eventsBefore;
     const counts = await listener.stop();
-    return { storm, counts, cpuSeconds };
+    return { storm, counts, cpuSeconds, eventsInWindow };
   } catch (error) {
     await listener.stop().catch(() => {});
     throw error;
+  } finally {
+    await meter.close();
   }
 }
 
@@ -147,7 +184,7 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         continue;
       }
       console.error(`bench: ${mode} storm with ${kind.name} listening`);
-      const { storm, counts, cpuSeconds } = await stormWith(kind, mode);
+      const { storm, counts, cpuSeconds, eventsInWindow } = await stormWith(kind, mode);
       const generated = reportable(kind, mode, storm.processes);
       // CPU per event of the storm's own events, the ones every tool had to handle.
       const cpuMicrosPerEvent = cpuSeconds * 1e6 / storm.events;
@@ -162,6 +199,8 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         reportedLost: counts.reportedLost,
         cpuSeconds,
         cpuMicrosPerEvent,
+        eventsInWindow,
+        cpuMicrosPerWindowEvent: cpuSeconds * 1e6 / Math.max(eventsInWindow, storm.events),
         ratioToForkstat: null,
         rssBytes: counts.rssBytes,
         note: generated === 0 ? "reports execs only" : undefined,
@@ -170,7 +209,9 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
     }
     const reference = stormRows.find((row) => row.tool === "forkstat");
     for (const row of stormRows) {
-      row.ratioToForkstat = reference ? row.cpuMicrosPerEvent / reference.cpuMicrosPerEvent : null;
+      row.ratioToForkstat = reference
+        ? row.cpuMicrosPerWindowEvent / reference.cpuMicrosPerWindowEvent
+        : null;
     }
     rows.push(...stormRows);
   }
@@ -239,7 +280,7 @@ async function memory(): Promise<Record<string, unknown>> {
   const storm = await runStorm({
     mode: "exit",
     workers: 2,
-    durationMs: quick ? 15_000 : 180_000,
+    durationMs: quick ? 15_000 : 420_000,
     maxProcesses: Math.ceil(MEMORY_EVENTS / 2),
   });
   await settle(listener);
@@ -283,6 +324,8 @@ function printTable(rows: StormRow[]): void {
     "missed",
     "reported lost",
     "CPU s",
+    "CPU µs/storm event",
+    "all events",
     "CPU µs/event",
     "× forkstat",
   ];
@@ -296,6 +339,8 @@ function printTable(rows: StormRow[]): void {
     row.reportedLost === null ? "(no report)" : fmt(row.reportedLost),
     fmt(row.cpuSeconds, 2),
     fmt(row.cpuMicrosPerEvent, 2),
+    fmt(row.eventsInWindow),
+    fmt(row.cpuMicrosPerWindowEvent, 2),
     row.ratioToForkstat === null ? "-" : fmt(row.ratioToForkstat, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
@@ -348,6 +393,9 @@ async function main(): Promise<void> {
     } processes/s with 2 workers (${fmt(calibrationOne.processesPerSecond)} with 1), no listener\n`,
   );
   printTable(rows);
+  console.log(
+    "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events)",
+  );
   console.log("\nOracle's case: 8,000 sleeping processes SIGKILLed at once (procwatch API)");
   for (const run of oracleRuns) {
     console.log(

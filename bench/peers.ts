@@ -308,14 +308,20 @@ export function forkstat(): ListenerKind {
           const stderr = await running.stop();
           const ours = new OursCounter(parent);
           let parentLine = false;
+          let unresolvedParents = 0;
           for await (const line of fileLines(running.output)) {
             // "15:48:01 fork   4853 parent          bash", then "... fork 4857 child ...".
             const fields = line.trim().split(/\s+/);
             const [, event, pidText, info] = fields;
             const pid = Number(pidText);
             if (event === "fork") {
-              if (info === "parent") parentLine = pid === parent;
-              else if (info === "child" && parentLine) {
+              // forkstat names the parent from its own process table; for a
+              // clone from a worker thread it often cannot and prints pid 0
+              // "[swapper]". Such a fork was still received: count it.
+              if (info === "parent") {
+                parentLine = pid === parent || pid === 0;
+                if (pid === 0) unresolvedParents++;
+              } else if (info === "child" && parentLine) {
                 ours.fork(parent, pid, false);
                 parentLine = false;
               }
@@ -333,7 +339,7 @@ export function forkstat(): ListenerKind {
             exits: ours.exits,
             reportedLost: null,
             rssBytes,
-            detail: { stderr: stderr.slice(0, 5) },
+            detail: { stderr: stderr.slice(0, 5), unresolvedParents },
           };
         },
       };
