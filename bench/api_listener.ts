@@ -14,7 +14,15 @@ import type { EventType } from "../lib/events.ts";
 import { watch } from "../lib/watcher.ts";
 import { OursCounter } from "./ours.ts";
 
-/** Options passed as the first argument, JSON. */
+/**
+ * Options passed as the first argument, JSON.
+ *
+ * @example
+ * ```ts
+ * import type { ApiListenerOptions } from "./api_listener.ts";
+ * const options: ApiListenerOptions = { mode: "count", parent: Deno.pid, rssAt: [100_000] };
+ * ```
+ */
 export interface ApiListenerOptions {
   mode: "count" | "oracle";
   parent: number;
@@ -24,7 +32,16 @@ export interface ApiListenerOptions {
   rssAt?: number[];
 }
 
-/** The JSON line printed at the end. */
+/**
+ * The JSON line printed at the end.
+ *
+ * @example
+ * ```ts ignore
+ * import type { ApiListenerResult } from "./api_listener.ts";
+ * const result = JSON.parse(line) as ApiListenerResult;
+ * console.log(result.lost);
+ * ```
+ */
 export interface ApiListenerResult {
   events: number;
   /** Batches the watcher delivered (one per wake-up of the receive loop, at most). */

@@ -8,7 +8,16 @@
 
 import type { LoadReply, LoadRequest } from "./loadgen_worker.ts";
 
-/** What a storm made. */
+/**
+ * What a storm made.
+ *
+ * @example
+ * ```ts ignore
+ * import { runStorm, type StormResult } from "./loadgen.ts";
+ * const result: StormResult = await runStorm({ mode: "exit", workers: 2, durationMs: 500 });
+ * console.log(result.events === result.processes * 2);
+ * ```
+ */
 export interface StormResult {
   mode: LoadRequest["mode"];
   workers: number;
@@ -20,7 +29,15 @@ export interface StormResult {
   processesPerSecond: number;
 }
 
-/** Events the proc connector sends per process made in each mode. */
+/**
+ * Events the proc connector sends per process made in each mode.
+ *
+ * @example
+ * ```ts
+ * import { EVENTS_PER_PROCESS } from "./loadgen.ts";
+ * console.log(EVENTS_PER_PROCESS.exec); // 3: fork, exec, exit
+ * ```
+ */
 export const EVENTS_PER_PROCESS: Record<LoadRequest["mode"], number> = { exit: 2, exec: 3 };
 
 /**

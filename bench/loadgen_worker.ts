@@ -8,7 +8,15 @@
 
 import { prepareProgram, reap, setStormExitSignal, spawnExitingMany } from "../ffi/clone.ts";
 
-/** What the generator asks of a load thread. */
+/**
+ * What the generator asks of a load thread.
+ *
+ * @example
+ * ```ts
+ * import type { LoadRequest } from "./loadgen_worker.ts";
+ * const request: LoadRequest = { mode: "exit", durationMs: 1000, maxProcesses: 10_000 };
+ * ```
+ */
 export interface LoadRequest {
   /** `exit`: clone + _exit; `exec`: posix_spawn of `program` + exit. */
   mode: "exit" | "exec";
@@ -20,7 +28,15 @@ export interface LoadRequest {
   program?: { path: string; argv: string[] };
 }
 
-/** What a load thread reports. */
+/**
+ * What a load thread reports.
+ *
+ * @example
+ * ```ts
+ * import type { LoadReply } from "./loadgen_worker.ts";
+ * const reply: LoadReply = { processes: 20_000, elapsedMs: 1000 };
+ * ```
+ */
 export interface LoadReply {
   processes: number;
   elapsedMs: number;

@@ -9,7 +9,15 @@
 import type { ApiListenerOptions, ApiListenerResult } from "./api_listener.ts";
 import { OursCounter } from "./ours.ts";
 
-/** What a listener made of a storm. */
+/**
+ * What a listener made of a storm.
+ *
+ * @example
+ * ```ts ignore
+ * import { forkstat, type ListenerCounts } from "./peers.ts";
+ * const counts: ListenerCounts = await (await forkstat().start(Deno.pid)).stop();
+ * ```
+ */
 export interface ListenerCounts {
   /** Events of the generator's processes the tool reported. */
   received: number;
@@ -24,7 +32,16 @@ export interface ListenerCounts {
   detail?: unknown;
 }
 
-/** A listener process, running. */
+/**
+ * A listener process, running.
+ *
+ * @example
+ * ```ts ignore
+ * import { procwatchApi, type RunningListener } from "./peers.ts";
+ * const listener: RunningListener = await procwatchApi().start(Deno.pid);
+ * console.log(listener.cpuSeconds());
+ * ```
+ */
 export interface RunningListener {
   readonly pid: number;
   /** CPU seconds (user + system) the listener process has used so far. */
@@ -33,7 +50,16 @@ export interface RunningListener {
   stop(): Promise<ListenerCounts>;
 }
 
-/** A kind of listener the benchmark can start. */
+/**
+ * A kind of listener the benchmark can start.
+ *
+ * @example
+ * ```ts ignore
+ * import { extrace, type ListenerKind } from "./peers.ts";
+ * const kind: ListenerKind = extrace("marker");
+ * console.log(await kind.available() ?? "available");
+ * ```
+ */
 export interface ListenerKind {
   name: string;
   /** Which event types of a storm it reports at all (extrace: execs and exits only). */
@@ -46,7 +72,15 @@ export interface ListenerKind {
 const root = new URL("../", import.meta.url).pathname;
 const CLOCK_TICKS = 100;
 
-/** utime + stime of process `pid`, in seconds (fields 14 and 15 of /proc/PID/stat). */
+/**
+ * utime + stime of process `pid`, in seconds (fields 14 and 15 of /proc/PID/stat).
+ *
+ * @example
+ * ```ts ignore
+ * import { cpuSecondsOf } from "./peers.ts";
+ * console.log(cpuSecondsOf(Deno.pid));
+ * ```
+ */
 export function cpuSecondsOf(pid: number): number {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -57,7 +91,15 @@ export function cpuSecondsOf(pid: number): number {
   }
 }
 
-/** VmRSS of process `pid`, in bytes. */
+/**
+ * VmRSS of process `pid`, in bytes.
+ *
+ * @example
+ * ```ts ignore
+ * import { rssOf } from "./peers.ts";
+ * console.log(rssOf(Deno.pid));
+ * ```
+ */
 export function rssOf(pid: number): number | null {
   try {
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -126,7 +168,16 @@ async function* fileLines(path: string): AsyncGenerator<string> {
   for (let line = await reader.next(); line !== null; line = await reader.next()) yield line;
 }
 
-/** procwatch through its API (bench/api_listener.ts). */
+/**
+ * procwatch through its API (bench/api_listener.ts).
+ *
+ * @example
+ * ```ts ignore
+ * import { procwatchApi } from "./peers.ts";
+ * const listener = await procwatchApi().start(Deno.pid);
+ * console.log((await listener.stop()).reportedLost);
+ * ```
+ */
 export function procwatchApi(
   extra: Partial<ApiListenerOptions> = {},
   name = "procwatch (API)",
@@ -171,7 +222,16 @@ export function procwatchApi(
   };
 }
 
-/** Waits until the listener's output is complete: its CPU use stops growing. */
+/**
+ * Waits until the listener's output is complete: its CPU use stops growing.
+ *
+ * @example
+ * ```ts ignore
+ * import { procwatchApi, settle } from "./peers.ts";
+ * const listener = await procwatchApi().start(Deno.pid);
+ * await settle(listener);
+ * ```
+ */
 export async function settle(listener: RunningListener, maxMs = 20_000): Promise<void> {
   const deadline = Date.now() + maxMs;
   let previous = listener.cpuSeconds();
@@ -225,7 +285,16 @@ async function startRedirected(
   };
 }
 
-/** procwatch's CLI: `watch --json > file`. */
+/**
+ * procwatch's CLI: `watch --json > file`.
+ *
+ * @example
+ * ```ts ignore
+ * import { procwatchCli } from "./peers.ts";
+ * const listener = await procwatchCli().start(Deno.pid);
+ * console.log((await listener.stop()).received);
+ * ```
+ */
 export function procwatchCli(): ListenerKind {
   return {
     name: "procwatch (CLI --json)",
@@ -285,7 +354,16 @@ export function procwatchCli(): ListenerKind {
   };
 }
 
-/** forkstat: its default fork,exec,exit events, output to a file. */
+/**
+ * forkstat: its default fork,exec,exit events, output to a file.
+ *
+ * @example
+ * ```ts ignore
+ * import { forkstat } from "./peers.ts";
+ * const listener = await forkstat().start(Deno.pid);
+ * console.log((await listener.stop()).forks);
+ * ```
+ */
 export function forkstat(): ListenerKind {
   return {
     name: "forkstat",
@@ -347,7 +425,16 @@ export function forkstat(): ListenerKind {
   };
 }
 
-/** extrace: execs (and, with -t, the exits of processes it saw exec). */
+/**
+ * extrace: execs (and, with -t, the exits of processes it saw exec).
+ *
+ * @example
+ * ```ts ignore
+ * import { extrace } from "./peers.ts";
+ * const listener = await extrace("my-marker").start(Deno.pid);
+ * console.log((await listener.stop()).execs);
+ * ```
+ */
 export function extrace(marker: string): ListenerKind {
   return {
     name: "extrace",

@@ -132,7 +132,16 @@ export function spawnExitingMany(count: number, deadline: number, exitCode = 0):
   return made;
 }
 
-/** Waits for child `pid` to end; returns its raw wait status. Throws on `ECHILD`. */
+/**
+ * Waits for child `pid` to end; returns its raw wait status. Throws on `ECHILD`.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareProgram, reap } from "./clone.ts";
+ * const status = reap(prepareProgram("/bin/sh", ["sh", "-c", "exit 3"]).spawn());
+ * console.log(status >> 8); // 3
+ * ```
+ */
 export function reap(pid: number): number {
   for (;;) {
     const result = libc().waitpid(pid, statusBuffer, WALL);
@@ -186,16 +195,26 @@ export class SleepingProcesses implements Disposable {
         throw error;
       }
       pids.push(pid);
+      // One process group of their own (led by the first): killAll() is then
+      // a single kill(-pgid), all 8,000 at once, as in Oracle's measurement.
+      if (c.setpgid(pid, pids[0]) < 0) {
+        const error = new ErrnoError("setpgid", errno(), `(${pid}, ${pids[0]})`);
+        new SleepingProcesses(pids, stacks)[Symbol.dispose]();
+        throw error;
+      }
     }
     return new SleepingProcesses(pids, stacks);
   }
 
-  /** Sends SIGKILL to every sleeper, back to back. */
+  /** Sends SIGKILL to every sleeper at once: one `kill(-pgid)` for their process group. */
   killAll(): void {
-    if (this.#killed) return;
+    if (this.#killed || this.pids.length === 0) return;
     this.#killed = true;
     const c = libc();
-    for (const pid of this.pids) c.kill(pid, SIGKILL);
+    if (c.kill(-this.pids[0], SIGKILL) < 0) {
+      // Not a group after all (a partial spawn): one by one.
+      for (const pid of this.pids) c.kill(pid, SIGKILL);
+    }
   }
 
   /** Waits for every sleeper to end (call after {@linkcode killAll}). */
@@ -229,7 +248,16 @@ export function spawnProgram(path: string, argv: readonly string[]): number {
   return reap(prepared.spawn());
 }
 
-/** A program ready to be spawned repeatedly without re-encoding its arguments. */
+/**
+ * A program ready to be spawned repeatedly without re-encoding its arguments.
+ *
+ * @example
+ * ```ts ignore
+ * import { type PreparedProgram, prepareProgram, reap } from "./clone.ts";
+ * const program: PreparedProgram = prepareProgram("/bin/true", ["true"]);
+ * for (let i = 0; i < 3; i++) reap(program.spawn());
+ * ```
+ */
 export interface PreparedProgram {
   /** Starts the program; returns its pid (not reaped). */
   spawn(): number;

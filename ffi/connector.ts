@@ -271,7 +271,15 @@ function setReceiveBuffer(fd: number, bytes: number): number {
   return view.getInt32(0, true);
 }
 
-/** Datagrams one {@linkcode ConnectorSocket.receiveMany} call can return. */
+/**
+ * Datagrams one {@linkcode ConnectorSocket.receiveMany} call can return.
+ *
+ * @example
+ * ```ts
+ * import { RECEIVE_BATCH_SLOTS } from "./connector.ts";
+ * console.log(RECEIVE_BATCH_SLOTS); // 256
+ * ```
+ */
 export const RECEIVE_BATCH_SLOTS = 256;
 /** Bytes per datagram slot: a proc event message is 76 bytes; larger ones are foreign. */
 const SLOT_BYTES = 512;

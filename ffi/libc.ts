@@ -84,6 +84,8 @@ export const LIBC_SYMBOLS = {
     parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
     result: "i32",
   },
+  /** int setpgid(pid_t pid, pid_t pgid); */
+  setpgid: { parameters: ["i32", "i32"], result: "i32" },
   /** pid_t getpid(void); */
   getpid: { parameters: [], result: "i32" },
   /** int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask); */

@@ -12,12 +12,28 @@
 import type { EventType } from "../../lib/events.ts";
 import { watch } from "../../lib/watcher.ts";
 
-/** Messages the test sends. */
+/**
+ * Messages the test sends.
+ *
+ * @example
+ * ```ts
+ * import type { ReferenceCommand } from "./reference_listener.ts";
+ * const start: ReferenceCommand = { type: "start", parent: Deno.pid, receiveBufferBytes: 64 << 20 };
+ * ```
+ */
 export type ReferenceCommand =
   | { type: "start"; parent: number; events?: EventType[]; receiveBufferBytes: number }
   | { type: "stop"; endPids: number[] };
 
-/** Messages the worker sends back. */
+/**
+ * Messages the worker sends back.
+ *
+ * @example
+ * ```ts
+ * import type { ReferenceReply } from "./reference_listener.ts";
+ * const ready: ReferenceReply = { type: "ready" };
+ * ```
+ */
 export type ReferenceReply =
   | { type: "ready" }
   | {
