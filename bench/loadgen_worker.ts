@@ -7,6 +7,7 @@
  */
 
 import { prepareProgram, reap, setStormExitSignal, spawnExitingMany } from "../ffi/clone.ts";
+import { STORM_EXIT_CODE } from "./ours.ts";
 
 /**
  * What the generator asks of a load thread.
@@ -64,6 +65,7 @@ scope.onmessage = (message) => {
         processes += spawnExitingMany(
           Math.min(4096, request.maxProcesses - processes),
           deadline,
+          STORM_EXIT_CODE,
         );
       }
     } else {

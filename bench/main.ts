@@ -152,7 +152,8 @@ async function stormWith(
       mode,
       workers: 2,
       durationMs: mode === "exit" ? STORM_MS : EXEC_STORM_MS,
-      program: mode === "exec" ? { path: "/bin/true", argv: ["true", MARKER] } : undefined,
+      // /bin/false: its exit status 1 marks the storm's processes like STORM_EXIT_CODE.
+      program: mode === "exec" ? { path: "/bin/false", argv: ["false", MARKER] } : undefined,
     });
     await settle(listener);
     const cpuSeconds = listener.cpuSeconds() - cpuBefore;

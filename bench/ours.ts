@@ -8,6 +8,18 @@
  */
 
 /**
+ * The exit code of fork+exit storm processes: it marks them in the output of
+ * tools that do not say who the parent was (forkstat often prints pid 0).
+ *
+ * @example
+ * ```ts
+ * import { STORM_EXIT_CODE } from "./ours.ts";
+ * console.log(STORM_EXIT_CODE << 8); // the wait status forkstat prints
+ * ```
+ */
+export const STORM_EXIT_CODE = 113;
+
+/**
  * Counts fork/exec/exit events of the children of `parent`.
  *
  * @example

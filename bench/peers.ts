@@ -7,7 +7,7 @@
  */
 
 import type { ApiListenerOptions, ApiListenerResult } from "./api_listener.ts";
-import { OursCounter } from "./ours.ts";
+import { OursCounter, STORM_EXIT_CODE } from "./ours.ts";
 
 /**
  * What a listener made of a storm.
@@ -70,6 +70,8 @@ export interface ListenerKind {
 }
 
 const root = new URL("../", import.meta.url).pathname;
+/** Wait statuses the storms' processes end with: `_exit(STORM_EXIT_CODE)`, and /bin/false. */
+const stormStatuses = new Set([STORM_EXIT_CODE << 8, 1 << 8]);
 const CLOCK_TICKS = 100;
 
 /**
@@ -384,37 +386,53 @@ export function forkstat(): ListenerKind {
         async stop() {
           const rssBytes = rssOf(running.pid);
           const stderr = await running.stop();
-          const ours = new OursCounter(parent);
+          // forkstat names the parent from its own process table; for a clone
+          // from a worker thread it often cannot and prints pid 0 "[swapper]".
+          // So a fork (parent us or 0) and an exec are held per child pid and
+          // counted when that pid exits with the storm's own status: pids are
+          // reused only after an exit, and no other process exits that way.
+          const pending = new Map<number, { fork: boolean; exec: boolean }>();
+          let forks = 0;
+          let execs = 0;
+          let exits = 0;
           let parentLine = false;
           let unresolvedParents = 0;
           for await (const line of fileLines(running.output)) {
-            // "15:48:01 fork   4853 parent          bash", then "... fork 4857 child ...".
+            // "15:48:01 fork   4853 parent          bash", then "... fork 4857 child ...",
+            // "... exec 4857   true", "... exit 4857   28928  0.001s true".
             const fields = line.trim().split(/\s+/);
             const [, event, pidText, info] = fields;
             const pid = Number(pidText);
             if (event === "fork") {
-              // forkstat names the parent from its own process table; for a
-              // clone from a worker thread it often cannot and prints pid 0
-              // "[swapper]". Such a fork was still received: count it.
               if (info === "parent") {
                 parentLine = pid === parent || pid === 0;
                 if (pid === 0) unresolvedParents++;
               } else if (info === "child" && parentLine) {
-                ours.fork(parent, pid, false);
+                pending.set(pid, { fork: true, exec: false });
                 parentLine = false;
               }
               continue;
             }
             parentLine = false;
-            if (event === "exec") ours.exec(pid);
-            else if (event === "exit") ours.exit(pid, null);
+            if (event === "exec") {
+              const entry = pending.get(pid);
+              if (entry) entry.exec = true;
+              else pending.set(pid, { fork: false, exec: true });
+            } else if (event === "exit") {
+              const entry = pending.get(pid);
+              pending.delete(pid);
+              if (!stormStatuses.has(Number(info))) continue;
+              exits++;
+              if (entry?.fork) forks++;
+              if (entry?.exec) execs++;
+            }
           }
           await Deno.remove(running.output).catch(() => {});
           return {
-            received: ours.total,
-            forks: ours.forks,
-            execs: ours.execs,
-            exits: ours.exits,
+            received: forks + execs + exits,
+            forks,
+            execs,
+            exits,
             reportedLost: null,
             rssBytes,
             detail: { stderr: stderr.slice(0, 5), unresolvedParents },
