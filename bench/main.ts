@@ -296,7 +296,18 @@ async function memory(): Promise<Record<string, unknown>> {
   };
 }
 
-async function waitLatency(notes: string[]): Promise<unknown> {
+/**
+ * Runs `benchWaitLatency()` from bench/wait_latency.ts (the `wait` command's
+ * benchmark) when that file exists; otherwise notes why there is none.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitLatency } from "./main.ts";
+ * const notes: string[] = [];
+ * console.log(await waitLatency(notes), notes);
+ * ```
+ */
+export async function waitLatency(notes: string[]): Promise<unknown> {
   const url = new URL("./wait_latency.ts", import.meta.url);
   try {
     await Deno.stat(url);
