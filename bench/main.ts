@@ -26,6 +26,8 @@ import {
   settle,
 } from "./peers.ts";
 
+import { runSoak } from "./soak.ts";
+import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 const quick = Deno.args.includes("--quick");
 const STORM_MS = quick ? 1500 : 5000;
 const EXEC_STORM_MS = quick ? 1500 : 5000;
@@ -296,33 +298,6 @@ async function memory(): Promise<Record<string, unknown>> {
   };
 }
 
-/**
- * Runs `benchWaitLatency()` from bench/wait_latency.ts (the `wait` command's
- * benchmark) when that file exists; otherwise notes why there is none.
- *
- * @example
- * ```ts ignore
- * import { waitLatency } from "./main.ts";
- * const notes: string[] = [];
- * console.log(await waitLatency(notes), notes);
- * ```
- */
-export async function waitLatency(notes: string[]): Promise<unknown> {
-  const url = new URL("./wait_latency.ts", import.meta.url);
-  try {
-    await Deno.stat(url);
-  } catch {
-    notes.push("wait latency: bench/wait_latency.ts not present (the wait command is not merged)");
-    return null;
-  }
-  const module = await import(url.href) as { benchWaitLatency?: () => Promise<unknown> };
-  if (typeof module.benchWaitLatency !== "function") {
-    notes.push("wait latency: bench/wait_latency.ts exports no benchWaitLatency()");
-    return null;
-  }
-  return await module.benchWaitLatency();
-}
-
 const fmt = (value: number | null | undefined, digits = 0) =>
   value === null || value === undefined || Number.isNaN(value) ? "-" : value.toFixed(digits);
 
@@ -396,7 +371,11 @@ async function main(): Promise<void> {
   console.error(`bench: memory over ${MEMORY_EVENTS} events`);
   const memoryRun = await memory();
 
-  const waits = await waitLatency(notes);
+  console.error(`bench: soak over ${quick ? 200_000 : 5_000_000} events (RSS, queue, name table)`);
+  const soak = await runSoak({ events: quick ? 200_000 : 5_000_000, samples: 10 });
+
+  console.error("bench: wait latency beside pidwait");
+  const waits = await benchWaitLatency();
 
   console.log(`\nprocwatch bench — ${host.nproc} CPUs, ${host.cpu}, Linux ${host.kernel}`);
   console.log(
@@ -424,7 +403,15 @@ async function main(): Promise<void> {
       rss.map((sample) => `${sample.rssMiB} MiB @ ${sample.events} events`).join(", ")
     }`,
   );
-  if (waits !== null) console.log(`\nwait latency: ${JSON.stringify(waits)}`);
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  console.log(
+    `\nSoak: ${soak.events} events (${soak.lost} lost) in ${soak.seconds.toFixed(0)} s; RSS ${
+      soak.samples.map((sample) => `${mib(sample.rssBytes)}`).join(" → ")
+    } MiB (${soak.rssFlat ? "flat" : "GROWING"}: +${
+      mib(soak.rssGrowthBytes)
+    } MiB after warm-up); queue high-water ${soak.maxQueue}/${soak.queueCapacity}; name table max ${soak.maxNamesTable}`,
+  );
+  console.log(`\n${formatWaitLatency(waits)}`);
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -436,6 +423,7 @@ async function main(): Promise<void> {
     storms: rows,
     oracle: oracleRuns,
     memory: memoryRun,
+    soak,
     waitLatency: waits,
     notes,
   };
