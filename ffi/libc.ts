@@ -52,6 +52,12 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** ssize_t readlink(const char *path, char *buf, size_t size); */
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** DIR *opendir(const char *name); used to list /proc. */
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  /** struct dirent64 *readdir(DIR *dir); d_name at byte 19 (glibc x86_64/aarch64). */
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  /** int closedir(DIR *dir); */
+  closedir: { parameters: ["pointer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** int kill(pid_t pid, int sig); */
@@ -66,12 +72,28 @@ export const LIBC_SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** uid_t geteuid(void); */
   geteuid: { parameters: [], result: "u32" },
+  /** int setpriority(int which, id_t who, int prio); with PRIO_PROCESS, `who` is a thread id. */
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  /** int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param); per thread. */
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   /** long sysconf(int name); */
   sysconf: { parameters: ["i32"], result: "i64" },
   /** int *__errno_location(void); glibc's per-thread errno. */
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
   strerror: { parameters: ["i32"], result: "pointer" },
+  // --- load generation (ffi/clone.ts, bench/) ---
+  /** void *dlsym(void *handle, const char *symbol); handle NULL = RTLD_DEFAULT. */
+  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  /** int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...); used without the optional tids/tls. */
+  clone: { parameters: ["pointer", "pointer", "i32", "pointer"], result: "i32" },
+  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]); */
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */
