@@ -8,6 +8,7 @@
  */
 
 import { listDirectory } from "./proc_dir.ts";
+import { readLink } from "./proc_fs.ts";
 import { check, libc } from "./libc.ts";
 
 /** `PRIO_PROCESS` (sys/resource.h) and `SCHED_FIFO` (include/uapi/linux/sched.h). */
@@ -41,4 +42,22 @@ export function raisePriority(level: PriorityLevel): void {
       check("setpriority", c.setpriority(PRIO_PROCESS, tid, -20), `(${tid})`);
     }
   }
+}
+
+/**
+ * Raises the calling thread only to nice -20 (needs root or CAP_SYS_NICE).
+ * Returns whether it worked; never throws. For a helper thread that does
+ * little but must run the moment it wakes.
+ *
+ * @example
+ * ```ts ignore
+ * import { raiseThisThread } from "./priority.ts";
+ * raiseThisThread();
+ * ```
+ */
+export function raiseThisThread(): boolean {
+  // "/proc/thread-self" links to "PID/task/TID".
+  const tid = Number(readLink("/proc/thread-self")?.split("/").at(-1));
+  if (!Number.isInteger(tid) || tid <= 0) return false;
+  return libc().setpriority(PRIO_PROCESS, tid, -20) === 0;
 }

@@ -12,6 +12,7 @@
  */
 
 import type { KernelEvent, ProcessInfo } from "./events.ts";
+import { ExecCapture } from "./exec_capture.ts";
 import type { CompiledFilters } from "./filters.ts";
 import { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./process_table.ts";
 import type { UserNames } from "./users.ts";
@@ -20,6 +21,12 @@ import type { UserNames } from "./users.ts";
 export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot" | "details"> {
   /** Attach `process` to events. */
   context: boolean;
+  /**
+   * Run the exec-capture worker (a second subscription on its own thread) so
+   * that processes which exit before the watcher looks still get their
+   * command line. Used only when command lines are needed. Default `true`.
+   */
+  execCapture?: boolean;
 }
 
 /**
@@ -49,6 +56,7 @@ export class EventContext {
   readonly #names: boolean;
   /** Command lines are needed (match or context). */
   readonly #details: boolean;
+  readonly #capture: ExecCapture | null;
 
   /** Creates the context; call {@linkcode seed} once subscribed. */
   constructor(filters: CompiledFilters, users: UserNames, options: EventContextOptions) {
@@ -63,6 +71,17 @@ export class EventContext {
       details: this.#details,
       treeRoot: filters.tree ?? undefined,
     });
+    this.#capture = this.#details && (options.execCapture ?? true) ? new ExecCapture() : null;
+  }
+
+  /** Settles when the exec-capture worker (if any) listens. */
+  get ready(): Promise<void> {
+    return this.#capture?.ready ?? Promise.resolve();
+  }
+
+  /** Stops the exec-capture worker. */
+  close(): void {
+    this.#capture?.close();
   }
 
   /** Loads the processes that already run. */
@@ -81,6 +100,17 @@ export class EventContext {
     const record = this.table.get(event.pid);
     if (record === undefined || !record.stale || !this.#cheapMatch(record)) return;
     this.#freshen(record);
+    if (record.gone && !record.detailed && this.#capture !== null) {
+      // Gone before we looked: take what the capture worker read at the exec.
+      const captured = this.#capture.lookup(event.pid, event.timestampNs);
+      if (captured !== null) {
+        record.comm = captured.comm;
+        record.cmdline = captured.cmdline;
+        record.exe = captured.exe;
+        record.detailed = true;
+        record.stale = false;
+      }
+    }
   }
 
   /** Whether an event passes the filters; attaches `process` when asked to. */

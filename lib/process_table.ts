@@ -175,7 +175,10 @@ export class ProcessTable {
     record.startNs ??= BigInt(Math.round(stat.startTicks * 1e9 / clockTicksPerSecond()));
     record.stale = false;
     if (stat.state === "Z" || stat.state === "X") {
-      if (!record.detailed) record.cmdline = null;
+      if (!record.detailed) {
+        record.cmdline = null;
+        record.exe = null;
+      }
       record.gone = true;
       return false;
     }
@@ -206,7 +209,10 @@ export class ProcessTable {
       return true;
     }
     // What we knew before an exec is not this program's: say "unknown" rather than repeat it.
-    if (!record.detailed) record.cmdline = null;
+    if (!record.detailed) {
+      record.cmdline = null;
+      record.exe = null;
+    }
     record.gone = true;
     return false;
   }

@@ -54,6 +54,12 @@ export interface WatchOptions extends ProcessFilterOptions {
   processTableSize?: number;
   /** How long an exited process stays in the table for late events, in ms. Default 2000. */
   exitGraceMs?: number;
+  /**
+   * With `context` or `match`: a worker thread with its own exec-only
+   * subscription reads each new program's command line the moment it starts,
+   * for processes that exit before the watcher gets to them. Default `true`.
+   */
+  execCapture?: boolean;
   /** Closes the watcher when aborted. */
   signal?: AbortSignal;
   /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
@@ -237,6 +243,14 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     return this.#context?.table ?? null;
   }
 
+  /**
+   * Settles when every helper of the watcher listens too (the exec-capture
+   * worker starts asynchronously); the watcher itself listens from `watch()` on.
+   */
+  get ready(): Promise<void> {
+    return this.#context?.ready ?? Promise.resolve();
+  }
+
   /** Whether `close()` has been called. */
   get closed(): boolean {
     return this.#closing;
@@ -252,6 +266,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     if (!this.#countGaps) this.#syncKernelDrops();
     ignore(this.#socket);
     this.#socket.close();
+    this.#context?.close();
     this.#signal?.removeEventListener("abort", this.#onAbort);
     untrack(this);
     this.#notify();
@@ -494,6 +509,7 @@ function makeContext(options: WatchOptions): EventContext | null {
     context: options.context ?? false,
     maxEntries: options.processTableSize,
     exitGraceMs: options.exitGraceMs,
+    execCapture: options.execCapture,
   });
 }
 
