@@ -35,6 +35,7 @@ export {
   isThreadEvent,
   type KernelEvent,
   type LostEvent,
+  type ProcessInfo,
   type ProcEvent,
   type PtraceEvent,
   type SidEvent,
@@ -53,3 +54,20 @@ export {
 export { FfiPermissionError } from "./ffi/libc.ts";
 export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
 export { type FilterMode } from "./lib/subscription.ts";
+export { type ProcessFilterOptions } from "./lib/filters.ts";
+export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process_table.ts";
+export {
+  describeExit,
+  eventToJson,
+  formatDuration,
+  humanLine,
+  processLabel,
+  shortExit,
+  type Style,
+} from "./lib/format.ts";
+export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
+export { TreeFormatter } from "./lib/tree_format.ts";
+export { EventStats, type StatsRow } from "./lib/stats.ts";
+export { UserNames } from "./lib/users.ts";
+export { kill } from "./lib/kill.ts";
+export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";

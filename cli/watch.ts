@@ -131,6 +131,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   const timer = options.duration === undefined
     ? undefined
     : setTimeout(() => watcher.close(), options.duration * 1000);
+  await watcher.ready;
   if (options.verbose) {
     warn(
       `procwatch: listening (${

@@ -10,6 +10,7 @@ import { parseCmdline } from "./proc_parse.ts";
 
 const SLOTS = 512;
 const SLOT_BYTES = 8192;
+/** Int32 header: seqlock, pid, timestamp low/high, comm/exe/cmdline lengths. */
 const HEADER = 32;
 const COMM_AT = HEADER;
 const COMM_MAX = 64;
@@ -17,6 +18,18 @@ const EXE_AT = COMM_AT + COMM_MAX;
 const EXE_MAX = 1024;
 const CMDLINE_AT = EXE_AT + EXE_MAX;
 const CMDLINE_MAX = SLOT_BYTES - CMDLINE_AT;
+
+/** The slot layout, for the worker that writes the ring (ffi/exec_capture_worker.ts). */
+export const RING_LAYOUT = {
+  slots: SLOTS,
+  slotBytes: SLOT_BYTES,
+  commAt: COMM_AT,
+  commMax: COMM_MAX,
+  exeAt: EXE_AT,
+  exeMax: EXE_MAX,
+  cmdlineAt: CMDLINE_AT,
+  cmdlineMax: CMDLINE_MAX,
+} as const;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -56,7 +69,10 @@ export class CaptureRing {
     this.#bytes = new Uint8Array(buffer);
   }
 
-  /** Publishes a capture for the exec of `pid` at `timestampNs`. */
+  /**
+   * Publishes a capture for the exec of `pid` at `timestampNs` (the worker
+   * writes the same layout from its own copy of this code).
+   */
   write(pid: number, timestampNs: bigint, comm: string, exe: string, cmdline: Uint8Array): void {
     const base = (pid % SLOTS) * SLOT_BYTES;
     const at = base / 4;

@@ -41,7 +41,7 @@ export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot
  * const context = new EventContext(compileFilters({ comm: "sh" }, users), users, {
  *   context: true,
  * });
- * context.seed();
+ * context.start(true);
  * // for each kernel event, in order:
  * // context.observe(event); if (context.admit(event)) deliver(event);
  * ```
@@ -56,9 +56,10 @@ export class EventContext {
   readonly #names: boolean;
   /** Command lines are needed (match or context). */
   readonly #details: boolean;
-  readonly #capture: ExecCapture | null;
+  readonly #wantCapture: boolean;
+  #capture: ExecCapture | null = null;
 
-  /** Creates the context; call {@linkcode seed} once subscribed. */
+  /** Creates the context; call {@linkcode start} once subscribed. */
   constructor(filters: CompiledFilters, users: UserNames, options: EventContextOptions) {
     this.#filters = filters;
     this.#users = users;
@@ -71,7 +72,7 @@ export class EventContext {
       details: this.#details,
       treeRoot: filters.tree ?? undefined,
     });
-    this.#capture = this.#details && (options.execCapture ?? true) ? new ExecCapture() : null;
+    this.#wantCapture = this.#details && (options.execCapture ?? true);
   }
 
   /** Settles when the exec-capture worker (if any) listens. */
@@ -84,9 +85,13 @@ export class EventContext {
     this.#capture?.close();
   }
 
-  /** Loads the processes that already run. */
-  seed(): void {
+  /**
+   * Call once subscribed: loads the processes that already run and starts the
+   * exec-capture worker. `kernelFilter`: whether this kernel filters event types.
+   */
+  start(kernelFilter: boolean): void {
     this.table.seed();
+    if (this.#wantCapture) this.#capture = new ExecCapture(kernelFilter);
   }
 
   /**

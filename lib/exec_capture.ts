@@ -12,7 +12,14 @@
  */
 
 import { monotonicNs } from "../ffi/clock.ts";
-import { type Captured, CaptureRing } from "./capture_ring.ts";
+import {
+  CAPTURE_WORKER_SYMBOLS,
+  captureWorker,
+  type CaptureWorkerConfig,
+} from "../ffi/exec_capture_worker.ts";
+import { LIBC_SYMBOLS } from "../ffi/libc.ts";
+import { type Captured, CaptureRing, RING_LAYOUT } from "./capture_ring.ts";
+import { ProcEventWhat } from "./protocol.ts";
 
 /** How long to wait for a capture the worker may be writing right now. */
 const LATE_WAIT_NS = 300_000n;
@@ -39,13 +46,19 @@ export class ExecCapture {
   readonly #worker: Worker;
   #running = false;
 
-  /** Starts the worker. */
-  constructor() {
+  /** Starts the worker; `kernelFilter`: whether this kernel filters event types. */
+  constructor(kernelFilter: boolean) {
     const buffer = CaptureRing.allocate();
     this.#ring = new CaptureRing(buffer);
-    this.#worker = new Worker(new URL("./exec_capture_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    // From source text: a worker module read from disk would need --allow-read.
+    const source = `self.onmessage = (message) => {
+  try { (${captureWorker.toString()})(message.data); }
+  catch (error) { self.postMessage({ error: String(error) }); }
+  self.close();
+};`;
+    const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+    this.#worker = new Worker(url, { type: "module" });
+    URL.revokeObjectURL(url);
     this.ready = new Promise((resolve) => {
       this.#worker.onmessage = (message: MessageEvent<{ ready?: true; error?: string }>) => {
         this.#running = message.data.ready === true;
@@ -57,7 +70,17 @@ export class ExecCapture {
         resolve();
       };
     });
-    this.#worker.postMessage({ ring: buffer, control: this.#control.buffer });
+    const config: CaptureWorkerConfig = {
+      symbols: Object.fromEntries(
+        CAPTURE_WORKER_SYMBOLS.map((name) => [name, LIBC_SYMBOLS[name]]),
+      ),
+      ring: buffer,
+      control: this.#control.buffer as SharedArrayBuffer,
+      kernelFilter,
+      execBit: ProcEventWhat.EXEC,
+      layout: RING_LAYOUT,
+    };
+    this.#worker.postMessage(config);
   }
 
   /**

@@ -82,7 +82,7 @@ export class ProcessTable {
   #exited: ProcessRecord[] = [];
   #exitedHead = 0;
   /** Entries removed to keep the table bounded (not counting exits). */
-  evictedUnseen = 0;
+  evictedUnseen: number = 0;
 
   /** Creates an empty table; call {@linkcode seed} after subscribing. */
   constructor(options: ProcessTableOptions = {}) {
@@ -165,6 +165,12 @@ export class ProcessTable {
   refresh(record: ProcessRecord, details: boolean, ids = false): boolean {
     const stat = parseStat(readFileText(`/proc/${record.pid}/stat`, 1024) ?? "");
     if (stat === null) {
+      // Reaped. After an exec the old name and arguments are not this program's: unknown.
+      if (record.stale) {
+        record.comm = null;
+        record.cmdline = null;
+        record.exe = null;
+      }
       record.gone = true;
       return false;
     }

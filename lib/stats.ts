@@ -60,7 +60,7 @@ export class EventStats {
   /** Counts over all processes. */
   readonly totals: StatsRow = emptyRow();
   /** Counts per process name (the command's name; `pid N` when unknown). */
-  readonly byProcess = new Map<string, StatsRow>();
+  readonly byProcess: Map<string, StatsRow> = new Map();
   /** Events lost (kernel or queue). */
   lost = 0;
 

@@ -220,7 +220,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     }
     this.#acks.clear();
     // Subscribed first, then scanned: a process born in between is in one or the other.
-    this.#context?.seed();
+    this.#context?.start(this.filterMode === "kernel");
     this.#countGaps = this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0);
     this.receiveBufferBytes = this.#socket.receiveBufferBytes;
     this.portId = this.#socket.portId;
