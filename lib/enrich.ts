@@ -115,6 +115,9 @@ export class EventContext {
         record.detailed = true;
         record.stale = false;
       }
+    } else if (record.detailed && record.exe === null && this.#capture !== null) {
+      // Exited between our cmdline read and the exe link: the worker may have it.
+      record.exe = this.#capture.peek(event.pid, event.timestampNs)?.exe ?? null;
     }
   }
 

@@ -99,6 +99,11 @@ export class ExecCapture {
     return this.#ring.read(pid, timestampNs);
   }
 
+  /** What the worker saw at the exec of `pid` at `timestampNs`, without waiting. */
+  peek(pid: number, timestampNs: bigint): Captured | null {
+    return this.#ring.read(pid, timestampNs);
+  }
+
   /** Stops the worker; it unsubscribes and ends within 100 ms. */
   close(): void {
     Atomics.store(this.#control, 0, 1n);

@@ -209,7 +209,8 @@ export class ProcessTable {
     const kernelThread = record.ppid === 2 || record.pid === 2;
     if (cmdline.ok && (cmdline.bytes.length > 0 || kernelThread)) {
       record.cmdline = parseCmdline(cmdline.bytes);
-      record.exe = kernelThread ? null : readLink(`/proc/${record.pid}/exe`) ?? record.exe;
+      // The link is gone once the process exits; an inherited value would name the parent's.
+      record.exe = kernelThread ? null : readLink(`/proc/${record.pid}/exe`);
       record.cwd = readLink(`/proc/${record.pid}/cwd`) ?? record.cwd;
       record.detailed = true;
       return true;
