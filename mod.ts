@@ -67,7 +67,7 @@ export {
 } from "./lib/format.ts";
 export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
 export { TreeFormatter } from "./lib/tree_format.ts";
-export { EventStats, type StatsRow } from "./lib/stats.ts";
+export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
 export { UserNames } from "./lib/users.ts";
 export { kill } from "./lib/kill.ts";
 export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";

@@ -43,6 +43,7 @@ export interface EventBase {
  * process table. Fields are `null` when unknown.
  */
 export interface ProcessInfo {
+  /** The process (the child, for a fork). */
   pid: number;
   /** The process name (at most 15 bytes). */
   comm: string | null;

@@ -23,15 +23,23 @@ import { parseCmdline, parseStat, parseStatusIds, ttyName } from "./proc_parse.t
 
 /** What the table holds about one process (its main thread). */
 export interface ProcessRecord {
+  /** The process id (tgid). */
   readonly pid: number;
+  /** The parent process. */
   ppid: number | null;
+  /** The name; `null` when unknown (e.g. exec'd and gone before it was read). */
   comm: string | null;
   /** argv; `null` until read. Replaced, never mutated, so events may share it. */
   cmdline: string[] | null;
+  /** The executable's path. */
   exe: string | null;
+  /** The working directory. */
   cwd: string | null;
+  /** Real user id. */
   ruid: number | null;
+  /** Effective user id (what `uid` filters on). */
   euid: number | null;
+  /** Controlling terminal name. */
   tty: string | null;
   /** Start on the monotonic clock: the fork event's timestamp, or /proc's start time. */
   startNs: bigint | null;

@@ -23,7 +23,7 @@ const COLUMNS = [
 /** A counter column of the summary. */
 export type StatsColumn = typeof COLUMNS[number][0];
 
-/** Counts of one process (or of all). */
+/** Counts of one process (or of all): one per event type, failed exits, and the total. */
 export type StatsRow = Record<StatsColumn, number> & { total: number };
 
 /** Most distinct processes kept; the rest are counted as `(others)`. */
