@@ -7,7 +7,7 @@
 
 import type { ProcEvent } from "./events.ts";
 
-const COLUMNS = [
+const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
   ["fork", "Fork"],
   ["exec", "Exec"],
   ["exit", "Exit"],
@@ -18,10 +18,20 @@ const COLUMNS = [
   ["uid", "UID"],
   ["gid", "GID"],
   ["sid", "SID"],
-] as const;
+];
 
-/** A counter column of the summary. */
-export type StatsColumn = typeof COLUMNS[number][0];
+/** A counter column of the summary: an event type, or `failed` (non-zero or signalled exits). */
+export type StatsColumn =
+  | "fork"
+  | "exec"
+  | "exit"
+  | "failed"
+  | "coredump"
+  | "comm"
+  | "ptrace"
+  | "uid"
+  | "gid"
+  | "sid";
 
 /** Counts of one process (or of all): one per event type, failed exits, and the total. */
 export type StatsRow = Record<StatsColumn, number> & { total: number };
