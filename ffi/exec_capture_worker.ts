@@ -15,6 +15,8 @@
  * @module
  */
 
+import { libc } from "./libc.ts";
+
 /** The libc symbols the worker uses (a subset of ffi/libc.ts's table). */
 export const CAPTURE_WORKER_SYMBOLS = [
   "socket",
@@ -36,7 +38,10 @@ export const CAPTURE_WORKER_SYMBOLS = [
 export interface CaptureWorkerConfig {
   symbols: Record<string, Deno.ForeignFunction>;
   ring: SharedArrayBuffer;
-  /** BigInt64Array view: [0] stop flag, [1] timestamp of the last exec handled. */
+  /**
+   * BigInt64Array view: [0] stop flag, [1] timestamp of the last exec handled,
+   * [2] the socket's descriptor, [3] its netlink port id (for {@linkcode unsubscribeWorker}).
+   */
   control: SharedArrayBuffer;
   /** Ask the kernel for exec events only (Linux ≥ 6.6), else take all and skip. */
   kernelFilter: boolean;
@@ -132,6 +137,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     c.send(fd, message, BigInt(message.length), 0);
   };
   control(1); // PROC_CN_MCAST_LISTEN
+  const shared = new BigInt64Array(config.control);
+  Atomics.store(shared, 3, BigInt(portId));
+  Atomics.store(shared, 2, BigInt(fd));
   (globalThis as unknown as { postMessage(message: unknown): void }).postMessage({ ready: true });
 
   const ring = new Uint8Array(config.ring);
@@ -199,4 +207,30 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     control(2); // PROC_CN_MCAST_IGNORE
     c.close(fd);
   }
+}
+
+/**
+ * Unsubscribes the worker's socket from the calling thread (descriptors are
+ * per process): a process that exits right after closing its watcher must not
+ * leave the kernel counting a listener. Call before setting the stop flag —
+ * the worker closes its socket only after it sees the flag.
+ *
+ * @example
+ * ```ts ignore
+ * unsubscribeWorker(control); // then Atomics.store(control, 0, 1n)
+ * ```
+ */
+export function unsubscribeWorker(control: BigInt64Array): void {
+  const fd = Number(Atomics.load(control, 2));
+  if (fd <= 0 || Atomics.load(control, 0) !== 0n) return;
+  const message = new Uint8Array(40);
+  const view = new DataView(message.buffer);
+  view.setUint32(0, 40, true);
+  view.setUint16(4, 3, true); // NLMSG_DONE
+  view.setUint32(12, Number(Atomics.load(control, 3)), true);
+  view.setUint32(16, 1, true); // CN_IDX_PROC
+  view.setUint32(20, 1, true); // CN_VAL_PROC
+  view.setUint16(32, 4, true);
+  view.setUint32(36, 2, true); // PROC_CN_MCAST_IGNORE
+  libc().send(fd, message, 40n, 0);
 }

@@ -16,6 +16,7 @@ import {
   CAPTURE_WORKER_SYMBOLS,
   captureWorker,
   type CaptureWorkerConfig,
+  unsubscribeWorker,
 } from "../ffi/exec_capture_worker.ts";
 import { LIBC_SYMBOLS } from "../ffi/libc.ts";
 import { type Captured, CaptureRing, RING_LAYOUT } from "./capture_ring.ts";
@@ -41,8 +42,8 @@ export class ExecCapture {
   /** Settles once the worker listens (or has failed: then lookups find nothing). */
   readonly ready: Promise<void>;
   readonly #ring: CaptureRing;
-  /** [0]: stop flag; [1]: timestamp of the last exec the worker handled. */
-  readonly #control = new BigInt64Array(new SharedArrayBuffer(16));
+  /** [0]: stop flag; [1]: timestamp of the last exec the worker handled; [2], [3]: its socket. */
+  readonly #control = new BigInt64Array(new SharedArrayBuffer(32));
   readonly #worker: Worker;
   #running = false;
 
@@ -106,6 +107,7 @@ export class ExecCapture {
 
   /** Stops the worker; it unsubscribes and ends within 100 ms. */
   close(): void {
+    unsubscribeWorker(this.#control);
     Atomics.store(this.#control, 0, 1n);
     this.#running = false;
   }

@@ -130,11 +130,12 @@ kernelTest("cli: json --context carries the process fields by name", async () =>
 
 kernelTest("cli: colours only on a terminal, never with NO_COLOR", async () => {
   const run = async (env: Record<string, string>) => {
-    // script(1) gives the CLI a pseudo-terminal as stdout.
+    // script(1) gives the CLI a pseudo-terminal as stdout; the loop runs until it has seen one.
+    const cli = `${Deno.execPath()} run --allow-ffi cli.ts watch -n 1 -e exec --match colour-test`;
     const output = await new Deno.Command("script", {
       args: [
         "-qec",
-        `${Deno.execPath()} run --allow-ffi cli.ts watch -D 1.5 -e exec & sleep 1; /bin/true colour`,
+        `(while sleep 0.2; do /bin/true colour-test; done) & ${cli}; kill $!`,
         "/dev/null",
       ],
       cwd: new URL("../", import.meta.url).pathname,
@@ -146,7 +147,7 @@ kernelTest("cli: colours only on a terminal, never with NO_COLOR", async () => {
   const coloured = await run({});
   assert.ok(coloured.includes("\x1b[36mexec"), `exec in cyan on a tty:\n${coloured}`);
   const plain = await run({ NO_COLOR: "1" });
-  assert.ok(plain.includes("/bin/true colour"), plain);
+  assert.ok(plain.includes("/bin/true colour-test"), plain);
   assert.ok(!plain.includes("\x1b[36m"), "NO_COLOR wins");
 });
 

@@ -139,3 +139,23 @@ export function spawnShell(
   }).spawn();
   return { child, stdout: new LineReader(child.stdout) };
 }
+
+/**
+ * Runs `fn` while holding a machine-wide lock, so that tests which load the
+ * machine (process storms) and tests which measure how fast procwatch reacts
+ * do not run at the same time under `deno test --parallel`.
+ *
+ * @example
+ * ```ts ignore
+ * await exclusively(async () => { ... });
+ * ```
+ */
+export async function exclusively<T>(fn: () => Promise<T>): Promise<T> {
+  using file = await Deno.open("/tmp/procwatch-heavy-tests.lock", { create: true, write: true });
+  await file.lock(true);
+  try {
+    return await fn();
+  } finally {
+    await file.unlock();
+  }
+}
