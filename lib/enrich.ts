@@ -21,6 +21,8 @@ import type { UserNames } from "./users.ts";
 export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot" | "details"> {
   /** Attach `process` to events. */
   context: boolean;
+  /** The watcher's own pid filter: no /proc reads for other processes. */
+  pids?: ReadonlySet<number> | null;
   /**
    * Run the exec-capture worker (a second subscription on its own thread) so
    * that processes which exit before the watcher looks still get their
@@ -57,6 +59,7 @@ export class EventContext {
   /** Command lines are needed (match or context). */
   readonly #details: boolean;
   readonly #wantCapture: boolean;
+  readonly #pids: ReadonlySet<number> | null;
   #capture: ExecCapture | null = null;
 
   /** Creates the context; call {@linkcode start} once subscribed. */
@@ -73,6 +76,7 @@ export class EventContext {
       treeRoot: filters.tree ?? undefined,
     });
     this.#wantCapture = this.#details && (options.execCapture ?? true);
+    this.#pids = options.pids ?? null;
   }
 
   /** Settles when the exec-capture worker (if any) listens. */
@@ -102,6 +106,7 @@ export class EventContext {
   observe(event: KernelEvent): void {
     this.table.observe(event);
     if (event.type !== "exec" || !this.#names) return;
+    if (this.#pids !== null && !this.#pids.has(event.pid)) return;
     const record = this.table.get(event.pid);
     if (record === undefined || !record.stale || !this.#cheapMatch(record)) return;
     this.#freshen(record);

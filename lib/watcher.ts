@@ -510,6 +510,7 @@ function makeContext(options: WatchOptions): EventContext | null {
     maxEntries: options.processTableSize,
     exitGraceMs: options.exitGraceMs,
     execCapture: options.execCapture,
+    pids: options.pids && options.pids.length > 0 ? new Set(options.pids) : null,
   });
 }
 

@@ -4,8 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { kernelTest } from "./support/kernel.ts";
-import { runDeno, spawnDeno, spawnShell } from "./support/subprocess.ts";
+import { runDeno, serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
 
 async function go(child: Deno.ChildProcess): Promise<void> {
   const writer = child.stdin.getWriter();
@@ -13,85 +12,98 @@ async function go(child: Deno.ChildProcess): Promise<void> {
   await writer.close();
 }
 
-kernelTest("cli: watch --tree PID --format tree indents the sub-tree, nothing else", async () => {
-  const root = spawnShell(
-    `read go; sh -c '/bin/true deep; exit 0'; /bin/true top; exit 0`,
-    "piped",
-  );
-  const cli = spawnDeno("cli.ts", [
-    "watch",
-    "-v",
-    "--tree",
-    String(root.child.pid),
-    "--format",
-    "tree",
-  ]);
-  try {
-    await cli.stderr.waitFor((line) => line.includes("listening"));
-    const outsider = spawnShell("/bin/true deep; exit 0");
-    await go(root.child);
-    await Promise.all([root.child.status, outsider.child.status]);
-    await cli.stdout.waitFor((line) => line.includes(`${root.child.pid}- `));
-  } finally {
-    assert.equal(await cli.stop("SIGINT"), 130);
-  }
-  const lines = cli.stdout.lines;
-  const indentOf = (text: string) => {
-    const line = lines.find((candidate) => candidate.includes(text));
-    assert.ok(line !== undefined, `no line with ${text}:\n${lines.join("\n")}`);
-    return line.length - line.trimStart().length;
-  };
-  assert.equal(indentOf("+ /bin/true top"), 2, "child of the root: one level");
-  assert.equal(indentOf("+ sh -c '/bin/true deep; exit 0'"), 2);
-  assert.equal(indentOf("+ /bin/true deep"), 4, "grandchild: two levels");
-  assert.match(
-    lines.find((line) => line.includes("- /bin/true deep")) ?? "",
-    /^ {4}\d+- \/bin\/true deep exited status=0 time=\d+\.\d{3}s$/,
-  );
-  assert.match(lines.find((line) => line.includes(`${root.child.pid}- `)) ?? "", /^\d+- /);
-  assert.equal(lines.filter((line) => line.includes("+ /bin/true deep")).length, 1, "no outsider");
-  assert.ok(!lines.join("\n").includes("\x1b["), "no colour on a pipe");
-});
-
-kernelTest("cli: watch --failed -S reports decoded failures and a summary on SIGINT", async () => {
-  const cli = spawnDeno("cli.ts", ["watch", "-v", "--failed", "-S"]);
-  let workload: Deno.ChildProcess | undefined;
-  try {
-    await cli.stderr.waitFor((line) => line.includes("listening (kernel-side event filter"));
-    workload = spawnShell("ulimit -c 0; /bin/true; (exit 3); kill -SEGV $$").child;
-    await workload.status;
-    await cli.stdout.waitFor((line) =>
-      / exit +\d+ .*exit SIGSEGV/.test(line) && line.includes(String(workload!.pid))
+serialKernelTest(
+  "cli: watch --tree PID --format tree indents the sub-tree, nothing else",
+  async () => {
+    const root = spawnShell(
+      `read go; sh -c '/bin/true deep; exit 0'; /bin/true top; exit 0`,
+      "piped",
     );
-  } finally {
-    assert.equal(await cli.stop("SIGINT"), 130);
-  }
-  const lines = cli.stdout.lines;
-  assert.match(lines[0], /^Time +Event +PID +User +TTY +Info +Duration Process$/);
-  const mine = lines.filter((line) =>
-    / (exit|coredump) /.test(line) && line.includes("ulimit -c 0")
-  );
-  // (exit 3) is a forked subshell: same command line as the shell.
-  assert.equal(mine.length, 3, mine.join("\n"));
-  assert.match(mine[0], / exit +\d+ root +exit 3 +\d+\.\d{3}s (\/usr\/bin\/)?sh -c 'ulimit -c 0; /);
-  assert.match(mine[1], / coredump +\d+ root /);
-  assert.match(mine[2], / exit +\d+ root +exit SIGSEGV +\d+\.\d{3}s /);
-  assert.ok(!lines.some((line) => line.includes(" 768 ")), "never the raw status");
-  // The summary: header, rows, totals — forkstat -S style.
-  const header = lines.findIndex((line) => /^ +Fork +Exec +Exit +Fail +Core /.test(line));
-  assert.ok(header > 0, lines.join("\n"));
-  assert.match(lines[header - 1], /^procwatch: \d+ events in \d+\.\d s/);
-  const total = lines.at(-1) ?? "";
-  assert.match(total, /Total$/);
-  const numbers = total.trim().split(/ +/).slice(0, 11).map(Number);
-  const [fork, exec, exit, failed, core] = numbers;
-  assert.equal(fork + exec, 0, "only exits and core dumps were asked for");
-  assert.ok(exit >= 2 && failed === exit && core >= 1, total);
-  const shRow = lines.find((line, index) => index > header && / sh$/.test(line));
-  assert.ok(shRow, "a per-process row for sh");
-});
+    const cli = spawnDeno("cli.ts", [
+      "watch",
+      "-v",
+      "--tree",
+      String(root.child.pid),
+      "--format",
+      "tree",
+    ]);
+    try {
+      await cli.stderr.waitFor((line) => line.includes("listening"));
+      const outsider = spawnShell("/bin/true deep; exit 0");
+      await go(root.child);
+      await Promise.all([root.child.status, outsider.child.status]);
+      await cli.stdout.waitFor((line) => line.includes(`${root.child.pid}- `));
+    } finally {
+      assert.equal(await cli.stop("SIGINT"), 130);
+    }
+    const lines = cli.stdout.lines;
+    const indentOf = (text: string) => {
+      const line = lines.find((candidate) => candidate.includes(text));
+      assert.ok(line !== undefined, `no line with ${text}:\n${lines.join("\n")}`);
+      return line.length - line.trimStart().length;
+    };
+    assert.equal(indentOf("+ /bin/true top"), 2, "child of the root: one level");
+    assert.equal(indentOf("+ sh -c '/bin/true deep; exit 0'"), 2);
+    assert.equal(indentOf("+ /bin/true deep"), 4, "grandchild: two levels");
+    assert.match(
+      lines.find((line) => line.includes("- /bin/true deep")) ?? "",
+      /^ {4}\d+- \/bin\/true deep exited status=0 time=\d+\.\d{3}s$/,
+    );
+    assert.match(lines.find((line) => line.includes(`${root.child.pid}- `)) ?? "", /^\d+- /);
+    assert.equal(
+      lines.filter((line) => line.includes("+ /bin/true deep")).length,
+      1,
+      "no outsider",
+    );
+    assert.ok(!lines.join("\n").includes("\x1b["), "no colour on a pipe");
+  },
+);
 
-kernelTest("cli: json --context carries the process fields by name", async () => {
+serialKernelTest(
+  "cli: watch --failed -S reports decoded failures and a summary on SIGINT",
+  async () => {
+    const cli = spawnDeno("cli.ts", ["watch", "-v", "--failed", "-S"]);
+    let workload: Deno.ChildProcess | undefined;
+    try {
+      await cli.stderr.waitFor((line) => line.includes("listening (kernel-side event filter"));
+      workload = spawnShell("ulimit -c 0; /bin/true; (exit 3); kill -SEGV $$").child;
+      await workload.status;
+      await cli.stdout.waitFor((line) =>
+        / exit +\d+ .*exit SIGSEGV/.test(line) && line.includes(String(workload!.pid))
+      );
+    } finally {
+      assert.equal(await cli.stop("SIGINT"), 130);
+    }
+    const lines = cli.stdout.lines;
+    assert.match(lines[0], /^Time +Event +PID +User +TTY +Info +Duration Process$/);
+    const mine = lines.filter((line) =>
+      / (exit|coredump) /.test(line) && line.includes("ulimit -c 0")
+    );
+    // (exit 3) is a forked subshell: same command line as the shell.
+    assert.equal(mine.length, 3, mine.join("\n"));
+    assert.match(
+      mine[0],
+      / exit +\d+ root +exit 3 +\d+\.\d{3}s (\/usr\/bin\/)?sh -c 'ulimit -c 0; /,
+    );
+    assert.match(mine[1], / coredump +\d+ root /);
+    assert.match(mine[2], / exit +\d+ root +exit SIGSEGV +\d+\.\d{3}s /);
+    assert.ok(!lines.some((line) => line.includes(" 768 ")), "never the raw status");
+    // The summary: header, rows, totals — forkstat -S style.
+    const header = lines.findIndex((line) => /^ +Fork +Exec +Exit +Fail +Core /.test(line));
+    assert.ok(header > 0, lines.join("\n"));
+    assert.match(lines[header - 1], /^procwatch: \d+ events in \d+\.\d s/);
+    const total = lines.at(-1) ?? "";
+    assert.match(total, /Total$/);
+    const numbers = total.trim().split(/ +/).slice(0, 11).map(Number);
+    const [fork, exec, exit, failed, core] = numbers;
+    assert.equal(fork + exec, 0, "only exits and core dumps were asked for");
+    assert.ok(exit >= 2 && failed === exit && core >= 1, total);
+    const shRow = lines.find((line, index) => index > header && / sh$/.test(line));
+    assert.ok(shRow, "a per-process row for sh");
+  },
+);
+
+serialKernelTest("cli: json --context carries the process fields by name", async () => {
   const cli = spawnDeno("cli.ts", ["watch", "-v", "--json", "--context", "-e", "exec,exit"]);
   let pid = 0;
   try {
@@ -128,7 +140,7 @@ kernelTest("cli: json --context carries the process fields by name", async () =>
   ) assert.ok(key in exit.process, `exit event has process.${key}`);
 });
 
-kernelTest("cli: colours only on a terminal, never with NO_COLOR", async () => {
+serialKernelTest("cli: colours only on a terminal, never with NO_COLOR", async () => {
   const run = async (env: Record<string, string>) => {
     // script(1) gives the CLI a pseudo-terminal as stdout; the loop runs until it has seen one.
     const cli = `${Deno.execPath()} run --allow-ffi cli.ts watch -n 1 -e exec --match colour-test`;

@@ -5,57 +5,56 @@
 
 import assert from "node:assert/strict";
 import type { ExecEvent, ExitEvent, ProcEvent } from "../lib/events.ts";
-import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
-import { exclusively, spawnShell } from "./support/subprocess.ts";
+import { collectUntil, watchAll } from "./support/kernel.ts";
+import { serialKernelTest, spawnShell } from "./support/subprocess.ts";
 
 const isExit = (pid: number) => (event: ProcEvent) =>
   event.type === "exit" && event.pid === pid && event.tid === pid;
 
-kernelTest(
+serialKernelTest(
   "200 processes that exit at once are all named in their exec and exit",
-  () =>
-    exclusively(async () => {
-      await using watcher = watchAll({ events: ["exec", "exit"], context: true, threads: false });
-      await watcher.ready;
-      const { child } = spawnShell("for i in $(seq 200); do /bin/true arg$i; done");
-      const seen = await collectUntil(watcher, isExit(child.pid), 60_000);
-      await child.status;
-      const ofChildren = (type: "exec" | "exit") =>
-        seen.filter((event): event is ExecEvent | ExitEvent =>
-          event.type === type && event.process?.ppid === child.pid
+  async () => {
+    await using watcher = watchAll({ events: ["exec", "exit"], context: true, threads: false });
+    await watcher.ready;
+    const { child } = spawnShell("for i in $(seq 200); do /bin/true arg$i; done");
+    const seen = await collectUntil(watcher, isExit(child.pid), 60_000);
+    await child.status;
+    const ofChildren = (type: "exec" | "exit") =>
+      seen.filter((event): event is ExecEvent | ExitEvent =>
+        event.type === type && event.process?.ppid === child.pid
+      );
+    for (const type of ["exec", "exit"] as const) {
+      const events = ofChildren(type);
+      // 200 × /bin/true, and the `$(seq 200)` subshell that became seq.
+      assert.equal(events.length, 201, `${type} events of the loop's children`);
+      const args = events
+        .filter((event) => event.process?.cmdline?.[0] !== "seq")
+        .map((event) => JSON.stringify(event.process?.cmdline));
+      const expected = Array.from(
+        { length: 200 },
+        (_, i) => JSON.stringify(["/bin/true", `arg${i + 1}`]),
+      );
+      assert.deepEqual(args.sort(), expected.sort(), `every ${type} event carries its argv`);
+      for (const event of events) {
+        if (event.process?.cmdline?.[0] === "seq") continue;
+        assert.equal(event.process?.comm, "true");
+        // exe may be unknown (the link dies with the process) but never the parent's.
+        assert.ok(
+          [null, "/usr/bin/true"].includes(event.process?.exe ?? null),
+          `exe ${event.process?.exe}`,
         );
-      for (const type of ["exec", "exit"] as const) {
-        const events = ofChildren(type);
-        // 200 × /bin/true, and the `$(seq 200)` subshell that became seq.
-        assert.equal(events.length, 201, `${type} events of the loop's children`);
-        const args = events
-          .filter((event) => event.process?.cmdline?.[0] !== "seq")
-          .map((event) => JSON.stringify(event.process?.cmdline));
-        const expected = Array.from(
-          { length: 200 },
-          (_, i) => JSON.stringify(["/bin/true", `arg${i + 1}`]),
-        );
-        assert.deepEqual(args.sort(), expected.sort(), `every ${type} event carries its argv`);
-        for (const event of events) {
-          if (event.process?.cmdline?.[0] === "seq") continue;
-          assert.equal(event.process?.comm, "true");
-          // exe may be unknown (the link dies with the process) but never the parent's.
-          assert.ok(
-            [null, "/usr/bin/true"].includes(event.process?.exe ?? null),
-            `exe ${event.process?.exe}`,
-          );
-          assert.equal(event.process?.parentComm, "sh");
-          assert.equal(event.process?.user, "root");
-        }
+        assert.equal(event.process?.parentComm, "sh");
+        assert.equal(event.process?.user, "root");
       }
-      for (const exit of ofChildren("exit")) {
-        const duration = exit.process?.durationNs;
-        assert.ok(typeof duration === "bigint" && duration > 0n && duration < 5_000_000_000n);
-      }
-    }),
+    }
+    for (const exit of ofChildren("exit")) {
+      const duration = exit.process?.durationNs;
+      assert.ok(typeof duration === "bigint" && duration > 0n && duration < 5_000_000_000n);
+    }
+  },
 );
 
-kernelTest(
+serialKernelTest(
   "a process reaped before the watcher looks: procGone, and the capture's argv",
   async () => {
     for (const execCapture of [true, false]) {
@@ -90,59 +89,66 @@ kernelTest(
   },
 );
 
-kernelTest("tree filter: a three-level tree started before the watch, then growing", async () => {
-  // root sh → child sh (prints its pid and the sleep's) → sleep; after the sleep is killed the
-  // child starts a new grandchild, and the root a new child.
-  const tree = spawnShell(
-    `sh -c 'echo $$; sleep 30 & echo $!; wait; /bin/true grandchild-after'; /bin/true child-after`,
-  );
-  const [childPid, sleepPid] = [
-    Number(await tree.stdout.waitFor(() => tree.stdout.lines.length >= 1)),
-    Number(
-      await tree.stdout.waitFor(() => tree.stdout.lines.length >= 2).then(() =>
-        tree.stdout.lines[1]
+serialKernelTest(
+  "tree filter: a three-level tree started before the watch, then growing",
+  async () => {
+    // root sh → child sh (prints its pid and the sleep's) → sleep; after the sleep is killed the
+    // child starts a new grandchild, and the root a new child.
+    const tree = spawnShell(
+      `sh -c 'echo $$; sleep 30 & echo $!; wait; /bin/true grandchild-after'; /bin/true child-after`,
+    );
+    const [childPid, sleepPid] = [
+      Number(await tree.stdout.waitFor(() => tree.stdout.lines.length >= 1)),
+      Number(
+        await tree.stdout.waitFor(() => tree.stdout.lines.length >= 2).then(() =>
+          tree.stdout.lines[1]
+        ),
       ),
-    ),
-  ];
-  const root = tree.child.pid;
-  await using watcher = watchAll({ tree: root, context: true, threads: false });
-  await watcher.ready;
-  // Noise outside the tree, running the same program.
-  const outsider = spawnShell("/bin/true child-after");
-  await outsider.child.status;
-  Deno.kill(sleepPid, "SIGTERM");
-  const seen = await collectUntil(watcher, isExit(root), 20_000);
-  await tree.child.status;
+    ];
+    const root = tree.child.pid;
+    await using watcher = watchAll({ tree: root, context: true, threads: false });
+    await watcher.ready;
+    // Noise outside the tree, running the same program.
+    const outsider = spawnShell("/bin/true child-after");
+    await outsider.child.status;
+    Deno.kill(sleepPid, "SIGTERM");
+    const seen = await collectUntil(watcher, isExit(root), 20_000);
+    await tree.child.status;
 
-  const pids = new Set([root, childPid, sleepPid]);
-  for (const event of seen) {
-    if (event.type === "fork") {
-      assert.ok(
-        pids.has(event.parentPid),
-        `fork from inside the tree: ${event.parentPid} → ${event.childPid}`,
-      );
-      pids.add(event.childPid);
-    } else if (event.type !== "lost") {
-      assert.ok(pids.has(event.pid), `event inside the tree: ${event.type} ${event.pid}`);
+    const pids = new Set([root, childPid, sleepPid]);
+    for (const event of seen) {
+      if (event.type === "fork") {
+        assert.ok(
+          pids.has(event.parentPid),
+          `fork from inside the tree: ${event.parentPid} → ${event.childPid}`,
+        );
+        pids.add(event.childPid);
+      } else if (event.type !== "lost") {
+        assert.ok(pids.has(event.pid), `event inside the tree: ${event.type} ${event.pid}`);
+      }
     }
-  }
-  const exits = seen.filter((event): event is ExitEvent => event.type === "exit");
-  const exitOf = (pid: number) => exits.find((event) => event.pid === pid);
-  assert.equal(exitOf(sleepPid)?.signal, "SIGTERM");
-  assert.deepEqual(exitOf(sleepPid)?.process?.cmdline, ["sleep", "30"], "pre-existing, from /proc");
-  assert.equal(exitOf(childPid)?.process?.ppid, root);
-  const execs = seen.filter((event): event is ExecEvent => event.type === "exec");
-  const argv = execs.map((event) => event.process?.cmdline?.join(" "));
-  assert.ok(argv.includes("/bin/true grandchild-after"), `new grandchild: ${argv}`);
-  assert.ok(argv.includes("/bin/true child-after"), `new child: ${argv}`);
-  const grandchild = execs.find((event) => event.process?.cmdline?.[1] === "grandchild-after");
-  assert.equal(grandchild?.process?.ppid, childPid);
-  assert.equal(grandchild?.process?.parentComm, "sh");
-  // The outsider ran the same command line but is not in the tree.
-  assert.equal(argv.filter((text) => text === "/bin/true child-after").length, 1);
-});
+    const exits = seen.filter((event): event is ExitEvent => event.type === "exit");
+    const exitOf = (pid: number) => exits.find((event) => event.pid === pid);
+    assert.equal(exitOf(sleepPid)?.signal, "SIGTERM");
+    assert.deepEqual(
+      exitOf(sleepPid)?.process?.cmdline,
+      ["sleep", "30"],
+      "pre-existing, from /proc",
+    );
+    assert.equal(exitOf(childPid)?.process?.ppid, root);
+    const execs = seen.filter((event): event is ExecEvent => event.type === "exec");
+    const argv = execs.map((event) => event.process?.cmdline?.join(" "));
+    assert.ok(argv.includes("/bin/true grandchild-after"), `new grandchild: ${argv}`);
+    assert.ok(argv.includes("/bin/true child-after"), `new child: ${argv}`);
+    const grandchild = execs.find((event) => event.process?.cmdline?.[1] === "grandchild-after");
+    assert.equal(grandchild?.process?.ppid, childPid);
+    assert.equal(grandchild?.process?.parentComm, "sh");
+    // The outsider ran the same command line but is not in the tree.
+    assert.equal(argv.filter((text) => text === "/bin/true child-after").length, 1);
+  },
+);
 
-kernelTest("tree filter: a three-level tree created after the watch started", async () => {
+serialKernelTest("tree filter: a three-level tree created after the watch started", async () => {
   const root = spawnShell(
     `read go; sh -c 'sh -c "/bin/true level3"; /bin/true level2b'; /bin/true level1b`,
     "piped",
@@ -185,7 +191,7 @@ kernelTest("tree filter: a three-level tree created after the watch started", as
   assert.equal(exits.length, 6, "root, two shells and three /bin/true exit");
 });
 
-kernelTest("comm, match, uid and ppid filters; failedOnly through the kernel", async (t) => {
+serialKernelTest("comm, match, uid and ppid filters; failedOnly through the kernel", async (t) => {
   const until = (match: (event: ProcEvent) => boolean) => (event: ProcEvent) => match(event);
 
   await t.step("comm: only processes with that name", async () => {

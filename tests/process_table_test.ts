@@ -8,8 +8,8 @@ import { monotonicNs } from "../ffi/clock.ts";
 import { listPids } from "../ffi/proc_dir.ts";
 import type { ForkEvent } from "../lib/events.ts";
 import { ProcessTable } from "../lib/process_table.ts";
-import { kernelTest, watchAll } from "./support/kernel.ts";
-import { exclusively } from "./support/subprocess.ts";
+import { watchAll } from "./support/kernel.ts";
+import { serialKernelTest } from "./support/subprocess.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -23,51 +23,50 @@ function storm(count: number, exitCode = 0): Deno.ChildProcess {
   }).spawn();
 }
 
-kernelTest(
+serialKernelTest(
   "the process table stays bounded through 100K short processes",
-  () =>
-    exclusively(async () => {
-      const limit = 20_000;
-      await using watcher = watchAll({
-        events: ["exit"],
-        context: true,
-        threads: false,
-        processTableSize: limit,
-        exitGraceMs: 100,
-      });
-      const table = watcher.processTable;
-      assert.ok(table !== null);
-      const before = table.size;
-      const child = storm(100_000);
-      let largest = 0;
-      let exits = 0;
-      let lost = 0;
-      for await (const batch of watcher.batches()) {
-        let finished = false;
-        for (const event of batch) {
-          if (event.type === "lost") lost += event.count;
-          else if (event.type === "exit" && event.process?.ppid === child.pid) exits++;
-          else if (event.type === "exit" && event.pid === child.pid) finished = true;
-        }
-        largest = Math.max(largest, table.size);
-        if (finished) break;
+  async () => {
+    const limit = 20_000;
+    await using watcher = watchAll({
+      events: ["exit"],
+      context: true,
+      threads: false,
+      processTableSize: limit,
+      exitGraceMs: 100,
+    });
+    const table = watcher.processTable;
+    assert.ok(table !== null);
+    const before = table.size;
+    const child = storm(100_000);
+    let largest = 0;
+    let exits = 0;
+    let lost = 0;
+    for await (const batch of watcher.batches()) {
+      let finished = false;
+      for (const event of batch) {
+        if (event.type === "lost") lost += event.count;
+        else if (event.type === "exit" && event.process?.ppid === child.pid) exits++;
+        else if (event.type === "exit" && event.pid === child.pid) finished = true;
       }
-      assert.equal((await child.status).code, 0);
-      assert.ok(largest <= limit, `table grew to ${largest} (limit ${limit})`);
-      // Every child's exit was seen (bar what the kernel dropped) and named after its parent.
-      assert.ok(exits + lost >= 100_000, `exits ${exits}, lost ${lost}`);
-      // After the grace, only live processes remain.
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      table.evictExited(monotonicNs());
-      const live = listPids().length;
-      assert.ok(
-        table.size <= Math.max(before, live) + 64,
-        `table holds ${table.size} entries; ${live} processes live`,
-      );
-    }),
+      largest = Math.max(largest, table.size);
+      if (finished) break;
+    }
+    assert.equal((await child.status).code, 0);
+    assert.ok(largest <= limit, `table grew to ${largest} (limit ${limit})`);
+    // Every child's exit was seen (bar what the kernel dropped) and named after its parent.
+    assert.ok(exits + lost >= 100_000, `exits ${exits}, lost ${lost}`);
+    // After the grace, only live processes remain.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    table.evictExited(monotonicNs());
+    const live = listPids().length;
+    assert.ok(
+      table.size <= Math.max(before, live) + 64,
+      `table holds ${table.size} entries; ${live} processes live`,
+    );
+  },
 );
 
-kernelTest(
+serialKernelTest(
   "exits the kernel never sends (failedOnly) are swept when the table is full",
   async () => {
     const limit = 4_000;

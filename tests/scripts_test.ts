@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import { attachAndDetach } from "../ffi/ptrace.ts";
 import { processExists } from "../ffi/process.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
-import { kernelTest } from "./support/kernel.ts";
-import { spawnDeno, spawnShell } from "./support/subprocess.ts";
+import { serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
 
 async function go(child: Deno.ChildProcess): Promise<void> {
   const writer = child.stdin.getWriter();
@@ -16,7 +15,7 @@ async function go(child: Deno.ChildProcess): Promise<void> {
   await writer.close();
 }
 
-kernelTest("scripts/monitor_pid.ts follows a sub-tree and ends with its root", async () => {
+serialKernelTest("scripts/monitor_pid.ts follows a sub-tree and ends with its root", async () => {
   const root = spawnShell(`read go; sh -c '/bin/true level2; exit 0'; exit 4`, "piped");
   const script = spawnDeno("scripts/monitor_pid.ts", [String(root.child.pid)]);
   await script.stderr.waitFor((line) => line.startsWith("monitoring"));
@@ -33,17 +32,20 @@ kernelTest("scripts/monitor_pid.ts follows a sub-tree and ends with its root", a
   assert.match(lines.at(-1) ?? "", new RegExp(`^${root.child.pid}- .* exited status=4 time=`));
 });
 
-kernelTest("scripts/monitor_pid.ts: a pid that does not exist is one line, exit 7", async () => {
-  const script = spawnDeno("scripts/monitor_pid.ts", ["4194000"]);
-  const code = (await script.child.status).code;
-  await script.stderr.done;
-  assert.equal(code, 7);
-  assert.deepEqual(script.stderr.lines.filter((line) => line !== ""), [
-    "monitor_pid: no such process: 4194000",
-  ]);
-});
+serialKernelTest(
+  "scripts/monitor_pid.ts: a pid that does not exist is one line, exit 7",
+  async () => {
+    const script = spawnDeno("scripts/monitor_pid.ts", ["4194000"]);
+    const code = (await script.child.status).code;
+    await script.stderr.done;
+    assert.equal(code, 7);
+    assert.deepEqual(script.stderr.lines.filter((line) => line !== ""), [
+      "monitor_pid: no such process: 4194000",
+    ]);
+  },
+);
 
-kernelTest("scripts/new_processes.ts names and signals a matching new process", async () => {
+serialKernelTest("scripts/new_processes.ts names and signals a matching new process", async () => {
   const script = spawnDeno("scripts/new_processes.ts", [
     "^sleep$",
     "--signal",
@@ -64,7 +66,7 @@ kernelTest("scripts/new_processes.ts names and signals a matching new process", 
   assert.equal(lines[1], `${sleeper.pid} sent TERM`);
 });
 
-kernelTest(
+serialKernelTest(
   "scripts/ptrace_guard.ts reports and kills a tracee of a tracer not allowed",
   async (t) => {
     // The tracee is a grandchild, so Deno's child reaper never takes its wait status.
@@ -113,7 +115,7 @@ kernelTest(
   },
 );
 
-kernelTest(
+serialKernelTest(
   "scripts/failures.ts reports failed exits and core dumps with their parent",
   async () => {
     const script = spawnDeno("scripts/failures.ts", []);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { kernelTest } from "./kernel.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Collects a stream's lines as they arrive and lets a test wait for one. */
@@ -158,4 +160,21 @@ export async function exclusively<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     await file.unlock();
   }
+}
+
+/**
+ * A {@linkcode kernelTest} that holds the {@linkcode exclusively} lock: for
+ * tests that time how fast procwatch names short-lived processes, and for
+ * tests that load the machine.
+ *
+ * @example
+ * ```ts ignore
+ * serialKernelTest("names 200 short processes", async () => { ... });
+ * ```
+ */
+export function serialKernelTest(
+  name: string,
+  fn: (t: Deno.TestContext) => Promise<void>,
+): void {
+  kernelTest(name, (t) => exclusively(() => fn(t)));
 }
