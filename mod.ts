@@ -18,6 +18,20 @@
  * }
  * ```
  *
+ * Filters and context: follow a sub-tree, name every process, even the ones
+ * that are gone before anyone looks.
+ *
+ * @example
+ * ```ts ignore
+ * import { commandLine, watch } from "./mod.ts";
+ *
+ * using watcher = watch({ tree: 1234, events: ["exec", "exit"], context: true });
+ * for await (const event of watcher) {
+ *   const info = event.process;
+ *   console.log(event.type, info?.pid, info?.user, commandLine(info?.cmdline ?? []));
+ * }
+ * ```
+ *
  * @module
  */
 
