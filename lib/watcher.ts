@@ -45,7 +45,7 @@ export interface WatchOptions extends ProcessFilterOptions {
   /** Report only exits with a non-zero status or a signal (and core dumps). Default `false`. */
   failedOnly?: boolean;
   /**
-   * Attach {@linkcode ProcessInfo} (`event.process`: name, command line, exe,
+   * Attach `ProcessInfo` (`event.process`: name, command line, exe,
    * cwd, user, parent, tty, duration at exit) to every event. Costs /proc
    * reads at each exec. Default `false`.
    */
