@@ -3,6 +3,7 @@
  *
  * ```sh
  * deno run --allow-ffi cli.ts watch [--json] [-e exec,exit] [-p PID] ...
+ * deno run --allow-ffi cli.ts wait [--any] [--timeout SECONDS] PID...
  * ```
  *
  * @module
@@ -10,9 +11,20 @@
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { reportError } from "./cli/errors.ts";
+import { waitCommand } from "./cli/wait.ts";
 import { watchCommand } from "./cli/watch.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
+
+/**
+ * Errors go to stderr as one line. Colours are decided here because commander
+ * would read CLICOLOR_FORCE from the environment, which needs --allow-env.
+ */
+const OUTPUT = {
+  outputError: (text: string) => warn(text.trimEnd()),
+  getOutHasColors: () => false,
+  getErrHasColors: () => false,
+};
 
 /** Builds the whole command tree. */
 export function buildProgram(): Command {
@@ -21,9 +33,9 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ outputError: (text) => warn(text.trimEnd()) });
-  for (const command of [watchCommand()]) {
-    command.exitOverride().configureOutput({ outputError: (text) => warn(text.trimEnd()) });
+    .configureOutput(OUTPUT);
+  for (const command of [watchCommand(), waitCommand()]) {
+    command.exitOverride().configureOutput(OUTPUT);
     program.addCommand(command);
   }
   return program as unknown as Command;

@@ -18,6 +18,16 @@
  * }
  * ```
  *
+ * Wait for any process — not only a child — and learn how it ended:
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "./mod.ts";
+ *
+ * const info = await waitForExit(1234, { timeout: 60_000 });
+ * console.log(`${info.pid}: ${info.signal ?? `exit code ${info.exitCode}`}`);
+ * ```
+ *
  * Filters and context: follow a sub-tree, name every process, even the ones
  * that are gone before anyone looks.
  *
@@ -64,7 +74,20 @@ export {
   ProcEventsUnavailableError,
   ProcwatchError,
   UsageError,
+  WaitExitCode,
+  WaitTimeoutError,
 } from "./lib/errors.ts";
+export {
+  connectorUnavailable,
+  type ExitInfo,
+  type ExitSource,
+  type WaitArmed,
+  waitForAll,
+  waitForAny,
+  waitForExit,
+  type WaitMethod,
+  type WaitOptions,
+} from "./lib/wait.ts";
 export { FfiPermissionError } from "./ffi/libc.ts";
 export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
 export { type FilterMode } from "./lib/subscription.ts";

@@ -35,3 +35,41 @@ export function wallOffsetNs(): bigint {
   const after = monotonicNs();
   return wall - (before + (after - before) / 2n);
 }
+
+/** `CLOCK_BOOTTIME` (include/uapi/linux/time.h): monotonic, counting suspend too. */
+const CLOCK_BOOTTIME = 7;
+
+/**
+ * `CLOCK_BOOTTIME` in nanoseconds: the clock of `/proc/PID/stat` starttime
+ * (`task->start_boottime`, Linux ≥ 5.5).
+ *
+ * @example
+ * ```ts ignore
+ * import { boottimeNs, monotonicNs } from "./clock.ts";
+ * console.log("suspended for", boottimeNs() - monotonicNs(), "ns");
+ * ```
+ */
+export function boottimeNs(): bigint {
+  return read(CLOCK_BOOTTIME);
+}
+
+/** `_SC_CLK_TCK` (glibc's bits/confname.h). */
+const SC_CLK_TCK = 2;
+let ticks: number | undefined;
+
+/**
+ * Clock ticks per second (`USER_HZ`, 100 on Linux): the unit of `/proc/PID/stat` times.
+ *
+ * @example
+ * ```ts ignore
+ * import { clockTicksPerSecond } from "./clock.ts";
+ * console.log(clockTicksPerSecond()); // 100
+ * ```
+ */
+export function clockTicksPerSecond(): number {
+  if (ticks === undefined) {
+    const value = Number(libc().sysconf(SC_CLK_TCK));
+    ticks = value > 0 ? value : 100;
+  }
+  return ticks;
+}

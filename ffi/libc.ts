@@ -58,8 +58,12 @@ export const LIBC_SYMBOLS = {
   readdir: { parameters: ["pointer"], result: "pointer" },
   /** int closedir(DIR *dir); */
   closedir: { parameters: ["pointer"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, void *arg); (variadic in C; used with one pointer) */
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
+  /** void _exit(int status); ends the process at once: no atexit handlers, no runtime teardown. */
+  _exit: { parameters: ["i32"], result: "void" },
   /** int kill(pid_t pid, int sig); */
   kill: { parameters: ["i32", "i32"], result: "i32" },
   /** pid_t waitpid(pid_t pid, int *status, int options); */
@@ -70,6 +74,8 @@ export const LIBC_SYMBOLS = {
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  /** pid_t gettid(void); the calling thread's id. */
+  gettid: { parameters: [], result: "i32" },
   /** uid_t geteuid(void); */
   geteuid: { parameters: [], result: "u32" },
   /** int setpriority(int which, id_t who, int prio); with PRIO_PROCESS, `who` is a thread id. */

@@ -20,7 +20,28 @@ export function sendSignal(pid: number, signal: number): void {
   if (libc().kill(pid, signal) < 0) throw new ErrnoError("kill", errno(), `(${pid}, ${signal})`);
 }
 
+/**
+ * Ends the process now with `code` through `_exit(2)`, skipping Deno's
+ * teardown (about 0.6 ms here). Only for a CLI that has written all its
+ * output synchronously and released everything it registered.
+ *
+ * @example
+ * ```ts ignore
+ * import { exitNow } from "./process.ts";
+ * exitNow(0);
+ * ```
+ */
+export function exitNow(code: number): never {
+  libc()._exit(code);
+  throw new Error("_exit returned");
+}
+
 /** The effective user id of this process. */
 export function effectiveUid(): number {
   return libc().geteuid();
+}
+
+/** The thread id of the JS thread (Deno runs JS on a thread other than the process's first). */
+export function currentThreadId(): number {
+  return libc().gettid();
 }

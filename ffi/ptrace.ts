@@ -1,41 +1,49 @@
 /**
- * A minimal ptrace tracer for tests and demos: attach to a process without
- * stopping it for long, then detach (`PTRACE_SEIZE`, `PTRACE_INTERRUPT`,
- * `waitpid(__WALL)`, `PTRACE_DETACH`; include/uapi/linux/ptrace.h).
- *
- * The tracee should not be a child of this Deno process: Deno reaps its own
- * children and could take the wait status the tracer needs.
+ * Attaching to and detaching from a process with ptrace(2), the way a
+ * debugger does, without stopping it for longer than needed.
  *
  * @module
  */
 
-import { check, libc } from "./libc.ts";
+import { errno, ErrnoError, libc } from "./libc.ts";
 
+/** ptrace requests (include/uapi/linux/ptrace.h). */
 const PTRACE_DETACH = 17;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
-/** `__WALL` (include/uapi/linux/wait.h): wait for any child, clone or not. */
+/** waitpid flags (include/uapi/linux/wait.h). */
+const WNOHANG = 1;
 const WALL = 0x40000000;
 
 /**
- * Attaches to `pid` as its tracer, stops it once, and detaches: the kernel
- * sends a ptrace attach event, then a detach event.
- *
- * @example
- * ```ts ignore
- * import { attachAndDetach } from "./ptrace.ts";
- * attachAndDetach(4242);
- * ```
+ * Attaches to `pid` with `PTRACE_SEIZE` (the tracee keeps running), so the
+ * kernel reports a ptrace attach event.
  */
-export function attachAndDetach(pid: number): void {
+export function ptraceSeize(pid: number): void {
+  if (libc().ptrace(BigInt(PTRACE_SEIZE), pid, null, null) < 0n) {
+    throw new ErrnoError("ptrace", errno(), `(PTRACE_SEIZE, ${pid})`);
+  }
+}
+
+/**
+ * Detaches from a seized `pid`: interrupts it, waits for the stop (detaching
+ * needs a stopped tracee), then `PTRACE_DETACH`. Gives up after `timeoutMs`.
+ */
+export async function ptraceDetach(pid: number, timeoutMs = 5000): Promise<void> {
   const c = libc();
-  check("ptrace(PTRACE_SEIZE)", c.ptrace(BigInt(PTRACE_SEIZE), pid, null, null), `${pid}`);
-  try {
-    check("ptrace(PTRACE_INTERRUPT)", c.ptrace(BigInt(PTRACE_INTERRUPT), pid, null, null));
-    const status = new Uint8Array(4);
-    check("waitpid", c.waitpid(pid, status, WALL));
-  } finally {
-    // A tracee must be stopped to be detached; it is, after the interrupt.
-    c.ptrace(BigInt(PTRACE_DETACH), pid, null, null);
+  if (c.ptrace(BigInt(PTRACE_INTERRUPT), pid, null, null) < 0n) {
+    throw new ErrnoError("ptrace", errno(), `(PTRACE_INTERRUPT, ${pid})`);
+  }
+  const status = new Uint8Array(4);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = c.waitpid(pid, status, WNOHANG | WALL);
+    if (result === pid) break;
+    if (result < 0) throw new ErrnoError("waitpid", errno(), `(${pid})`);
+    if (Date.now() > deadline) throw new Error(`tracee ${pid} did not stop`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  if (c.ptrace(BigInt(PTRACE_DETACH), pid, null, null) < 0n) {
+    throw new ErrnoError("ptrace", errno(), `(PTRACE_DETACH, ${pid})`);
   }
 }

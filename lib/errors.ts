@@ -150,3 +150,51 @@ export class NoSuchProcessError extends ProcwatchError {
     this.pid = pid;
   }
 }
+
+/**
+ * Exit codes of `procwatch wait` besides the waited-for process's own status
+ * (0–255, or 128 + signal). Documented in README.md ("## wait").
+ *
+ * @example
+ * ```ts
+ * import { WaitExitCode } from "./errors.ts";
+ * console.log(WaitExitCode.TIMEOUT); // 124
+ * ```
+ */
+export const WaitExitCode = {
+  /** `--timeout` expired first, as with `timeout(1)`. */
+  TIMEOUT: 124,
+  /**
+   * `wait` could not do its job: it failed to wait at all (no FFI, neither the
+   * proc connector nor pidfd usable), or the process ended but its status is
+   * unknown (pidfd fallback, or events lost). A note on stderr says which.
+   */
+  UNKNOWN: 125,
+  /** A pid does not exist, as a shell's `wait` says for a pid that is not its child. */
+  NO_SUCH_PROCESS: 127,
+} as const;
+
+/**
+ * The timeout of a wait ran out before the process(es) ended.
+ *
+ * @example
+ * ```ts
+ * import { WaitTimeoutError } from "./errors.ts";
+ * const error = new WaitTimeoutError([1234], 5000);
+ * console.log(error.message, error.exitCode); // "timed out after 5 s waiting for 1234" 124
+ * ```
+ */
+export class WaitTimeoutError extends ProcwatchError {
+  /** The pids still running when time ran out. */
+  readonly pids: readonly number[];
+  /** Creates the error. */
+  constructor(pids: readonly number[], timeoutMs: number, options?: ErrorOptions) {
+    super(
+      `timed out after ${timeoutMs / 1000} s waiting for ${pids.join(", ")}`,
+      WaitExitCode.TIMEOUT,
+      options,
+    );
+    this.name = "WaitTimeoutError";
+    this.pids = pids;
+  }
+}

@@ -76,10 +76,14 @@ export interface ProcessInfo {
 
 /** A process or thread was created. */
 export interface ForkEvent extends EventBase {
+  /** A process or thread was created. */
   type: "fork";
-  /** Process that forked. */
+  /**
+   * Process that forked. For a new thread the kernel reports the parent of
+   * the whole process here (`task->real_parent`), not the creating thread.
+   */
   parentPid: number;
-  /** Thread that forked. */
+  /** Thread that forked (see `parentPid` for threads). */
   parentTid: number;
   /** The new process (or, for a thread, the process it belongs to). */
   childPid: number;
@@ -91,40 +95,59 @@ export interface ForkEvent extends EventBase {
 
 /** A process called `execve`. */
 export interface ExecEvent extends EventBase {
+  /** The process called `execve`. */
   type: "exec";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
 }
 
 /** A process changed its real or effective user id. */
 export interface UidEvent extends EventBase {
+  /** The process changed its user ids. */
   type: "uid";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
+  /** The real user id. */
   ruid: number;
+  /** The effective user id. */
   euid: number;
 }
 
 /** A process changed its real or effective group id. */
 export interface GidEvent extends EventBase {
+  /** The process changed its group ids. */
   type: "gid";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
+  /** The real group id. */
   rgid: number;
+  /** The effective group id. */
   egid: number;
 }
 
 /** A process became a session leader (`setsid`). */
 export interface SidEvent extends EventBase {
+  /** The process called `setsid`. */
   type: "sid";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
 }
 
 /** A tracer attached to (or, with tracer 0, detached from) a process. */
 export interface PtraceEvent extends EventBase {
+  /** A tracer attached or detached. */
   type: "ptrace";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
   /** The tracing process; 0 on detach. */
   tracerPid: number;
@@ -134,8 +157,11 @@ export interface PtraceEvent extends EventBase {
 
 /** A process or thread changed its name (`prctl(PR_SET_NAME)`, `/proc/PID/comm`, exec). */
 export interface CommEvent extends EventBase {
+  /** The process or thread was renamed. */
   type: "comm";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
   /** The new name (at most 15 bytes). */
   comm: string;
@@ -143,18 +169,25 @@ export interface CommEvent extends EventBase {
 
 /** A process started dumping core. */
 export interface CoredumpEvent extends EventBase {
+  /** The process started dumping core. */
   type: "coredump";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
   /** The parent process; `null` on kernels before 4.18, which do not send it. */
   parentPid: number | null;
+  /** The parent thread; `null` on kernels before 4.18. */
   parentTid: number | null;
 }
 
 /** A process or thread ended. */
 export interface ExitEvent extends EventBase {
+  /** The process or thread ended. */
   type: "exit";
+  /** The process id (the kernel's tgid). */
   pid: number;
+  /** The thread id (the kernel's pid); equals `pid` for the main thread. */
   tid: number;
   /** The exit code when it exited normally, else `null`. */
   exitCode: number | null;
@@ -168,11 +201,13 @@ export interface ExitEvent extends EventBase {
   exitSignal: number;
   /** The parent process; `null` on kernels before 4.18, which do not send it. */
   parentPid: number | null;
+  /** The parent thread; `null` on kernels before 4.18. */
   parentTid: number | null;
 }
 
 /** Events were lost: the kernel dropped them, or the in-process queue overflowed. */
 export interface LostEvent extends EventBase {
+  /** Events were lost. */
   type: "lost";
   /** How many events were lost. */
   count: number;

@@ -1,185 +1,186 @@
 /**
- * `cli.ts watch` with filters, formats and -S, run as users run it:
- * `deno run --allow-ffi cli.ts watch ...`.
+ * `cli.ts watch` as a user runs it: a subprocess with only --allow-ffi.
  */
-
 import assert from "node:assert/strict";
-import { runDeno, serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
+import { kernelTest } from "./support/kernel.ts";
+import { runCli, startCli } from "./support/cli.ts";
 
-async function go(child: Deno.ChildProcess): Promise<void> {
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("go\n"));
-  await writer.close();
+const ISO_NS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/;
+
+async function readUntil(
+  cli: ReturnType<typeof startCli>,
+  done: (line: string) => boolean,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (;;) {
+    const line = await cli.nextLine();
+    if (line === null) throw new Error(`stdout ended; got ${lines.join("\n")}`);
+    lines.push(line);
+    if (done(line)) return lines;
+  }
 }
 
-serialKernelTest(
-  "cli: watch --tree PID --format tree indents the sub-tree, nothing else",
-  async () => {
-    const root = spawnShell(
-      `read go; sh -c '/bin/true deep; exit 0'; /bin/true top; exit 0`,
-      "piped",
-    );
-    const cli = spawnDeno("cli.ts", [
-      "watch",
-      "-v",
-      "--tree",
-      String(root.child.pid),
-      "--format",
-      "tree",
-    ]);
-    try {
-      await cli.stderr.waitFor((line) => line.includes("listening"));
-      const outsider = spawnShell("/bin/true deep; exit 0");
-      await go(root.child);
-      await Promise.all([root.child.status, outsider.child.status]);
-      await cli.stdout.waitFor((line) => line.includes(`${root.child.pid}- `));
-    } finally {
-      assert.equal(await cli.stop("SIGINT"), 130);
-    }
-    const lines = cli.stdout.lines;
-    const indentOf = (text: string) => {
-      const line = lines.find((candidate) => candidate.includes(text));
-      assert.ok(line !== undefined, `no line with ${text}:\n${lines.join("\n")}`);
-      return line.length - line.trimStart().length;
-    };
-    assert.equal(indentOf("+ /bin/true top"), 2, "child of the root: one level");
-    assert.equal(indentOf("+ sh -c '/bin/true deep; exit 0'"), 2);
-    assert.equal(indentOf("+ /bin/true deep"), 4, "grandchild: two levels");
-    assert.match(
-      lines.find((line) => line.includes("- /bin/true deep")) ?? "",
-      /^ {4}\d+- \/bin\/true deep exited status=0 time=\d+\.\d{3}s$/,
-    );
-    assert.match(lines.find((line) => line.includes(`${root.child.pid}- `)) ?? "", /^\d+- /);
-    assert.equal(
-      lines.filter((line) => line.includes("+ /bin/true deep")).length,
-      1,
-      "no outsider",
-    );
-    assert.ok(!lines.join("\n").includes("\x1b["), "no colour on a pipe");
-  },
-);
-
-serialKernelTest(
-  "cli: watch --failed -S reports decoded failures and a summary on SIGINT",
-  async () => {
-    const cli = spawnDeno("cli.ts", ["watch", "-v", "--failed", "-S"]);
-    let workload: Deno.ChildProcess | undefined;
-    try {
-      await cli.stderr.waitFor((line) => line.includes("listening (kernel-side event filter"));
-      workload = spawnShell("ulimit -c 0; /bin/true; (exit 3); kill -SEGV $$").child;
-      await workload.status;
-      await cli.stdout.waitFor((line) =>
-        / exit +\d+ .*exit SIGSEGV/.test(line) && line.includes(String(workload!.pid))
-      );
-    } finally {
-      assert.equal(await cli.stop("SIGINT"), 130);
-    }
-    const lines = cli.stdout.lines;
-    assert.match(lines[0], /^Time +Event +PID +User +TTY +Info +Duration Process$/);
-    const mine = lines.filter((line) =>
-      / (exit|coredump) /.test(line) && line.includes("ulimit -c 0")
-    );
-    // (exit 3) is a forked subshell: same command line as the shell.
-    assert.equal(mine.length, 3, mine.join("\n"));
-    assert.match(
-      mine[0],
-      / exit +\d+ root +exit 3 +\d+\.\d{3}s (\/usr\/bin\/)?sh -c 'ulimit -c 0; /,
-    );
-    assert.match(mine[1], / coredump +\d+ root /);
-    assert.match(mine[2], / exit +\d+ root +exit SIGSEGV +\d+\.\d{3}s /);
-    assert.ok(!lines.some((line) => line.includes(" 768 ")), "never the raw status");
-    // The summary: header, rows, totals — forkstat -S style.
-    const header = lines.findIndex((line) => /^ +Fork +Exec +Exit +Fail +Core /.test(line));
-    assert.ok(header > 0, lines.join("\n"));
-    assert.match(lines[header - 1], /^procwatch: \d+ events in \d+\.\d s/);
-    const total = lines.at(-1) ?? "";
-    assert.match(total, /Total$/);
-    const numbers = total.trim().split(/ +/).slice(0, 11).map(Number);
-    const [fork, exec, exit, failed, core] = numbers;
-    assert.equal(fork + exec, 0, "only exits and core dumps were asked for");
-    assert.ok(exit >= 2 && failed === exit && core >= 1, total);
-    const shRow = lines.find((line, index) => index > header && / sh$/.test(line));
-    assert.ok(shRow, "a per-process row for sh");
-  },
-);
-
-serialKernelTest("cli: json --context carries the process fields by name", async () => {
-  const cli = spawnDeno("cli.ts", ["watch", "-v", "--json", "--context", "-e", "exec,exit"]);
-  let pid = 0;
+kernelTest("watch --json prints each event of a workload as one JSON line", async () => {
+  const cli = startCli(["watch", "--json", "-e", "fork,exec,exit", "--verbose"]);
   try {
-    await cli.stderr.waitFor((line) => line.includes("listening"));
-    const child = spawnShell("sh -c 'sleep 0.3; exit 0' json-test '' last; exit 0").child;
-    pid = child.pid;
-    await child.status;
-    await cli.stdout.waitFor((line) =>
-      line.includes(`"type":"exit","cpu"`) && line.includes(`"pid":${pid},`)
+    await cli.waitForStderr("listening");
+    const workload = new Deno.Command("/bin/sh", { args: ["-c", "exit 3"] }).spawn();
+    const pid = workload.pid;
+    await workload.status;
+    const lines = await readUntil(cli, (line) => {
+      const event = JSON.parse(line);
+      return event.type === "exit" && event.pid === pid;
+    });
+    const events = lines.map((line) => JSON.parse(line)).filter((event) =>
+      event.pid === pid || event.childPid === pid
+    );
+    assert.deepEqual(events.map((event) => event.type), ["fork", "exec", "exit"]);
+    const [fork, exec, exit] = events;
+    assert.equal(fork.parentPid, Deno.pid);
+    assert.equal(fork.childTid, pid);
+    assert.equal(fork.thread, false);
+    assert.deepEqual(Object.keys(exec).sort(), [
+      "cpu",
+      "pid",
+      "tid",
+      "time",
+      "timestampNs",
+      "type",
+    ]);
+    for (const event of events) {
+      assert.match(event.time, ISO_NS);
+      assert.match(event.timestampNs, /^\d+$/);
+      assert.equal(typeof event.cpu, "number");
+    }
+    assert.ok(BigInt(fork.timestampNs) < BigInt(exit.timestampNs));
+    assert.deepEqual(
+      {
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        coreDumped: exit.coreDumped,
+        status: exit.status,
+        exitSignal: exit.exitSignal,
+        parentPid: exit.parentPid,
+        tid: exit.tid,
+      },
+      {
+        exitCode: 3,
+        signal: null,
+        coreDumped: false,
+        status: 768,
+        exitSignal: 17,
+        parentPid: Deno.pid,
+        tid: pid,
+      },
     );
   } finally {
-    await cli.stop("SIGINT");
+    cli.process.kill("SIGINT");
   }
-  const events = cli.stdout.lines.map((line) => JSON.parse(line));
-  // (Lives 0.3 s: this test is about field names; short lives are context_test.ts's.)
-  const exec = events.find((event) =>
-    event.type === "exec" && event.process?.cmdline?.[3] === "json-test"
-  );
-  assert.ok(exec, "exec of sh -c 'sleep 0.3; exit 0' json-test '' last");
-  assert.deepEqual(exec.process.cmdline.slice(1), [
-    "-c",
-    "sleep 0.3; exit 0",
-    "json-test",
-    "",
-    "last",
+  const status = await cli.process.status;
+  assert.equal(status.code, 130, "SIGINT ends watch with 128 + 2");
+  assert.ok(!cli.stderr().includes("error"), cli.stderr());
+});
+
+kernelTest("watch --json -n 3 prints three valid JSON events and exits 0", async () => {
+  const cli = startCli(["watch", "--json", "-n", "3", "--verbose"]);
+  await cli.waitForStderr("listening");
+  const load = new Deno.Command("/bin/sh", { args: ["-c", "/bin/true; /bin/true"] }).output();
+  const lines: string[] = [];
+  for (let line = await cli.nextLine(); line !== null; line = await cli.nextLine()) {
+    lines.push(line);
+  }
+  await load;
+  assert.equal(lines.length, 3);
+  for (const line of lines) {
+    const event = JSON.parse(line);
+    assert.ok(
+      ["fork", "exec", "exit", "comm", "uid", "gid", "sid", "ptrace", "coredump"].includes(
+        event.type,
+      ),
+    );
+    assert.match(event.time, ISO_NS);
+  }
+  assert.equal((await cli.process.status).code, 0);
+});
+
+kernelTest("human output: one line per event with decoded exit status and name", async () => {
+  const cli = startCli(["watch", "-e", "exec,exit", "--verbose"]);
+  try {
+    await cli.waitForStderr("listening");
+    const workload = new Deno.Command("/bin/sh", { args: ["-c", "sleep 0.2; exit 7"] }).spawn();
+    await workload.status;
+    const lines = await readUntil(
+      cli,
+      (line) => line.includes(` ${workload.pid} `) && line.includes(" exit 7 "),
+    );
+    const line = lines[lines.length - 1];
+    // forkstat's columns: time, event, pid, user, tty, info (decoded status), duration, command.
+    assert.match(
+      line,
+      new RegExp(
+        `^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} exit +${workload.pid} root +exit 7 +\\d+\\.\\d{3}s /bin/sh -c 'sleep 0\\.2; exit 7'$`,
+      ),
+    );
+  } finally {
+    cli.process.kill("SIGTERM");
+  }
+  assert.equal((await cli.process.status).code, 143);
+});
+
+kernelTest("watch -D stops after the duration; -p follows one process", async () => {
+  const sleeper = new Deno.Command("/bin/sleep", { args: ["0.3"] }).spawn();
+  const started = Date.now();
+  const result = await runCli(["watch", "--json", "-p", String(sleeper.pid), "-D", "1"]);
+  await sleeper.status;
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(Date.now() - started >= 900);
+  const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(events.map((event) => [event.type, event.pid, event.exitCode]), [
+    ["exit", sleeper.pid, 0],
   ]);
-  assert.equal(exec.process.ppid, pid);
-  assert.equal(exec.process.parentComm, "sh");
-  assert.equal(exec.process.user, "root");
-  assert.equal(exec.process.uid, 0);
-  assert.equal(typeof exec.process.startNs, "string");
-  assert.equal(typeof exec.process.procGone, "boolean"); // true when the capture worker named it
-  const exit = events.find((event) => event.type === "exit" && event.pid === exec.pid);
-  assert.match(exit.process.durationNs, /^\d+$/);
-  for (
-    const key of ["comm", "cmdline", "exe", "cwd", "uid", "user", "ppid", "parentComm", "tty"]
-  ) assert.ok(key in exit.process, `exit event has process.${key}`);
 });
 
-serialKernelTest("cli: colours only on a terminal, never with NO_COLOR", async () => {
-  const run = async (env: Record<string, string>) => {
-    // script(1) gives the CLI a pseudo-terminal as stdout; the loop runs until it has seen one.
-    const cli = `${Deno.execPath()} run --allow-ffi cli.ts watch -n 1 -e exec --match colour-test`;
-    const output = await new Deno.Command("script", {
-      args: [
-        "-qec",
-        `(while sleep 0.2; do /bin/true colour-test; done) & ${cli}; kill $!`,
-        "/dev/null",
-      ],
-      cwd: new URL("../", import.meta.url).pathname,
-      env,
-      stdin: "null",
-    }).output();
-    return new TextDecoder().decode(output.stdout);
-  };
-  const coloured = await run({});
-  assert.ok(coloured.includes("\x1b[36mexec"), `exec in cyan on a tty:\n${coloured}`);
-  const plain = await run({ NO_COLOR: "1" });
-  assert.ok(plain.includes("/bin/true colour-test"), plain);
-  assert.ok(!plain.includes("\x1b[36m"), "NO_COLOR wins");
-});
-
-Deno.test("cli: bad filters are one line and exit 2; a missing --tree pid exits 7", async () => {
+Deno.test("bad input: one line on stderr and a documented exit code", async () => {
   const cases: [string[], number, RegExp][] = [
-    [["--match", "("], 2, /^procwatch: invalid regular expression '\(': /],
-    [["--uid", "no-such-user-x"], 2, /^procwatch: unknown user 'no-such-user-x'$/],
-    [["--tree", "abc"], 2, /invalid pid 'abc'/],
-    [["--ppid", "0"], 2, /invalid pid '0'/],
-    [["--format", "xml"], 2, /^procwatch: unknown format 'xml' \(known: human, json, tree\)$/],
-    [["--tree", "4194000"], 7, /^procwatch: no such process: 4194000$/],
+    [["watch", "-e", "frok"], 2, /unknown event 'frok'/],
+    [["watch", "-p", "abc"], 2, /invalid pid 'abc'/],
+    [["watch", "-n", "0"], 2, /invalid count/],
+    [["watch", "--bogus"], 2, /unknown option '--bogus'/],
+    [["watch", "--format", "xml"], 2, /unknown format 'xml'/],
   ];
   for (const [args, code, message] of cases) {
-    const result = await runDeno("cli.ts", ["watch", ...args]);
+    const result = await runCli(args);
     assert.equal(result.code, code, `${args.join(" ")}: ${result.stderr}`);
-    assert.equal(result.stderr.trimEnd().split("\n").length, 1, result.stderr);
-    assert.match(result.stderr.trimEnd(), message);
-    assert.equal(result.stdout, "");
+    assert.match(result.stderr, message);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  }
+});
+
+Deno.test("missing --allow-ffi: one line with the command to run, exit 3", async () => {
+  const result = await runCli(["watch"], ["--no-prompt"]);
+  assert.equal(result.code, 3);
+  assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  assert.match(result.stderr, /deno run --allow-ffi cli\.ts/);
+});
+
+kernelTest("a pid that does not exist: exit 7", async () => {
+  const result = await runCli(["watch", "-p", "4194303"]);
+  assert.equal(result.code, 7);
+  assert.equal(result.stderr.trim(), "procwatch: no such process: 4194303");
+});
+
+kernelTest("inside another network namespace: ECONNREFUSED explained, exit 6", async () => {
+  const result = await runCli(["watch"], ["--allow-ffi"], ["unshare", "-n"]);
+  assert.equal(result.code, 6, result.stderr);
+  assert.equal(result.stderr.trim().split("\n").length, 1);
+  assert.match(result.stderr, /network namespace/);
+});
+
+Deno.test("--help works with only --allow-ffi and exits 0", async () => {
+  for (const args of [["--help"], ["watch", "--help"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /Usage: procwatch/);
+    assert.equal(result.stderr, "");
   }
 });

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { attachAndDetach } from "../ffi/ptrace.ts";
+import { ptraceDetach, ptraceSeize } from "../ffi/ptrace.ts";
 import { processExists } from "../ffi/process.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
 import { serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
@@ -87,7 +87,8 @@ serialKernelTest(
       await guard.stderr.waitFor((line) => line.startsWith("guarding"));
       const target = tracee();
       const pid = await target.pid;
-      attachAndDetach(pid);
+      ptraceSeize(pid);
+      await ptraceDetach(pid);
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.ok(processExists(pid), "not killed");
       await guard.stop("SIGTERM");
@@ -101,7 +102,9 @@ serialKernelTest(
       await guard.stderr.waitFor((line) => line.startsWith("guarding"));
       const target = tracee();
       const pid = await target.pid;
-      attachAndDetach(pid);
+      ptraceSeize(pid);
+      // The guard kills the tracee meanwhile: detaching may find it gone.
+      await ptraceDetach(pid).catch(() => {});
       const alert = await guard.stdout.waitFor((line) => line.startsWith(`ALERT: ${pid} `));
       assert.match(
         alert,

@@ -29,7 +29,9 @@ export function kernelTest(name: string, fn: (t: Deno.TestContext) => Promise<vo
     ignore: !isRoot && !required,
     fn: async (t) => {
       if (!isRoot) {
-        throw new Error("real-kernel test needs root, and PROCWATCH_REQUIRE_KERNEL=1 forbids skipping");
+        throw new Error(
+          "real-kernel test needs root, and PROCWATCH_REQUIRE_KERNEL=1 forbids skipping",
+        );
       }
       await fn(t);
     },

@@ -1,0 +1,244 @@
+/**
+ * `procwatch wait PID...`: wait for processes — children or not — to end, and
+ * exit with the status a shell's `wait` would give.
+ *
+ * @module
+ */
+
+import { Command } from "@commander-js/extra-typings";
+import { wallOffsetNs } from "../ffi/clock.ts";
+import { exitNow } from "../ffi/process.ts";
+import { NoSuchProcessError, UsageError, WaitExitCode, WaitTimeoutError } from "../lib/errors.ts";
+import { describeExit, isoTimeNs } from "../lib/format.ts";
+import {
+  type ExitInfo,
+  type WaitArmed,
+  waitForAll,
+  waitForAny,
+  type WaitMethod,
+} from "../lib/wait.ts";
+import { reportError } from "./errors.ts";
+import { BrokenPipeError, LineWriter, warn } from "./output.ts";
+import { parsePid, parseSeconds } from "./parse.ts";
+import { onTerminationSignal } from "./signals.ts";
+
+/**
+ * The environment variable that picks the wait method when `--method` is not given.
+ *
+ * @example
+ * ```sh
+ * PROCWATCH_WAIT_METHOD=pidfd deno run --allow-ffi --allow-env=PROCWATCH_WAIT_METHOD cli.ts wait 1234
+ * ```
+ */
+export const WAIT_METHOD_ENV = "PROCWATCH_WAIT_METHOD";
+
+const METHODS = ["auto", "connector", "pidfd"] as const;
+const CLI_URL = new URL("../cli.ts", import.meta.url).href;
+
+/** Options of the `wait` command, as parsed. */
+export interface WaitCommandOptions {
+  /** `--any`: return at the first process to end. */
+  any?: true;
+  /** `--timeout`, in seconds. */
+  timeout?: number;
+  /** `-q`: nothing on stdout. */
+  quiet?: true;
+  /** `--json`: one JSON object per ended process. */
+  json?: true;
+  /** `--method`: auto, connector or pidfd. */
+  method?: string;
+  /** `-v`: the mechanism, the armed moment and run times on stderr. */
+  verbose?: true;
+}
+
+/**
+ * Builds the `wait` subcommand.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitCommand } from "./wait.ts";
+ * program.addCommand(waitCommand());
+ * ```
+ */
+export function waitCommand(): Command {
+  return new Command("wait")
+    .description(
+      "wait for processes (any, not only children) to end; exit with the status a shell's wait gives",
+    )
+    .argument("<pid...>", "processes to wait for", (value: string, previous: number[] = []) => [
+      ...previous,
+      parsePid(value),
+    ])
+    .option("-a, --any", "return when the first of the processes ends (default: all)")
+    .option("-t, --timeout <seconds>", "give up after this long: exit 124", parseSeconds)
+    .option("-q, --quiet", "print nothing on stdout")
+    .option("--json", "print one JSON object per ended process")
+    .option(
+      "--method <method>",
+      `how to wait: auto (proc connector, else pidfd), connector, pidfd (default: $${WAIT_METHOD_ENV} or auto)`,
+    )
+    .option("-v, --verbose", "say on stderr which mechanism is used, and when it is armed")
+    // Commander asks the environment (CLICOLOR_FORCE) whether to colour help;
+    // with --allow-ffi only that would fail, and help needs no colour.
+    .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
+    .addHelpText(
+      "after",
+      "\nExit status: that of the last process to end (--any: the first): its exit code, or\n" +
+        "128 + signal number. 124: --timeout expired. 125: status unknown (pidfd fallback),\n" +
+        "or wait failed. 127: no such process. 2: bad usage. 130/143: interrupted.",
+    )
+    .action(async (pids, options) => {
+      Deno.exitCode = await runWait(pids, options);
+      // Run as the CLI, leave at once: the shell is waiting for this exit, all
+      // output was written synchronously and the listener is unregistered.
+      if (
+        Deno.mainModule === CLI_URL &&
+        Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+      ) {
+        exitNow(Deno.exitCode);
+      }
+    }) as unknown as Command;
+}
+
+/** Picks the method: `--method`, else `$PROCWATCH_WAIT_METHOD` (when readable), else auto. */
+function chooseMethod(option: string | undefined): "auto" | WaitMethod {
+  let value = option;
+  let from = "--method";
+  if (value === undefined) {
+    from = `$${WAIT_METHOD_ENV}`;
+    try {
+      // Query first: reading the environment without permission would prompt.
+      const state = Deno.permissions.querySync({ name: "env", variable: WAIT_METHOD_ENV }).state;
+      if (state === "granted") value = Deno.env.get(WAIT_METHOD_ENV) || undefined;
+    } catch {
+      value = undefined;
+    }
+  }
+  if (value === undefined) return "auto";
+  if (!(METHODS as readonly string[]).includes(value)) {
+    throw new UsageError(`invalid ${from} '${value}' (known: ${METHODS.join(", ")})`);
+  }
+  return value as "auto" | WaitMethod;
+}
+
+/**
+ * Runs `wait` and returns the exit code (see README.md, "## wait").
+ *
+ * @example
+ * ```ts ignore
+ * import { runWait } from "./wait.ts";
+ * Deno.exitCode = await runWait([1234], { any: true, timeout: 10 });
+ * ```
+ */
+export async function runWait(pids: number[], options: WaitCommandOptions): Promise<number> {
+  const method = chooseMethod(options.method);
+  const out = new LineWriter();
+  let stdoutOpen = !options.quiet;
+  let armedWith: WaitArmed | undefined;
+  const controller = new AbortController();
+  let interrupted: number | undefined;
+  const stopSignals = onTerminationSignal((signal) => {
+    interrupted ??= 128 + signal;
+    controller.abort();
+  });
+
+  const onArmed = (armed: WaitArmed) => {
+    armedWith = armed;
+    if (!options.verbose) return;
+    const how = armed.method === "connector"
+      ? "the proc connector (exit events carry the status)"
+      : `pidfd (the status is known only once the process is reaped, on Linux ≥ 6.15)${
+        armed.fallbackReason ? `; not the proc connector: ${armed.fallbackReason}` : ""
+      }`;
+    warn(`procwatch: armed: waiting for ${armed.pids.join(", ")} with ${how}`);
+  };
+  const onExit = (info: ExitInfo) => {
+    if (stdoutOpen) {
+      out.line(options.json ? exitToJson(info) : exitLine(info));
+      try {
+        out.flush();
+      } catch (error) {
+        if (!(error instanceof BrokenPipeError)) throw error;
+        stdoutOpen = false; // The reader left; the exit status still matters.
+      }
+    }
+    if (!info.statusKnown) warn(`procwatch: note: ${unknownNote(info, armedWith)}`);
+    if (options.verbose) {
+      const ran = info.runtimeMs === null
+        ? ""
+        : ` after running ${(info.runtimeMs / 1000).toFixed(2)} s`;
+      warn(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
+    }
+  };
+
+  try {
+    const waitOptions = {
+      method,
+      timeout: options.timeout === undefined ? undefined : options.timeout * 1000,
+      signal: controller.signal,
+      handleSignals: false,
+      onArmed,
+      onExit,
+    };
+    const info = options.any
+      ? await waitForAny(pids, waitOptions)
+      : (await waitForAll(pids, waitOptions)).at(-1);
+    return info?.shellStatus ?? WaitExitCode.UNKNOWN;
+  } catch (error) {
+    if (interrupted !== undefined) return interrupted;
+    if (error instanceof NoSuchProcessError) {
+      warn(`procwatch: ${error.message}`);
+      return WaitExitCode.NO_SUCH_PROCESS;
+    }
+    if (error instanceof WaitTimeoutError) {
+      warn(`procwatch: ${error.message}`);
+      return WaitExitCode.TIMEOUT;
+    }
+    if (error instanceof UsageError) throw error;
+    reportError(error);
+    return WaitExitCode.UNKNOWN;
+  } finally {
+    stopSignals();
+  }
+}
+
+/**
+ * One line for an ended process: `1234 exited with code 3`,
+ * `1234 killed by SIGTERM (core dumped)`, `1234 ended (exit status unknown)`.
+ *
+ * @example
+ * ```ts ignore
+ * import { exitLine } from "./wait.ts";
+ * console.log(exitLine(info)); // "1234 exited with code 3"
+ * ```
+ */
+export function exitLine(info: ExitInfo): string {
+  return `${info.pid} ${info.statusKnown ? describeExit(info) : "ended (exit status unknown)"}`;
+}
+
+/**
+ * One JSON line for an ended process; `timestampNs` as a decimal string and
+ * `time` as ISO 8601 with nanoseconds, both `null` when unknown.
+ *
+ * @example
+ * ```ts ignore
+ * import { exitToJson } from "./wait.ts";
+ * console.log(exitToJson(info)); // {"pid":1234,"statusKnown":true,...}
+ * ```
+ */
+export function exitToJson(info: ExitInfo): string {
+  return JSON.stringify({
+    ...info,
+    timestampNs: info.timestampNs === null ? null : String(info.timestampNs),
+    time: info.timestampNs === null ? null : isoTimeNs(info.timestampNs, wallOffsetNs()),
+  });
+}
+
+function unknownNote(info: ExitInfo, armed: WaitArmed | undefined): string {
+  if (info.source === "pidfd" || armed?.method === "pidfd") {
+    return `exit status of ${info.pid} unknown: waited with pidfd (${
+      armed?.fallbackReason ?? "proc connector not used"
+    }), and the kernel kept no status (before Linux 6.15, or not reaped by its parent within 2 s); exit code ${WaitExitCode.UNKNOWN}`;
+  }
+  return `exit status of ${info.pid} unknown: its exit event did not reach procwatch (it had already ended and its /proc status is not readable by this user, or events were lost); exit code ${WaitExitCode.UNKNOWN}`;
+}

@@ -1,0 +1,135 @@
+/**
+ * What `/proc/PID/stat` and `/proc/PID/status` say about a process: its
+ * state, its start time and — for a zombie — the wait status it left.
+ * The parsers are pure; `read*` go through `ffi/proc_fs.ts`.
+ *
+ * @module
+ */
+
+import { readFileText } from "../ffi/proc_fs.ts";
+
+/**
+ * The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)).
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStat } from "./proc_stat.ts";
+ * const stat = readProcStat(1234);
+ * if (stat?.state === "Z") console.log("zombie, wait status", stat.exitStatus);
+ * ```
+ */
+export interface ProcStat {
+  /** Field 1: the process id. */
+  pid: number;
+  /** Field 2: the name, without its parentheses. */
+  comm: string;
+  /** Field 3: `R`, `S`, `D`, `Z` (zombie), `T`, `t`, `X`, `I`, ... */
+  state: string;
+  /** Field 4: the parent's pid. */
+  ppid: number;
+  /** Field 22: start time in clock ticks after boot (`CLOCK_BOOTTIME`, Linux ≥ 5.5). */
+  startTicks: bigint;
+  /**
+   * Field 52 (Linux ≥ 3.5): `task->exit_code`, the wait status of a zombie.
+   * The kernel writes 0 here when the reader may not ptrace-read the process,
+   * so it is only believable for root or the process's owner; `null` when absent.
+   */
+  exitStatus: number | null;
+}
+
+/**
+ * Parses the text of `/proc/PID/stat`. The name may hold spaces and `)`, so
+ * the fields after it are found from the last `)`. Returns `null` for text
+ * that is not a stat line.
+ *
+ * @example
+ * ```ts
+ * import { parseProcStat } from "./proc_stat.ts";
+ * const line = "42 (a b) Z 1 " + "0 ".repeat(17) + "12345" + " 0".repeat(30) + " 768";
+ * console.log(parseProcStat(line)?.exitStatus); // 768
+ * ```
+ */
+export function parseProcStat(text: string): ProcStat | null {
+  const open = text.indexOf(" (");
+  const close = text.lastIndexOf(")");
+  if (open < 0 || close < open) return null;
+  const pid = Number(text.slice(0, open));
+  // fields[0] is field 3 (state).
+  const fields = text.slice(close + 1).trim().split(/\s+/);
+  if (!Number.isInteger(pid) || fields.length < 20) return null;
+  const field = (n: number): string | undefined => fields[n - 3];
+  const exit = field(52);
+  return {
+    pid,
+    comm: text.slice(open + 2, close),
+    state: field(3) ?? "?",
+    ppid: Number(field(4)),
+    startTicks: BigInt(field(22) ?? "0"),
+    exitStatus: exit === undefined ? null : Number(exit),
+  };
+}
+
+/**
+ * Reads and parses `/proc/PID/stat`; `null` when the process does not exist
+ * (or has been reaped).
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStat } from "./proc_stat.ts";
+ * console.log(readProcStat(1)?.state); // "S"
+ * ```
+ */
+export function readProcStat(pid: number): ProcStat | null {
+  const text = readFileText(`/proc/${pid}/stat`, 4096);
+  return text === null ? null : parseProcStat(text);
+}
+
+/**
+ * The fields of `/proc/PID/status` procwatch uses.
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStatus } from "./proc_stat.ts";
+ * const status = readProcStatus(1235);
+ * if (status && status.tgid !== 1235) console.log(`a thread of ${status.tgid}`);
+ * ```
+ */
+export interface ProcStatus {
+  /** `Tgid`: the process a thread id belongs to (equal to the pid for a process). */
+  tgid: number;
+  /** `Uid`: real, effective, saved, filesystem user ids. */
+  uids: number[];
+}
+
+/**
+ * Parses the text of `/proc/PID/status`; `null` without a `Tgid` line.
+ *
+ * @example
+ * ```ts
+ * import { parseProcStatus } from "./proc_stat.ts";
+ * console.log(parseProcStatus("Name:\tsh\nTgid:\t7\nUid:\t0\t0\t0\t0\n")); // { tgid: 7, uids: [0, 0, 0, 0] }
+ * ```
+ */
+export function parseProcStatus(text: string): ProcStatus | null {
+  const tgid = /^Tgid:\s*(\d+)$/m.exec(text);
+  if (!tgid) return null;
+  const uids = /^Uid:\s*([\d\s]+)$/m.exec(text);
+  return {
+    tgid: Number(tgid[1]),
+    uids: uids ? uids[1].trim().split(/\s+/).map(Number) : [],
+  };
+}
+
+/**
+ * Reads and parses `/proc/PID/status`; `null` when the process does not exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { readProcStatus } from "./proc_stat.ts";
+ * console.log(readProcStatus(1)?.tgid); // 1
+ * ```
+ */
+export function readProcStatus(pid: number): ProcStatus | null {
+  const text = readFileText(`/proc/${pid}/status`, 8192);
+  return text === null ? null : parseProcStatus(text);
+}

@@ -1,0 +1,642 @@
+/**
+ * Waiting for any process to end — child or not — and learning how it ended.
+ *
+ * The proc connector's exit event carries the wait status of every process,
+ * so procwatch can say what `wait` would say for a process it did not start.
+ * The order of steps makes it race-free: subscribe first, then look at the
+ * process. A process that ends after the subscription produces an event; one
+ * that is already a zombie is read from `/proc/PID/stat` (field 52); one that
+ * ended between the first check and the subscription is noticed by a
+ * re-check. When events are lost, pids are re-checked instead of waited for
+ * forever.
+ *
+ * Without the proc connector (no privilege, a network namespace, an old
+ * kernel) it falls back to `pidfd_open(2)` + `poll(2)`: it still notices the
+ * end at once; the status comes from a zombie it may read (root, owner), or
+ * from the kernel once the parent has reaped the process (Linux ≥ 6.15,
+ * `PIDFD_INFO_EXIT`; waited for up to 2 s), else it is unknown.
+ *
+ * @module
+ */
+
+import { boottimeNs, clockTicksPerSecond, monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
+import { ErrnoError } from "../ffi/libc.ts";
+import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
+import { effectiveUid, processExists } from "../ffi/process.ts";
+import {
+  NetworkNamespaceError,
+  NoSuchProcessError,
+  PermissionError,
+  ProcEventsUnavailableError,
+  ProcwatchError,
+  UsageError,
+  WaitExitCode,
+  WaitTimeoutError,
+} from "./errors.ts";
+import type { ExitEvent } from "./events.ts";
+import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
+import { decodeWaitStatus, shellStatus } from "./signals.ts";
+import { type ProcWatcher, watch } from "./watcher.ts";
+
+/**
+ * How a wait learns that a process ended: the proc connector's exit event,
+ * or a pidfd becoming readable.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit, type WaitMethod } from "../mod.ts";
+ * const method: WaitMethod = "pidfd";
+ * await waitForExit(1234, { method });
+ * ```
+ */
+export type WaitMethod = "connector" | "pidfd";
+
+/**
+ * How {@linkcode ExitInfo} was obtained.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * const info = await waitForExit(1234);
+ * if (info.source === "zombie") console.log("it had already ended; its end time is unknown");
+ * ```
+ */
+export type ExitSource =
+  /** The kernel's exit event: exact status and time. */
+  | "event"
+  /** The process was a zombie: status read from `/proc/PID/stat`, time unknown. */
+  | "zombie"
+  /**
+   * A pidfd became readable: the time is when procwatch noticed; the status
+   * is the kernel's `PIDFD_INFO_EXIT` once the parent reaped the process
+   * (Linux ≥ 6.15), else unknown.
+   */
+  | "pidfd"
+  /**
+   * The process ended without its exit event reaching procwatch (it was
+   * already a zombie whose status this user may not read, or events were
+   * lost) and its status could not be read: unknown.
+   */
+  | "vanished";
+
+/**
+ * How a process ended, as {@linkcode waitForExit} reports it.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * const info = await waitForExit(1234);
+ * if (!info.statusKnown) console.log(`${info.pid} ended; how is unknown`);
+ * else if (info.signal) console.log(`${info.pid} killed by ${info.signal}`);
+ * else console.log(`${info.pid} exited with ${info.exitCode} after ${info.runtimeMs} ms`);
+ * ```
+ */
+export interface ExitInfo {
+  /** The process id. */
+  pid: number;
+  /** Whether the fields below describe the real status; `false` when it could not be learnt. */
+  statusKnown: boolean;
+  /** The raw wait status (`task_struct.exit_code`), or `null` when unknown. */
+  status: number | null;
+  /** The exit code when it exited normally, else `null`. */
+  exitCode: number | null;
+  /** The name of the signal that killed it (`"SIGTERM"`), else `null`. */
+  signal: string | null;
+  /** The number of that signal, else `null`. */
+  signalNumber: number | null;
+  /** Whether a core dump was written. */
+  coreDumped: boolean;
+  /**
+   * What a shell's `wait` would give: the exit code, or 128 + the signal
+   * number; {@linkcode WaitExitCode.UNKNOWN} (125) when the status is unknown.
+   */
+  shellStatus: number;
+  /** `CLOCK_MONOTONIC` nanoseconds when it ended; `null` when unknown (already a zombie). */
+  timestampNs: bigint | null;
+  /** Wall-clock time when it ended; `null` when unknown. */
+  time: Date | null;
+  /**
+   * How long it ran, in milliseconds: from its start time in `/proc/PID/stat`
+   * (clock ticks, 10 ms resolution) to its end; `null` when either is unknown.
+   */
+  runtimeMs: number | null;
+  /** How this information was obtained. */
+  source: ExitSource;
+  /** The mechanism the wait used. */
+  method: WaitMethod;
+}
+
+/**
+ * Told once the wait is armed: from then on no exit can be missed.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * await waitForExit(1234, {
+ *   onArmed: (armed) => console.error(`waiting with ${armed.method}`),
+ * });
+ * ```
+ */
+export interface WaitArmed {
+  /** The mechanism in use. */
+  method: WaitMethod;
+  /** Why the proc connector was not used, when it was not (`null` otherwise). */
+  fallbackReason: string | null;
+  /** The pids being waited for. */
+  pids: readonly number[];
+}
+
+/**
+ * Options of {@linkcode waitForExit}, {@linkcode waitForAll} and {@linkcode waitForAny}.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForAll, type WaitOptions } from "../mod.ts";
+ * const options: WaitOptions = {
+ *   timeout: 30_000,
+ *   signal: AbortSignal.timeout(60_000),
+ *   onExit: (info) => console.log(info.pid, info.shellStatus),
+ * };
+ * await waitForAll([1234, 5678], options);
+ * ```
+ */
+export interface WaitOptions {
+  /** Aborting rejects the wait with the signal's reason and releases everything. */
+  signal?: AbortSignal;
+  /** Milliseconds to wait at most; then the wait rejects with {@linkcode WaitTimeoutError}. */
+  timeout?: number;
+  /**
+   * `"auto"` (default): the proc connector, or pidfd when the connector is not
+   * available; `"connector"`: fail instead of falling back; `"pidfd"`: never
+   * use the connector.
+   */
+  method?: "auto" | WaitMethod;
+  /**
+   * While waiting on the proc connector, SIGINT/SIGTERM/SIGHUP unregister the
+   * listener and exit with 128 + signal (see `WatchOptions.handleSignals`).
+   * Default `true`; set `false` to handle them yourself (abort `signal` then).
+   */
+  handleSignals?: boolean;
+  /** Socket receive buffer for the proc connector, in bytes (default: `watch()`'s 16 MiB). */
+  receiveBufferBytes?: number;
+  /** Called for each process as it ends, in the order they end. */
+  onExit?: (info: ExitInfo) => void;
+  /** Called once the wait is armed. */
+  onArmed?: (armed: WaitArmed) => void;
+}
+
+/**
+ * How long a pid that vanished without an event is given for its event to
+ * arrive before it is reported with an unknown status. The event, if the
+ * kernel sent it, is already in the socket: this only covers the scheduling
+ * of procwatch's receiving thread.
+ */
+const RECHECK_GRACE_MS = 250;
+
+/** How often pids are checked for an end whose event never came (see `#watchLiveness`). */
+const LIVENESS_CHECK_MS = 2000;
+
+/**
+ * With pidfd, how long to wait after a process exited for its parent to reap
+ * it, so that the kernel tells its status (`PIDFD_INFO_EXIT`). Parents reap
+ * at once as a rule; one that does not leaves the status unknown.
+ */
+const REAP_GRACE_MS = 2000;
+
+/**
+ * Waits until process `pid` ends and tells how it ended — exit code, signal,
+ * core dump, when, after how long. Works for any process, not only children.
+ * Rejects with {@linkcode NoSuchProcessError} when there is no such process,
+ * {@linkcode WaitTimeoutError} after `timeout`, or the abort reason.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForExit } from "../mod.ts";
+ * const info = await waitForExit(1234, { timeout: 60_000 });
+ * if (info.statusKnown) console.log(`${info.pid} ended with ${info.shellStatus}`);
+ * ```
+ */
+export async function waitForExit(pid: number, options: WaitOptions = {}): Promise<ExitInfo> {
+  const [info] = await waitFor([pid], "all", options);
+  return info;
+}
+
+/**
+ * Waits until every process in `pids` has ended. Resolves with their
+ * {@linkcode ExitInfo}s in the order they ended (the last one is what a
+ * shell's `wait` would report).
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForAll } from "../mod.ts";
+ * const infos = await waitForAll([1234, 5678], {
+ *   onExit: (info) => console.log(info.pid, info.exitCode),
+ * });
+ * console.log(infos.at(-1)?.shellStatus);
+ * ```
+ */
+export function waitForAll(
+  pids: readonly number[],
+  options: WaitOptions = {},
+): Promise<ExitInfo[]> {
+  return waitFor(pids, "all", options);
+}
+
+/**
+ * Waits until the first of `pids` ends, and resolves with how it ended.
+ *
+ * @example
+ * ```ts ignore
+ * import { waitForAny } from "../mod.ts";
+ * const first = await waitForAny([1234, 5678], { timeout: 10_000 });
+ * console.log(`${first.pid} ended first`);
+ * ```
+ */
+export async function waitForAny(
+  pids: readonly number[],
+  options: WaitOptions = {},
+): Promise<ExitInfo> {
+  const [info] = await waitFor(pids, "any", options);
+  return info;
+}
+
+/**
+ * Whether `error` from `watch()` means the proc connector is not available
+ * here (rather than a bug), so that waiting may fall back to pidfd.
+ *
+ * @example
+ * ```ts
+ * import { connectorUnavailable } from "./wait.ts";
+ * console.log(connectorUnavailable(new Error("bug"))); // false
+ * ```
+ */
+export function connectorUnavailable(error: unknown): boolean {
+  return error instanceof PermissionError || error instanceof ProcEventsUnavailableError ||
+    error instanceof NetworkNamespaceError;
+}
+
+async function waitFor(
+  pids: readonly number[],
+  mode: "all" | "any",
+  options: WaitOptions,
+): Promise<ExitInfo[]> {
+  const targets = validate(pids);
+  if (options.timeout !== undefined && !(options.timeout >= 0)) {
+    throw new UsageError(`invalid timeout: ${options.timeout}`);
+  }
+  options.signal?.throwIfAborted();
+  for (const pid of targets) precheck(pid);
+
+  const method = options.method ?? "auto";
+  let watcher: ProcWatcher | undefined;
+  let fallbackReason: string | null = null;
+  if (method !== "pidfd") {
+    try {
+      watcher = watch({
+        events: ["exit"],
+        pids: targets,
+        handleSignals: options.handleSignals ?? true,
+        receiveBufferBytes: options.receiveBufferBytes,
+      });
+    } catch (error) {
+      if (method !== "auto" || !connectorUnavailable(error)) throw error;
+      fallbackReason = error instanceof Error ? error.message : String(error);
+    }
+  } else {
+    fallbackReason = 'method "pidfd" was chosen';
+  }
+  const session = new Session(targets, mode, options, watcher ? "connector" : "pidfd");
+  if (watcher) session.runConnector(watcher);
+  else session.runPidfd(fallbackReason);
+  return await session.result;
+}
+
+function validate(pids: readonly number[]): number[] {
+  if (pids.length === 0) throw new UsageError("no pid to wait for");
+  for (const pid of pids) {
+    if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`invalid pid: ${pid}`);
+    if (pid === Deno.pid) {
+      throw new UsageError(`${pid} is procwatch itself: it cannot wait for itself`);
+    }
+  }
+  return [...new Set(pids)];
+}
+
+/**
+ * Before subscribing: a pid with no process is an error at once, and a
+ * thread id is not a process.
+ */
+function precheck(pid: number): void {
+  const status = readProcStatus(pid);
+  if (status === null) {
+    // /proc may be hidden (hidepid) while the process exists.
+    if (!processExists(pid)) throw new NoSuchProcessError(pid);
+    return;
+  }
+  if (status.tgid !== pid) {
+    throw new UsageError(
+      `${pid} is a thread of process ${status.tgid}, not a process: wait for ${status.tgid}`,
+    );
+  }
+}
+
+/**
+ * The status a zombie left in `/proc/PID/stat`, when it can be believed: the
+ * kernel writes 0 there for a reader that may not ptrace-read the process
+ * (fs/proc/array.c), so a 0 is believed only from root or the owner.
+ */
+function zombieStatus(pid: number, stat: ProcStat): number | null {
+  if (stat.exitStatus === null) return null;
+  if (stat.exitStatus !== 0) return stat.exitStatus;
+  const uid = effectiveUid();
+  if (uid === 0) return 0;
+  const status = readProcStatus(pid);
+  if (status !== null && status.uids.length > 0 && status.uids.every((id) => id === uid)) return 0;
+  return null;
+}
+
+class Session {
+  readonly result: Promise<ExitInfo[]>;
+  readonly #pending: Set<number>;
+  readonly #mode: "all" | "any";
+  readonly #options: WaitOptions;
+  readonly #method: WaitMethod;
+  readonly #ended: ExitInfo[] = [];
+  readonly #startTicks = new Map<number, bigint>();
+  #resolve!: (infos: ExitInfo[]) => void;
+  #reject!: (error: unknown) => void;
+  #done = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #recheckTimer: ReturnType<typeof setTimeout> | undefined;
+  #livenessTimer: ReturnType<typeof setInterval> | undefined;
+  #release: () => void = () => {};
+  readonly #onAbort = () => this.#finish(this.#options.signal?.reason);
+
+  constructor(pids: number[], mode: "all" | "any", options: WaitOptions, method: WaitMethod) {
+    this.#pending = new Set(pids);
+    this.#mode = mode;
+    this.#options = options;
+    this.#method = method;
+    this.result = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    options.signal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (options.timeout !== undefined) {
+      this.#timer = setTimeout(
+        () => this.#finish(new WaitTimeoutError([...this.#pending], options.timeout ?? 0)),
+        options.timeout,
+      );
+    }
+  }
+
+  runConnector(watcher: ProcWatcher): void {
+    this.#release = () => watcher.close();
+    // Subscribed: whatever happens to the pids from now on is seen.
+    this.#inspect([...this.#pending], true);
+    this.#armed(null);
+    if (!this.#done) this.#watchLiveness();
+    this.#drive(async () => {
+      for await (const event of watcher) {
+        if (this.#done) break;
+        if (event.type === "lost") this.#scheduleRecheck();
+        else if (event.type === "exit" && event.tid === event.pid) this.#fromEvent(event);
+      }
+    });
+  }
+
+  runPidfd(fallbackReason: string | null): void {
+    let set: PidfdSet;
+    try {
+      set = PidfdSet.open([...this.#pending]);
+    } catch (error) {
+      const why = error instanceof ErrnoError ? error.message : String(error);
+      this.#finish(
+        new ProcwatchError(
+          `cannot wait: the proc connector is unavailable (${fallbackReason}) and so is pidfd (${why})`,
+          WaitExitCode.UNKNOWN,
+          { cause: error },
+        ),
+      );
+      return;
+    }
+    this.#release = () => void set.close();
+    for (const pid of set.missing) this.#report(this.#unknown(pid, "vanished"));
+    this.#inspect(set.pids.filter((pid) => this.#pending.has(pid)), false);
+    if (this.#done) return;
+    this.#armed(fallbackReason);
+    const reapGraceMs = pidfdKeepsExitStatus() ? REAP_GRACE_MS : 0;
+    /** Exited, not yet reaped: when the exit was noticed and until when to wait for the reap. */
+    const awaitingReap = new Map<number, { endNs: bigint; deadline: number }>();
+    const settle = (pid: number, endNs: bigint, final: boolean): boolean => {
+      // Root or the owner may read a zombie's status at once; anyone may read
+      // it through the pidfd once the parent has reaped the process.
+      const stat = readProcStat(pid);
+      const zombie = stat?.state === "Z" ? zombieStatus(pid, stat) : null;
+      if (zombie !== null) {
+        this.#report(this.#known(pid, zombie, "zombie", endNs));
+        return true;
+      }
+      const status = set.exitStatus(pid);
+      if (status !== null) this.#report(this.#known(pid, status, "pidfd", endNs));
+      else if (final) this.#report(this.#unknown(pid, "pidfd", endNs));
+      else return false;
+      return true;
+    };
+    this.#drive(async () => {
+      while (!this.#done) {
+        const deadlines = [...awaitingReap.values()].map((entry) => entry.deadline);
+        const timeout = deadlines.length === 0
+          ? -1
+          : Math.max(0, Math.min(...deadlines) - Date.now());
+        await set.wait(timeout);
+        if (this.#done) break;
+        const { exited, reaped } = set.check();
+        const now = monotonicNs();
+        for (const pid of exited) {
+          if (!this.#pending.has(pid) || awaitingReap.has(pid)) continue;
+          if (settle(pid, now, reapGraceMs === 0)) set.forget(pid);
+          else {
+            awaitingReap.set(pid, { endNs: now, deadline: Date.now() + reapGraceMs });
+            set.awaitReap(pid);
+          }
+        }
+        for (const [pid, entry] of awaitingReap) {
+          if (!reaped.includes(pid) && Date.now() < entry.deadline) continue;
+          awaitingReap.delete(pid);
+          set.forget(pid);
+          settle(pid, entry.endNs, true);
+        }
+      }
+    });
+  }
+
+  #armed(fallbackReason: string | null): void {
+    if (this.#done) return;
+    this.#options.onArmed?.({
+      method: this.#method,
+      fallbackReason,
+      pids: [...this.#pending],
+    });
+    // Run the reporting path once while idle: V8 compiles functions on first
+    // call and Deno binds FFI symbols on first use, which would otherwise be
+    // paid between the death and the report.
+    const [pid] = this.#pending;
+    if (pid !== undefined) {
+      this.#known(pid, 0, "event", monotonicNs());
+      this.#known(pid, 0x8b, "event", monotonicNs());
+    }
+  }
+
+  #drive(loop: () => Promise<void>): void {
+    loop().then(
+      () => this.#finish(new ProcwatchError("the event stream ended unexpectedly", 1)),
+      (error) => this.#finish(error),
+    );
+  }
+
+  /**
+   * Looks at each pid after subscribing: remembers its start time, reports a
+   * zombie at once, and gives a vanished one a moment for its event.
+   */
+  #inspect(pids: number[], eventsMayCome: boolean): void {
+    let vanished = false;
+    for (const pid of pids) {
+      const stat = readProcStat(pid);
+      if (stat === null) {
+        if (processExists(pid)) continue; // /proc hidden from us: rely on the event or pidfd.
+        if (eventsMayCome) vanished = true;
+        else this.#report(this.#unknown(pid, "vanished"));
+        continue;
+      }
+      this.#startTicks.set(pid, stat.startTicks);
+      if (stat.state === "Z") {
+        const status = zombieStatus(pid, stat);
+        if (status !== null) this.#report(this.#known(pid, status, "zombie", null));
+        // Not ours to read: if it died after we subscribed its event is coming,
+        // else it never will (the re-check reports it as unknown).
+        else if (eventsMayCome) vanished = true;
+      }
+    }
+    if (vanished) this.#scheduleRecheck();
+  }
+
+  /**
+   * A safety net for losses the kernel does not report: every few seconds,
+   * a pid that is gone or a zombie gets a re-check (after which its event,
+   * if it is coming, has had time to arrive).
+   */
+  #watchLiveness(): void {
+    this.#livenessTimer = setInterval(() => {
+      for (const pid of this.#pending) {
+        const stat = readProcStat(pid);
+        const started = this.#startTicks.get(pid);
+        const gone = stat === null
+          ? !processExists(pid)
+          : stat.state === "Z" || (started !== undefined && stat.startTicks !== started);
+        if (gone) this.#scheduleRecheck();
+      }
+    }, LIVENESS_CHECK_MS);
+  }
+
+  /** After events were lost (or a pid vanished early), re-checks the pending pids. */
+  #scheduleRecheck(): void {
+    if (this.#recheckTimer !== undefined || this.#done) return;
+    this.#recheckTimer = setTimeout(() => {
+      this.#recheckTimer = undefined;
+      for (const pid of [...this.#pending]) {
+        if (this.#done) return;
+        const stat = readProcStat(pid);
+        const started = this.#startTicks.get(pid);
+        const same = stat !== null && (started === undefined || stat.startTicks === started);
+        if (!same) {
+          if (stat === null && processExists(pid)) continue;
+          this.#report(this.#unknown(pid, "vanished"));
+        } else if (stat.state === "Z") {
+          const status = zombieStatus(pid, stat);
+          this.#report(
+            status === null
+              ? this.#unknown(pid, "vanished")
+              : this.#known(pid, status, "zombie", null),
+          );
+        }
+      }
+    }, RECHECK_GRACE_MS);
+  }
+
+  #fromEvent(event: ExitEvent): void {
+    if (!this.#pending.has(event.pid)) return;
+    this.#report(this.#known(event.pid, event.status, "event", event.timestampNs));
+  }
+
+  #known(pid: number, status: number, source: ExitSource, endNs: bigint | null): ExitInfo {
+    const decoded = decodeWaitStatus(status);
+    return {
+      pid,
+      statusKnown: true,
+      status,
+      ...decoded,
+      shellStatus: shellStatus(decoded),
+      ...this.#timing(pid, endNs),
+      source,
+      method: this.#method,
+    };
+  }
+
+  #unknown(pid: number, source: ExitSource, endNs: bigint | null = null): ExitInfo {
+    return {
+      pid,
+      statusKnown: false,
+      status: null,
+      exitCode: null,
+      signal: null,
+      signalNumber: null,
+      coreDumped: false,
+      shellStatus: WaitExitCode.UNKNOWN,
+      ...this.#timing(pid, endNs),
+      source,
+      method: this.#method,
+    };
+  }
+
+  /** When it ended (monotonic ns) in wall time, and its run time from its boot-time start. */
+  #timing(
+    pid: number,
+    endNs: bigint | null,
+  ): Pick<ExitInfo, "timestampNs" | "time" | "runtimeMs"> {
+    if (endNs === null) return { timestampNs: null, time: null, runtimeMs: null };
+    const time = new Date(Number((endNs + wallOffsetNs()) / 1_000_000n));
+    const ticks = this.#startTicks.get(pid);
+    if (ticks === undefined) return { timestampNs: endNs, time, runtimeMs: null };
+    // Event times are CLOCK_MONOTONIC, start times CLOCK_BOOTTIME: shift by
+    // their current difference (the time spent suspended).
+    const endBootNs = endNs + (boottimeNs() - monotonicNs());
+    const startNs = ticks * 1_000_000_000n / BigInt(clockTicksPerSecond());
+    const runtimeMs = Math.max(0, Number(endBootNs - startNs) / 1e6);
+    return { timestampNs: endNs, time, runtimeMs };
+  }
+
+  #report(info: ExitInfo): void {
+    if (this.#done || !this.#pending.delete(info.pid)) return;
+    this.#ended.push(info);
+    try {
+      this.#options.onExit?.(info);
+    } catch (error) {
+      this.#finish(error);
+      return;
+    }
+    if (this.#mode === "any" || this.#pending.size === 0) this.#finish();
+  }
+
+  #finish(error?: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#recheckTimer);
+    clearInterval(this.#livenessTimer);
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    this.#release();
+    if (error === undefined) this.#resolve(this.#ended);
+    else this.#reject(error);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Waits for one process — any process, not only a child — and exits the way
+ * it did: its exit code, or 128 + the signal that killed it.
+ *
+ * ```sh
+ * sudo deno run --allow-ffi scripts/wait_on_pid.ts 1234 && echo "1234 succeeded"
+ * ```
+ *
+ * Modelled on kmonitor's `wait_on_pid` example, on procwatch's public API.
+ *
+ * @module
+ */
+
+import { NoSuchProcessError, ProcwatchError, WaitExitCode, waitForExit } from "../mod.ts";
+
+if (import.meta.main) {
+  const pid = Number(Deno.args[0]);
+  if (Deno.args.length !== 1 || !Number.isInteger(pid) || pid <= 0) {
+    console.error("usage: wait_on_pid.ts PID");
+    Deno.exit(2);
+  }
+  try {
+    const info = await waitForExit(pid);
+    const how = !info.statusKnown
+      ? "ended; how is unknown (no proc connector here)"
+      : info.signal !== null
+      ? `was killed by ${info.signal}${info.coreDumped ? " (core dumped)" : ""}`
+      : `exited with code ${info.exitCode}`;
+    const ran = info.runtimeMs === null ? "" : ` after ${(info.runtimeMs / 1000).toFixed(2)} s`;
+    console.log(`process ${pid} ${how}${ran}`);
+    Deno.exit(info.shellStatus);
+  } catch (error) {
+    if (!(error instanceof ProcwatchError)) throw error;
+    console.error(`wait_on_pid: ${error.message}`);
+    Deno.exit(error instanceof NoSuchProcessError ? WaitExitCode.NO_SUCH_PROCESS : error.exitCode);
+  }
+}

@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { decodeWaitStatus, shellStatus, signalName, signalNumber } from "../lib/signals.ts";
+import { SequenceTracker } from "../lib/sequence.ts";
+import { BoundedQueue } from "../lib/queue.ts";
+import { parseNetlinkDrops } from "../lib/netlink_drops.ts";
+import { eventToJson, humanLine, isoTimeNs } from "../lib/format.ts";
+import { controlMessage } from "../lib/protocol.ts";
+import { parseBytes, parseEvents, parsePid, parseSeconds } from "../cli/parse.ts";
+import { UsageError } from "../lib/errors.ts";
+
+Deno.test("signal names and numbers", () => {
+  assert.equal(signalName(9), "SIGKILL");
+  assert.equal(signalName(15), "SIGTERM");
+  assert.equal(signalName(34), "SIGRTMIN");
+  assert.equal(signalName(36), "SIGRTMIN+2");
+  assert.equal(signalNumber("term"), 15);
+  assert.equal(signalNumber("SIGKILL"), 9);
+  assert.equal(signalNumber("RTMIN+1"), 35);
+  assert.equal(signalNumber("nope"), undefined);
+});
+
+Deno.test("wait status decoding matches WIFEXITED/WTERMSIG/WCOREDUMP", () => {
+  assert.deepEqual(decodeWaitStatus(0), {
+    exitCode: 0,
+    signal: null,
+    signalNumber: null,
+    coreDumped: false,
+  });
+  assert.deepEqual(decodeWaitStatus(42 << 8), {
+    exitCode: 42,
+    signal: null,
+    signalNumber: null,
+    coreDumped: false,
+  });
+  assert.deepEqual(decodeWaitStatus(0x80 | 6), {
+    exitCode: null,
+    signal: "SIGABRT",
+    signalNumber: 6,
+    coreDumped: true,
+  });
+  assert.equal(shellStatus(decodeWaitStatus(15)), 143);
+  assert.equal(shellStatus(decodeWaitStatus(3 << 8)), 3);
+});
+
+Deno.test("sequence gaps count losses per CPU, ACK numbers excepted", () => {
+  const tracker = new SequenceTracker();
+  assert.equal(tracker.observe(0, 100), 0);
+  assert.equal(tracker.observe(1, 7), 0);
+  assert.equal(tracker.observe(0, 101), 0);
+  assert.equal(tracker.observe(0, 105), 3);
+  assert.equal(tracker.observe(1, 8), 0);
+  tracker.observeAck(106);
+  assert.equal(tracker.observe(0, 107), 0, "the ACK took 106");
+  tracker.observeAck(9);
+  assert.equal(tracker.observe(1, 12), 2, "9 was an ACK, 10 and 11 were lost");
+  assert.equal(tracker.observe(2, 0xfffffffe), 0);
+  assert.equal(tracker.observe(2, 1), 2, "wraps around 2^32: 0xffffffff and 0 were lost");
+  assert.equal(tracker.observe(2, 1), 0, "a repeat is not a loss");
+  assert.equal(tracker.observe(2, 0), 0, "an older number is not billions of losses");
+});
+
+Deno.test("bounded queue keeps order and refuses when full", () => {
+  const queue = new BoundedQueue<number>(3);
+  assert.ok(queue.push(1) && queue.push(2) && queue.push(3));
+  assert.equal(queue.push(4), false);
+  assert.equal(queue.shift(), 1);
+  assert.ok(queue.push(5));
+  assert.deepEqual(queue.takeAll(), [2, 3, 5]);
+  assert.equal(queue.length, 0);
+  assert.throws(() => new BoundedQueue(0), RangeError);
+});
+
+Deno.test("netlink drops column of our socket", () => {
+  const text = [
+    "sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode",
+    "0000000000000001 0   4242       00000000 0        0        0     2        5        10",
+    "0000000000000002 11  4242       00000001 0        0        0     2        17       11",
+    "",
+  ].join("\n");
+  assert.equal(parseNetlinkDrops(text, 4242), 17);
+  assert.equal(parseNetlinkDrops(text, 1), null);
+  assert.equal(parseNetlinkDrops("garbage", 1), null);
+});
+
+Deno.test("control messages: classic 4-byte op and 6.6 proc_input", () => {
+  const classic = controlMessage(1, 77, 5, 6);
+  assert.equal(classic.length, 40);
+  const view = new DataView(classic.buffer);
+  assert.equal(view.getUint32(0, true), 40);
+  assert.equal(view.getUint16(32, true), 4);
+  assert.equal(view.getUint32(36, true), 1);
+  const filtered = controlMessage(1, 77, 5, 6, 0x80000000);
+  assert.equal(filtered.length, 44);
+  assert.equal(new DataView(filtered.buffer).getUint32(40, true), 0x80000000);
+});
+
+Deno.test("JSON lines keep nanoseconds and exact timestamps", () => {
+  assert.equal(isoTimeNs(123n, 1_700_000_000_000_000_000n), "2023-11-14T22:13:20.000000123Z");
+  const line = eventToJson({
+    type: "exit",
+    cpu: 0,
+    timestampNs: 18_014_398_509_481_985n, // 2^54 + 1: beyond a double's precision
+    time: new Date(0),
+    pid: 1,
+    tid: 1,
+    exitCode: 0,
+    signal: null,
+    coreDumped: false,
+    status: 0,
+    exitSignal: 17,
+    parentPid: 0,
+    parentTid: 0,
+  }, 0n);
+  const parsed = JSON.parse(line);
+  assert.equal(parsed.timestampNs, "18014398509481985");
+  assert.match(parsed.time, /\.\d{9}Z$/);
+  assert.equal(parsed.type, "exit");
+});
+
+Deno.test("human lines name the event, pid, details and process", () => {
+  const line = humanLine({
+    type: "exit",
+    cpu: 0,
+    timestampNs: 1n,
+    time: new Date(),
+    pid: 4321,
+    tid: 4321,
+    exitCode: null,
+    signal: "SIGSEGV",
+    coreDumped: true,
+    status: 0x8b,
+    exitSignal: 17,
+    parentPid: 1,
+    parentTid: 1,
+    process: {
+      pid: 4321,
+      comm: "crashy",
+      cmdline: ["./crashy", "--now"],
+      exe: "/tmp/crashy",
+      cwd: "/tmp",
+      uid: 0,
+      user: "root",
+      ppid: 1,
+      parentComm: "systemd",
+      tty: null,
+      startNs: 0n,
+      durationNs: 1_500_000n,
+      procGone: false,
+    },
+  });
+  assert.match(
+    line,
+    /^\d\d:\d\d:\d\d\.\d{6} exit +4321 root +exit SIGSEGV\+core +0\.002s \.\/crashy --now$/,
+  );
+});
+
+Deno.test("CLI value parsers reject bad input with usage errors", () => {
+  assert.equal(parsePid("42"), 42);
+  for (const bad of ["0", "-1", "abc", "1.5", ""]) assert.throws(() => parsePid(bad), UsageError);
+  assert.deepEqual(parseEvents("exec, EXIT"), ["exec", "exit"]);
+  assert.equal(parseEvents("all").length, 9);
+  assert.throws(() => parseEvents("exec,frok"), /unknown event 'frok'/);
+  assert.equal(parseSeconds("1.5"), 1.5);
+  assert.throws(() => parseSeconds("soon"), UsageError);
+  assert.equal(parseBytes("4M"), 4 << 20);
+  assert.throws(() => parseBytes("lots"), UsageError);
+});

@@ -1,0 +1,468 @@
+/**
+ * `cli.ts wait` against the real kernel: each process is not the waiter's
+ * child, and is let go only once the waiter says it is armed.
+ */
+
+import assert from "node:assert/strict";
+import { readFileText } from "../ffi/proc_fs.ts";
+import { readProcStat } from "../lib/proc_stat.ts";
+import { kernelTest, watchAll } from "./support/kernel.ts";
+import {
+  alive,
+  CLI,
+  Gate,
+  killQuietly,
+  ROOT,
+  runDeno,
+  spawnDeno,
+  startOrphan,
+  startUnderParent,
+  startWait,
+  startZombie,
+  until,
+  untilConnectorSocket,
+} from "./support/processes.ts";
+
+/** A pid that no process has: beyond pid_max, yet within what `wait` accepts. */
+function unusedPid(): number {
+  for (let pid = 4_000_000; pid < 4_100_000; pid++) if (!alive(pid)) return pid;
+  throw new Error("no unused pid");
+}
+
+async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "procwatch-wait-" });
+  await Deno.chmod(dir, 0o755);
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+kernelTest("wait: a process that is not our child exits with 42", async () => {
+  await withDir(async (dir) => {
+    const gate = new Gate(dir, "go");
+    const pid = await startOrphan(`${gate.shell}; exit 42`);
+    const wait = await startWait([String(pid)]);
+    const armed = await wait.armed;
+    assert.match(armed, new RegExp(`armed: waiting for ${pid} with the proc connector`));
+    gate.open();
+    const result = await wait.done;
+    assert.equal(result.code, 42);
+    assert.equal(result.stdout, `${pid} exited with code 42\n`);
+    assert.match(
+      result.stderr,
+      new RegExp(`${pid} ended after running \\d+\\.\\d\\d s \\(learnt from: event\\)`),
+    );
+  });
+});
+
+kernelTest("wait: killed by SIGTERM → 143, SIGKILL → 137", async () => {
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGKILL", 137]] as const) {
+    const pid = await startOrphan("exec sleep 60");
+    const wait = await startWait([String(pid)]);
+    await wait.armed;
+    Deno.kill(pid, signal);
+    const result = await wait.done;
+    assert.equal(result.code, code, signal);
+    assert.equal(result.stdout, `${pid} killed by ${signal}\n`);
+  }
+});
+
+kernelTest("wait: a core dump is reported as such", async () => {
+  await withDir(async (dir) => {
+    const pid = await startOrphan("ulimit -c unlimited; exec sleep 60", dir);
+    try {
+      const wait = await startWait([String(pid)]);
+      await wait.armed;
+      Deno.kill(pid, "SIGSEGV");
+      const result = await wait.done;
+      assert.equal(result.code, 139);
+      assert.equal(result.stdout, `${pid} killed by SIGSEGV (core dumped)\n`);
+      // With a plain core_pattern ("core" here) the dump lands in the target's cwd,
+      // removed with it; a "|helper" pattern hands it to a program instead.
+      if (!(readFileText("/proc/sys/kernel/core_pattern") ?? "").startsWith("|")) {
+        await until(
+          () => [...Deno.readDirSync(dir)].some((entry) => entry.name.startsWith("core")),
+          "the core file",
+        );
+      }
+    } finally {
+      killQuietly(pid);
+    }
+  });
+});
+
+kernelTest("wait: an already-zombie pid is reported at once with its status", async () => {
+  const zombie = await startZombie(7);
+  try {
+    const wait = await startWait([String(zombie.pid), "--json"]);
+    const result = await wait.done;
+    assert.equal(result.code, 7);
+    const line = JSON.parse(result.stdout);
+    assert.equal(line.pid, zombie.pid);
+    assert.equal(line.statusKnown, true);
+    assert.equal(line.status, 7 << 8);
+    assert.equal(line.exitCode, 7);
+    assert.equal(line.signal, null);
+    assert.equal(line.coreDumped, false);
+    assert.equal(line.shellStatus, 7);
+    assert.equal(line.source, "zombie");
+    assert.equal(line.method, "connector");
+    assert.equal(line.timestampNs, null);
+    assert.equal(readProcStat(zombie.pid)?.state, "Z", "wait must not reap it");
+  } finally {
+    await zombie.close();
+  }
+});
+
+kernelTest("wait: a pid with no process → one line on stderr, exit 127", async () => {
+  const pid = unusedPid();
+  const result = await runDeno(CLI, ["wait", String(pid)]);
+  assert.equal(result.code, 127);
+  assert.equal(result.stdout, "");
+  assert.equal(result.stderr, `procwatch: no such process: ${pid}\n`);
+
+  // A process that has just ended and been reaped is gone too.
+  const child = new Deno.Command("true").spawn();
+  await child.status;
+  const reaped = await runDeno(CLI, ["wait", String(child.pid), "--any"]);
+  assert.equal(reaped.code, 127);
+});
+
+kernelTest(
+  "wait: two pids — all by default (status of the last), --any returns at the first",
+  async () => {
+    await withDir(async (dir) => {
+      const gates = [new Gate(dir, "a"), new Gate(dir, "b")];
+      const a = await startOrphan(`${gates[0].shell}; exit 3`);
+      const b = await startOrphan(`${gates[1].shell}; exit 5`);
+      const wait = await startWait([String(a), String(b)]);
+      await wait.armed;
+      gates[1].open();
+      await until(() => !alive(b), `${b} to end`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(wait.finished(), false, "one of two ended: still waiting");
+      gates[0].open();
+      const result = await wait.done;
+      assert.equal(result.stdout, `${b} exited with code 5\n${a} exited with code 3\n`);
+      assert.equal(result.code, 3, "the status of the last to end");
+    });
+    await withDir(async (dir) => {
+      const gate = new Gate(dir, "b");
+      const a = await startOrphan("exec sleep 60");
+      const b = await startOrphan(`${gate.shell}; exit 5`);
+      try {
+        const wait = await startWait(["--any", String(a), String(b)]);
+        await wait.armed;
+        gate.open();
+        const result = await wait.done;
+        assert.equal(result.code, 5);
+        assert.equal(result.stdout, `${b} exited with code 5\n`);
+        assert.ok(alive(a));
+      } finally {
+        killQuietly(a);
+      }
+    });
+  },
+);
+
+kernelTest("wait: --timeout → 124; -q prints nothing on stdout", async () => {
+  const pid = await startOrphan("exec sleep 60");
+  try {
+    const started = Date.now();
+    const result = await runDeno(CLI, ["wait", "--timeout", "0.5", String(pid)]);
+    assert.equal(result.code, 124);
+    assert.equal(result.stdout, "");
+    assert.equal(result.stderr, `procwatch: timed out after 0.5 s waiting for ${pid}\n`);
+    assert.ok(Date.now() - started >= 500);
+    assert.ok(alive(pid));
+
+    const wait = await startWait(["-q", String(pid)]);
+    await wait.armed;
+    Deno.kill(pid, "SIGKILL");
+    const quiet = await wait.done;
+    assert.equal(quiet.code, 137);
+    assert.equal(quiet.stdout, "");
+  } finally {
+    killQuietly(pid);
+  }
+});
+
+kernelTest("wait: threads that end before the leader do not end the wait", async () => {
+  await withDir(async (dir) => {
+    const threadsGate = new Gate(dir, "threads");
+    const exitGate = new Gate(dir, "exit");
+    const python = `
+import os, sys, threading, time
+def until(path):
+    while not os.path.exists(path): time.sleep(0.01)
+def worker(): until(${JSON.stringify(threadsGate.path)})
+threads = [threading.Thread(target=worker) for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+until(${JSON.stringify(exitGate.path)})
+sys.exit(9)
+`;
+    await Deno.writeTextFile(`${dir}/threads.py`, python);
+    using watcher = watchAll({ events: ["exit"] });
+    const pid = await startOrphan(`exec /usr/bin/python3 ${dir}/threads.py`);
+    await until(() => (readProcStat(pid)?.comm ?? "").startsWith("python"), "python");
+    const wait = await startWait([String(pid), "--json"]);
+    await wait.armed;
+    threadsGate.open();
+    // Prove the three threads really ended while the waiter was armed.
+    const threadExits: bigint[] = [];
+    for await (const event of watcher) {
+      if (event.type === "exit" && event.pid === pid && event.tid !== pid) {
+        threadExits.push(event.timestampNs);
+        if (threadExits.length === 3) break;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(wait.finished(), false, "thread exits must not end the wait");
+    exitGate.open();
+    const result = await wait.done;
+    assert.equal(result.code, 9);
+    const line = JSON.parse(result.stdout);
+    assert.equal(line.pid, pid);
+    assert.equal(line.exitCode, 9);
+    assert.equal(line.source, "event");
+    assert.ok(BigInt(line.timestampNs) > threadExits[2]);
+  });
+});
+
+kernelTest("wait: SIGINT / SIGTERM while waiting → 130 / 143, clean", async () => {
+  const pid = await startOrphan("exec sleep 60");
+  try {
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const wait = await startWait([String(pid)]);
+      await wait.armed;
+      wait.child.kill(signal);
+      const result = await wait.done;
+      assert.equal(result.code, code, signal);
+      assert.equal(result.stdout, "");
+      assert.doesNotMatch(result.stderr, /error|at /i);
+      assert.ok(alive(pid), "the target is untouched");
+    }
+  } finally {
+    killQuietly(pid);
+  }
+});
+
+kernelTest("wait: bad usage → exit 2 with one line", async () => {
+  const bad = await runDeno(CLI, ["wait", "12x"]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim().split("\n").length, 1);
+  assert.match(bad.stderr, /invalid pid '12x'/);
+
+  const help = await runDeno(CLI, ["wait", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: procwatch wait \[options\] <pid\.\.\.>/);
+  assert.match(help.stdout, /124: --timeout expired\. 125: status unknown/);
+
+  const timeout = await runDeno(CLI, ["wait", "--timeout", "-1", "1"]);
+  assert.equal(timeout.code, 2);
+  assert.equal(timeout.stderr, "procwatch: invalid duration '-1': expected seconds, e.g. 1.5\n");
+
+  // Without --allow-ffi it cannot wait at all: 125, one line.
+  const noFfi = await new Deno.Command(Deno.execPath(), {
+    args: ["run", CLI, "wait", "1"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(noFfi.code, 125);
+  assert.match(
+    new TextDecoder().decode(noFfi.stderr),
+    /^procwatch: procwatch needs FFI access.*\n$/,
+  );
+
+  const method = await runDeno(CLI, ["wait", "--method", "magic", "1"]);
+  assert.equal(method.code, 2);
+  assert.match(method.stderr, /invalid --method 'magic'/);
+
+  // A thread id is not a process.
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/t.py`,
+      "import threading, time\nthreading.Thread(target=lambda: time.sleep(60), daemon=True).start()\ntime.sleep(60)\n",
+    );
+    const pid = await startOrphan(`exec /usr/bin/python3 ${dir}/t.py`);
+    try {
+      let tid = 0;
+      await until(() => {
+        try {
+          tid = [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) =>
+            Number(e.name)
+          ).find((t) => t !== pid) ?? 0;
+        } catch {
+          tid = 0;
+        }
+        return tid > 0;
+      }, "the python thread");
+      const thread = await runDeno(CLI, ["wait", String(tid)]);
+      assert.equal(thread.code, 2);
+      assert.equal(
+        thread.stderr,
+        `procwatch: ${tid} is a thread of process ${pid}, not a process: wait for ${pid}\n`,
+      );
+    } finally {
+      killQuietly(pid);
+    }
+  });
+});
+
+kernelTest("wait as nobody: the proc connector where the kernel allows it", async () => {
+  await withDir(async (dir) => {
+    const gate = new Gate(dir, "go");
+    const pid = await startOrphan(`${gate.shell}; exit 42`);
+    const wait = await startWait([String(pid)], { nobody: true });
+    const armed = await wait.armed.catch((error) => {
+      killQuietly(pid);
+      throw error;
+    });
+    gate.open();
+    const result = await wait.done;
+    if (/with the proc connector/.test(armed)) {
+      // Linux ≥ 6.6 lets unprivileged processes listen.
+      assert.equal(result.code, 42);
+      assert.equal(result.stdout, `${pid} exited with code 42\n`);
+    } else {
+      assert.match(armed, /with pidfd/);
+      assert.equal(result.code, 125);
+    }
+  });
+});
+
+kernelTest(
+  "wait as nobody on root's zombie: no event will come, status unreadable → 125",
+  async () => {
+    const zombie = await startZombie(7);
+    try {
+      const wait = await startWait(["--method", "connector", String(zombie.pid)], { nobody: true });
+      const started = Date.now();
+      const result = await wait.done;
+      assert.equal(result.code, 125);
+      assert.equal(result.stdout, `${zombie.pid} ended (exit status unknown)\n`);
+      assert.match(result.stderr, /its exit event did not reach procwatch/);
+      assert.ok(Date.now() - started < 5000, "reported after the re-check grace, not a hang");
+    } finally {
+      await zombie.close();
+    }
+  },
+);
+
+kernelTest(
+  "wait as nobody, pidfd forced by $PROCWATCH_WAIT_METHOD: status once reaped",
+  async () => {
+    await withDir(async (dir) => {
+      const gate = new Gate(dir, "go");
+      // Its parent reaps it at once: the kernel then keeps its status for pidfd holders (≥ 6.15).
+      const target = await startUnderParent(`${gate.shell}; exit 42`, true);
+      try {
+        const wait = await startWait([String(target.pid)], {
+          nobody: true,
+          env: { PROCWATCH_WAIT_METHOD: "pidfd" },
+          denoFlags: ["--allow-env=PROCWATCH_WAIT_METHOD"],
+        });
+        const armed = await wait.armed;
+        assert.match(armed, new RegExp(`armed: waiting for ${target.pid} with pidfd`));
+        gate.open();
+        const result = await wait.done;
+        assert.equal(result.code, 42);
+        assert.equal(result.stdout, `${target.pid} exited with code 42\n`);
+        assert.match(result.stderr, /\(learnt from: pidfd\)/);
+      } finally {
+        await target.close();
+      }
+    });
+  },
+);
+
+kernelTest("wait as nobody with pidfd, never reaped: status unknown → 125 and a note", async () => {
+  await withDir(async (dir) => {
+    const gate = new Gate(dir, "go");
+    // Root's process, never reaped: nobody may not read its zombie status, the kernel keeps none.
+    const target = await startUnderParent(`${gate.shell}; exit 42`, false);
+    try {
+      const wait = await startWait(["--method", "pidfd", String(target.pid)], { nobody: true });
+      await wait.armed;
+      gate.open();
+      const result = await wait.done;
+      assert.equal(result.code, 125);
+      assert.equal(result.stdout, `${target.pid} ended (exit status unknown)\n`);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `procwatch: note: exit status of ${target.pid} unknown: waited with pidfd .*exit code 125\n`,
+        ),
+      );
+      assert.equal(readProcStat(target.pid)?.state, "Z");
+    } finally {
+      await target.close();
+    }
+  });
+});
+
+kernelTest("wait in a network namespace as nobody: falls back to pidfd by itself", async () => {
+  const target = await startUnderParent("exec sleep 60", true);
+  try {
+    const wait = await startWait(["--json", String(target.pid)], {
+      nobody: true,
+      newNetNamespace: true,
+    });
+    const armed = await wait.armed;
+    assert.match(armed, /with pidfd .*ECONNREFUSED/);
+    Deno.kill(target.pid, "SIGTERM");
+    const result = await wait.done;
+    assert.equal(result.code, 143);
+    const line = JSON.parse(result.stdout);
+    assert.equal(line.pid, target.pid);
+    assert.equal(line.statusKnown, true);
+    assert.equal(line.signal, "SIGTERM");
+    assert.equal(line.method, "pidfd");
+    assert.equal(line.source, "pidfd");
+    assert.equal(typeof line.timestampNs, "string");
+  } finally {
+    await target.close();
+  }
+});
+
+kernelTest("wait --method pidfd: a zombie's status is still read from /proc as root", async () => {
+  const zombie = await startZombie(4);
+  try {
+    const result = await runDeno(CLI, ["wait", "--method", "pidfd", String(zombie.pid)]);
+    assert.equal(result.code, 4);
+    assert.equal(result.stdout, `${zombie.pid} exited with code 4\n`);
+  } finally {
+    await zombie.close();
+  }
+});
+
+kernelTest("scripts/wait_on_pid.ts: waits, says how it ended, exits the same way", async () => {
+  await withDir(async (dir) => {
+    const gate = new Gate(dir, "go");
+    const pid = await startOrphan(`${gate.shell}; kill -USR1 $$`);
+    const child = await spawnDeno(
+      `${ROOT}scripts/wait_on_pid.ts`,
+      [String(pid)],
+    );
+    await untilConnectorSocket(child.pid);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gate.open();
+    const output = await child.output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 138);
+    assert.match(
+      stdout,
+      new RegExp(`^process ${pid} was killed by SIGUSR1 after \\d+\\.\\d\\d s\\n$`),
+    );
+  });
+  const missing = await runDeno(`${ROOT}scripts/wait_on_pid.ts`, [String(unusedPid())]);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /^wait_on_pid: no such process: \d+\n$/);
+  const usage = await runDeno(`${ROOT}scripts/wait_on_pid.ts`, []);
+  assert.equal(usage.code, 2);
+});
