@@ -13,6 +13,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { reportError } from "./cli/errors.ts";
 import { waitCommand } from "./cli/wait.ts";
 import { watchCommand } from "./cli/watch.ts";
+import { runCommand, scriptOutlivesMain } from "./cli/run.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
 
@@ -33,8 +34,9 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError(false)
     .exitOverride()
+    .enablePositionalOptions()
     .configureOutput(OUTPUT);
-  for (const command of [watchCommand(), waitCommand()]) {
+  for (const command of [watchCommand(), waitCommand(), runCommand()]) {
     command.exitOverride().configureOutput(OUTPUT);
     program.addCommand(command);
   }
@@ -56,5 +58,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  const code = await main(Deno.args);
+  // A script started by `run` may still have work queued; the process ends when it is done.
+  if (!scriptOutlivesMain()) Deno.exit(code);
 }

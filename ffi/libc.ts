@@ -52,14 +52,16 @@ export const LIBC_SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** ssize_t readlink(const char *path, char *buf, size_t size); */
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  /** DIR *opendir(const char *name); used to list /proc. */
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  /** struct dirent64 *readdir(DIR *dir); d_name at byte 19 (glibc x86_64/aarch64). */
-  readdir: { parameters: ["pointer"], result: "pointer" },
-  /** int closedir(DIR *dir); */
-  closedir: { parameters: ["pointer"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, void *arg); (variadic in C; used with one pointer) */
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** DIR *opendir(const char *name); */
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  /** struct dirent *readdir(DIR *dirp); */
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  /** int closedir(DIR *dirp); */
+  closedir: { parameters: ["pointer"], result: "i32" },
+  /** int execve(const char *path, char *const argv[], char *const envp[]); */
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** void _exit(int status); ends the process at once: no atexit handlers, no runtime teardown. */
@@ -72,6 +74,8 @@ export const LIBC_SYMBOLS = {
   ptrace: { parameters: ["i64", "i32", "pointer", "pointer"], result: "i64" },
   /** long syscall(long number, ...); used with two long arguments (pidfd_open). */
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
+  /** long syscall(long number, ...); used with three long arguments (pidfd_getfd). */
+  syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** pid_t gettid(void); the calling thread's id. */

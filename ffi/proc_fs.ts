@@ -58,3 +58,35 @@ export function readLink(path: string): string | null {
   const n = Number(libc().readlink(cString(path), linkBuffer, BigInt(linkBuffer.length)));
   return n < 0 ? null : decoder.decode(linkBuffer.subarray(0, n));
 }
+
+/** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux: d_ino 8, d_off 8, d_reclen 2, d_type 1. */
+const DIRENT_NAME_OFFSET = 19;
+
+/**
+ * The entry names of a directory (without `.` and `..`), e.g. the open
+ * descriptors in `/proc/self/fd`, or `null` when it cannot be opened. Reads
+ * with libc's `opendir`/`readdir`, so it needs `--allow-ffi` only.
+ *
+ * @example
+ * ```ts ignore
+ * import { listDirectory } from "./proc_fs.ts";
+ * console.log(listDirectory("/proc/self/fd")?.length); // open descriptors (+1 for the listing)
+ * ```
+ */
+export function listDirectory(path: string): string[] | null {
+  const c = libc();
+  const directory = c.opendir(cString(path));
+  if (directory === null) return null;
+  const names: string[] = [];
+  try {
+    for (;;) {
+      const entry = c.readdir(directory);
+      if (entry === null) break;
+      const name = new Deno.UnsafePointerView(entry).getCString(DIRENT_NAME_OFFSET);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+  } finally {
+    c.closedir(directory);
+  }
+  return names;
+}

@@ -12,7 +12,7 @@ export const ExitCode = {
   FAILURE: 1,
   /** Bad command line: unknown option, unknown event name, malformed pid. */
   USAGE: 2,
-  /** Deno was started without `--allow-ffi`. */
+  /** Deno was started without `--allow-ffi` (or, for `run`, without `--allow-read`). */
   NO_FFI: 3,
   /** Not allowed to listen: needs root / CAP_NET_ADMIN on this kernel. */
   PERMISSION: 4,
@@ -64,7 +64,7 @@ export class PermissionError extends ProcwatchError {
   /** Creates the error. */
   constructor(options?: ErrorOptions) {
     super(
-      "permission denied: listening to proc events needs root (CAP_NET_ADMIN) on kernels before 6.6; run it with sudo",
+      "permission denied opening the proc connector: kernels before 6.6 let only root (CAP_NET_ADMIN) listen to proc events, so run it with sudo; a sandbox (seccomp profile, LSM, container) can also forbid netlink sockets",
       ExitCode.PERMISSION,
       options,
     );

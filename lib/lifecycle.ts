@@ -24,7 +24,18 @@ const withSignals = new Set<Closable>();
 let globalsInstalled = false;
 let signalsInstalled = false;
 
-function closeAll(): void {
+/**
+ * Closes every open watcher now (each sends `PROC_CN_MCAST_IGNORE`). For
+ * runners that end the process themselves, e.g. after a user script failed.
+ *
+ * @example
+ * ```ts
+ * import { closeAll, track } from "./lifecycle.ts";
+ * track({ close() {} }, false);
+ * closeAll(); // the tracked item is closed (and untracks itself when it is a watcher)
+ * ```
+ */
+export function closeAll(): void {
   for (const item of [...open]) {
     try {
       item.close();

@@ -60,6 +60,11 @@ export class ProcessNames {
     }
   }
 
+  /** How many pids are remembered (bounded by 65,536). */
+  get size(): number {
+    return this.#names.size;
+  }
+
   #remember(pid: number, name: string): void {
     if (this.#names.size >= MAX_ENTRIES) this.#names.clear();
     this.#names.set(pid, name);

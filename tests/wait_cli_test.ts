@@ -276,7 +276,7 @@ kernelTest("wait: bad usage → exit 2 with one line", async () => {
   assert.equal(noFfi.code, 125);
   assert.match(
     new TextDecoder().decode(noFfi.stderr),
-    /^procwatch: procwatch needs FFI access.*\n$/,
+    /^procwatch: needs FFI access.*\n$/,
   );
 
   const method = await runDeno(CLI, ["wait", "--method", "magic", "1"]);
@@ -457,7 +457,9 @@ kernelTest("scripts/wait_on_pid.ts: waits, says how it ended, exits the same way
     assert.equal(output.code, 138);
     assert.match(
       stdout,
-      new RegExp(`^process ${pid} was killed by SIGUSR1 after \\d+\\.\\d\\d s\\n$`),
+      // The run time needs the exit event's timestamp; a status found by a
+      // re-check (events lost on a loaded machine) has none.
+      new RegExp(`^process ${pid} was killed by SIGUSR1( after \\d+\\.\\d\\d s)?\\n$`),
     );
   });
   const missing = await runDeno(`${ROOT}scripts/wait_on_pid.ts`, [String(unusedPid())]);
