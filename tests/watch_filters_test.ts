@@ -154,7 +154,9 @@ serialKernelTest("cli: colours only on a terminal, never with NO_COLOR", async (
         "/dev/null",
       ],
       cwd: new URL("../", import.meta.url).pathname,
-      env,
+      // Not the caller's environment: CI itself sets NO_COLOR.
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", TERM: "xterm", ...env },
       stdin: "null",
     }).output();
     return new TextDecoder().decode(output.stdout);
