@@ -144,6 +144,45 @@ export class ConnectorSocket {
     throw new ErrnoError("recvfrom", code);
   }
 
+  #batch: ReceiveBatch | undefined;
+
+  /**
+   * Receives up to {@linkcode RECEIVE_BATCH_SLOTS} datagrams in one
+   * `recvmmsg(MSG_DONTWAIT)` call: one system call and one FFI call for a
+   * whole batch instead of one each per datagram. Read the datagrams with
+   * {@linkcode ConnectorSocket.datagram} and {@linkcode ConnectorSocket.sender}
+   * until the next call. Synchronous, so errno is still ours to read.
+   */
+  receiveMany(): { kind: "datagrams"; count: number } | { kind: "empty" } | { kind: "overrun" } {
+    const batch = this.#batch ??= new ReceiveBatch();
+    batch.reset();
+    const count = libc().recvmmsg(this.fd, batch.headers, RECEIVE_BATCH_SLOTS, MSG_DONTWAIT, null);
+    if (count >= 0) {
+      batch.used(count);
+      return count === 0 ? { kind: "empty" } : { kind: "datagrams", count };
+    }
+    const code = errno();
+    if (code === Errno.EAGAIN) return { kind: "empty" };
+    if (code === Errno.ENOBUFS) return { kind: "overrun" };
+    if (code === Errno.EINTR) return this.receiveMany();
+    throw new ErrnoError("recvmmsg", code);
+  }
+
+  /** Datagram `index` of the last {@linkcode receiveMany}; a view into a reused buffer. */
+  datagram(index: number): Uint8Array<ArrayBuffer> {
+    return this.#batch!.datagram(index);
+  }
+
+  /** The netlink port that sent datagram `index` of the last {@linkcode receiveMany} (0 = the kernel). */
+  sender(index: number): number {
+    return this.#batch!.sender(index);
+  }
+
+  /** Whether datagram `index` of the last {@linkcode receiveMany} did not fit its slot. */
+  truncated(index: number): boolean {
+    return this.#batch!.truncated(index);
+  }
+
   /**
    * Waits on another thread until the socket is readable or {@linkcode wake}
    * is called, or `timeoutMs` passes (-1: no limit). Only one wait at a time.
@@ -230,4 +269,85 @@ function setReceiveBuffer(fd: number, bytes: number): number {
   new DataView(length.buffer).setUint32(0, 4, true);
   c.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, length);
   return view.getInt32(0, true);
+}
+
+/**
+ * Datagrams one {@linkcode ConnectorSocket.receiveMany} call can return.
+ *
+ * @example
+ * ```ts
+ * import { RECEIVE_BATCH_SLOTS } from "./connector.ts";
+ * console.log(RECEIVE_BATCH_SLOTS); // 256
+ * ```
+ */
+export const RECEIVE_BATCH_SLOTS = 256;
+/** Bytes per datagram slot: a proc event message is 76 bytes; larger ones are foreign. */
+const SLOT_BYTES = 512;
+/** `struct mmsghdr` on 64-bit Linux: `struct msghdr` (56 bytes) + `msg_len`, padded to 64. */
+const MMSGHDR_BYTES = 64;
+/** `struct iovec`: base pointer + length. */
+const IOVEC_BYTES = 16;
+/** `MSG_TRUNC` in `msg_flags`: the datagram was longer than its slot. */
+const MSG_TRUNC = 0x20;
+
+/**
+ * The buffers of a `recvmmsg` call: one `mmsghdr`, `iovec`, `sockaddr_nl` and
+ * data slot per datagram. The headers hold the addresses of the others, so
+ * they are written once: ArrayBuffer memory does not move.
+ */
+class ReceiveBatch {
+  readonly headers = new Uint8Array(RECEIVE_BATCH_SLOTS * MMSGHDR_BYTES);
+  readonly #headerView = new DataView(this.headers.buffer);
+  readonly #iovecs = new Uint8Array(RECEIVE_BATCH_SLOTS * IOVEC_BYTES);
+  readonly #names = new Uint8Array(RECEIVE_BATCH_SLOTS * 16);
+  readonly #nameView = new DataView(this.#names.buffer);
+  readonly #data = new Uint8Array(RECEIVE_BATCH_SLOTS * SLOT_BYTES);
+
+  constructor() {
+    const address = (bytes: Uint8Array) =>
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+    const data = address(this.#data);
+    const iovecs = address(this.#iovecs);
+    const names = address(this.#names);
+    const iovecView = new DataView(this.#iovecs.buffer);
+    for (let i = 0; i < RECEIVE_BATCH_SLOTS; i++) {
+      iovecView.setBigUint64(i * IOVEC_BYTES, data + BigInt(i * SLOT_BYTES), true);
+      iovecView.setBigUint64(i * IOVEC_BYTES + 8, BigInt(SLOT_BYTES), true);
+      const header = i * MMSGHDR_BYTES;
+      this.#headerView.setBigUint64(header, names + BigInt(i * 16), true); // msg_name
+      this.#headerView.setBigUint64(header + 16, iovecs + BigInt(i * IOVEC_BYTES), true); // msg_iov
+      this.#headerView.setBigUint64(header + 24, 1n, true); // msg_iovlen
+    }
+  }
+
+  #used = RECEIVE_BATCH_SLOTS;
+
+  /** Restores the in/out field the kernel overwrote last time (msg_namelen). */
+  reset(): void {
+    for (let i = 0; i < this.#used; i++) {
+      this.#headerView.setUint32(i * MMSGHDR_BYTES + 8, SOCKADDR_NL_SIZE, true);
+    }
+    this.#used = 0;
+  }
+
+  /** Notes how many slots the kernel filled. */
+  used(count: number): void {
+    this.#used = count;
+  }
+
+  datagram(index: number): Uint8Array<ArrayBuffer> {
+    const length = Math.min(
+      this.#headerView.getUint32(index * MMSGHDR_BYTES + 56, true),
+      SLOT_BYTES,
+    );
+    return this.#data.subarray(index * SLOT_BYTES, index * SLOT_BYTES + length);
+  }
+
+  sender(index: number): number {
+    return this.#nameView.getUint32(index * 16 + 4, true);
+  }
+
+  truncated(index: number): boolean {
+    return (this.#headerView.getInt32(index * MMSGHDR_BYTES + 48, true) & MSG_TRUNC) !== 0;
+  }
 }

@@ -29,6 +29,8 @@ export const LIBC_SYMBOLS = {
     parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
     result: "isize",
   },
+  /** int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout); */
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len); */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int fd, int level, int name, void *val, socklen_t *len); */
@@ -102,8 +104,14 @@ export const LIBC_SYMBOLS = {
     parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
     result: "i32",
   },
+  /** int setpgid(pid_t pid, pid_t pgid); */
+  setpgid: { parameters: ["i32", "i32"], result: "i32" },
   /** pid_t getpid(void); */
   getpid: { parameters: [], result: "i32" },
+  /** int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask); */
+  sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  /** int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask); */
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Raised when procwatch runs without `--allow-ffi`. */

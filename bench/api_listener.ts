@@ -1,0 +1,133 @@
+/**
+ * procwatch through its API, as the benchmark's listener process.
+ *
+ * `deno run --allow-all bench/api_listener.ts '<json options>'`: prints
+ * `ready` once registered, counts, and on a line (or EOF) on stdin closes and
+ * prints one JSON result line. In `oracle` mode it stops by itself once
+ * `expectExits` exits of `parent`'s children have arrived.
+ *
+ * @module
+ */
+
+import { monotonicNs } from "../ffi/clock.ts";
+import type { EventType } from "../lib/events.ts";
+import { watch } from "../lib/watcher.ts";
+import { OursCounter } from "./ours.ts";
+
+/**
+ * Options passed as the first argument, JSON.
+ *
+ * @example
+ * ```ts
+ * import type { ApiListenerOptions } from "./api_listener.ts";
+ * const options: ApiListenerOptions = { mode: "count", parent: Deno.pid, rssAt: [100_000] };
+ * ```
+ */
+export interface ApiListenerOptions {
+  mode: "count" | "oracle";
+  parent: number;
+  events?: EventType[];
+  expectExits?: number;
+  /** Event totals at which to record RSS (count mode). */
+  rssAt?: number[];
+}
+
+/**
+ * The JSON line printed at the end.
+ *
+ * @example
+ * ```ts ignore
+ * import type { ApiListenerResult } from "./api_listener.ts";
+ * const result = JSON.parse(line) as ApiListenerResult;
+ * console.log(result.lost);
+ * ```
+ */
+export interface ApiListenerResult {
+  events: number;
+  /** Batches the watcher delivered (one per wake-up of the receive loop, at most). */
+  batches: number;
+  forks: number;
+  execs: number;
+  exits: number;
+  lost: number;
+  lostByKernel: number;
+  lostInQueue: number;
+  filterMode: string;
+  /** [events seen, RSS bytes] samples. */
+  rss: [number, number][];
+  /** Oracle mode: CLOCK_MONOTONIC ns when the last expected exit was read, and its kernel timestamp. */
+  lastExitReadNs?: string;
+  lastExitKernelNs?: string;
+}
+
+if (import.meta.main) await main();
+
+async function main(): Promise<void> {
+  const options = JSON.parse(Deno.args[0]) as ApiListenerOptions;
+  const watcher = watch({ events: options.events, handleSignals: false });
+  const ours = new OursCounter(options.parent);
+  const rssAt = [...(options.rssAt ?? [])].sort((a, b) => a - b);
+  const rss: [number, number][] = [];
+  let events = 0;
+  let batches = 0;
+  let lastExitReadNs: bigint | undefined;
+  let lastExitKernelNs: bigint | undefined;
+  const encoder = new TextEncoder();
+  Deno.stdout.writeSync(encoder.encode("ready\n"));
+
+  // Any input (or EOF) on stdin stops the listener.
+  (async () => {
+    const buffer = new Uint8Array(64);
+    try {
+      await Deno.stdin.read(buffer);
+    } finally {
+      watcher.close();
+    }
+  })();
+
+  for await (const batch of watcher.batches()) {
+    for (const event of batch) {
+      switch (event.type) {
+        case "fork":
+          ours.fork(event.parentPid, event.childPid, event.thread);
+          break;
+        case "exec":
+          ours.exec(event.pid);
+          break;
+        case "exit":
+          if (event.pid !== event.tid) break;
+          ours.exit(event.pid, event.parentPid);
+          if (options.mode === "oracle" && ours.exits === options.expectExits) {
+            lastExitReadNs = monotonicNs();
+            lastExitKernelNs = event.timestampNs;
+            watcher.close();
+          }
+          break;
+      }
+    }
+    events += batch.length;
+    batches++;
+    while (rssAt.length > 0 && events >= rssAt[0]) {
+      rssAt.shift();
+      rss.push([events, Deno.memoryUsage().rss]);
+    }
+  }
+  rss.push([events, Deno.memoryUsage().rss]);
+  const stats = watcher.stats;
+  const result: ApiListenerResult = {
+    events,
+    batches,
+    forks: ours.forks,
+    execs: ours.execs,
+    exits: ours.exits,
+    lost: stats.lostByKernel + stats.lostInQueue,
+    lostByKernel: stats.lostByKernel,
+    lostInQueue: stats.lostInQueue,
+    filterMode: watcher.filterMode,
+    rss,
+    lastExitReadNs: lastExitReadNs?.toString(),
+    lastExitKernelNs: lastExitKernelNs?.toString(),
+  };
+  Deno.stdout.writeSync(encoder.encode(JSON.stringify(result) + "\n"));
+  Deno.exit(0);
+}
