@@ -12,6 +12,7 @@
  */
 
 import type { KernelEvent, ProcessInfo } from "./events.ts";
+import type { Captured } from "./capture_ring.ts";
 import { ExecCapture } from "./exec_capture.ts";
 import type { CompiledFilters } from "./filters.ts";
 import { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./process_table.ts";
@@ -112,14 +113,7 @@ export class EventContext {
     this.#freshen(record);
     if (record.gone && !record.detailed && this.#capture !== null) {
       // Gone before we looked: take what the capture worker read at the exec.
-      const captured = this.#capture.lookup(event.pid, event.timestampNs);
-      if (captured !== null) {
-        record.comm = captured.comm;
-        record.cmdline = captured.cmdline;
-        record.exe = captured.exe;
-        record.detailed = true;
-        record.stale = false;
-      }
+      this.#takeCapture(record, this.#capture.lookup(event.pid, event.timestampNs));
     } else if (record.detailed && record.exe === null && this.#capture !== null) {
       // Exited between our cmdline read and the exe link: the worker may have it.
       record.exe = this.#capture.peek(event.pid, event.timestampNs)?.exe ?? null;
@@ -145,6 +139,10 @@ export class EventContext {
     }
     if (!this.#cheapMatch(record)) return false;
     if (this.#names && !exited) this.#freshen(record);
+    if (record.cmdline === null && record.execNs !== null && this.#capture !== null) {
+      // Gone before anyone read it at the exec: the worker may have caught it since.
+      this.#takeCapture(record, this.#capture.peek(record.pid, record.execNs));
+    }
     const filters = this.#filters;
     if (filters.comm !== null && (record.comm === null || !filters.comm.has(record.comm))) {
       return false;
@@ -155,6 +153,15 @@ export class EventContext {
     }
     if (this.#context) event.process = this.#info(record, event);
     return true;
+  }
+
+  #takeCapture(record: ProcessRecord, captured: Captured | null): void {
+    if (captured === null) return;
+    record.comm = captured.comm;
+    record.cmdline = captured.cmdline;
+    record.exe = captured.exe;
+    record.detailed = true;
+    record.stale = false;
   }
 
   /** The filters that need only the table. */

@@ -23,7 +23,7 @@ import { type Captured, CaptureRing, RING_LAYOUT } from "./capture_ring.ts";
 import { ProcEventWhat } from "./protocol.ts";
 
 /** How long to wait for a capture the worker may be writing right now. */
-const LATE_WAIT_NS = 300_000n;
+const LATE_WAIT_NS = 1_000_000n;
 
 /**
  * Starts and reads the exec-capture worker.

@@ -45,6 +45,8 @@ export interface ProcessRecord {
   startNs: bigint | null;
   /** The exit event's timestamp, once it exited. */
   exitNs: bigint | null;
+  /** The last exec event's timestamp: the key of the exec-capture worker's record. */
+  execNs: bigint | null;
   /** Whether the process belongs to the watched sub-tree (`tree` option). */
   inTree: boolean;
   /** An exec happened and the name/command line were not read since. */
@@ -152,6 +154,7 @@ export class ProcessTable {
       tty: null,
       startNs: null,
       exitNs: null,
+      execNs: null,
       inTree: pid === this.#treeRoot,
       stale: true,
       detailed: false,
@@ -254,6 +257,7 @@ export class ProcessTable {
           tty: parent?.tty ?? null,
           startNs: event.timestampNs,
           exitNs: null,
+          execNs: null,
           inTree: event.childPid === this.#treeRoot || (parent?.inTree ?? false),
           stale: parent === undefined || parent.stale,
           detailed: parent?.detailed ?? false,
@@ -263,13 +267,14 @@ export class ProcessTable {
         break;
       }
       case "exec": {
-        const record = this.#records.get(event.pid);
+        let record = this.#records.get(event.pid);
         if (record === undefined) {
-          this.load(event.pid);
+          record = this.load(event.pid); // read now: already the new program
         } else {
           record.stale = true;
           record.detailed = false;
         }
+        if (record !== undefined) record.execNs = event.timestampNs;
         break;
       }
       case "comm": {
