@@ -28,6 +28,20 @@
  * console.log(`${info.pid}: ${info.signal ?? `exit code ${info.exitCode}`}`);
  * ```
  *
+ * Filters and context: follow a sub-tree, name every process, even the ones
+ * that are gone before anyone looks.
+ *
+ * @example
+ * ```ts ignore
+ * import { commandLine, watch } from "./mod.ts";
+ *
+ * using watcher = watch({ tree: 1234, events: ["exec", "exit"], context: true });
+ * for await (const event of watcher) {
+ *   const info = event.process;
+ *   console.log(event.type, info?.pid, info?.user, commandLine(info?.cmdline ?? []));
+ * }
+ * ```
+ *
  * @module
  */
 
@@ -45,6 +59,7 @@ export {
   isThreadEvent,
   type KernelEvent,
   type LostEvent,
+  type ProcessInfo,
   type ProcEvent,
   type PtraceEvent,
   type SidEvent,
@@ -76,3 +91,20 @@ export {
 export { FfiPermissionError } from "./ffi/libc.ts";
 export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
 export { type FilterMode } from "./lib/subscription.ts";
+export { type ProcessFilterOptions } from "./lib/filters.ts";
+export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process_table.ts";
+export {
+  describeExit,
+  eventToJson,
+  formatDuration,
+  humanLine,
+  processLabel,
+  shortExit,
+  type Style,
+} from "./lib/format.ts";
+export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
+export { TreeFormatter } from "./lib/tree_format.ts";
+export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
+export { UserNames } from "./lib/users.ts";
+export { kill } from "./lib/kill.ts";
+export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";

@@ -84,6 +84,10 @@ export const LIBC_SYMBOLS = {
   gettid: { parameters: [], result: "i32" },
   /** uid_t geteuid(void); */
   geteuid: { parameters: [], result: "u32" },
+  /** int setpriority(int which, id_t who, int prio); with PRIO_PROCESS, `who` is a thread id. */
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  /** int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param); per thread. */
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   /** long sysconf(int name); */
   sysconf: { parameters: ["i32"], result: "i64" },
   /** int *__errno_location(void); glibc's per-thread errno. */

@@ -31,6 +31,47 @@ export interface EventBase {
   timestampNs: bigint;
   /** Wall-clock time of the event (millisecond precision; JSON output has nanoseconds). */
   time: Date;
+  /**
+   * What procwatch knows about the event's process (the child of a fork);
+   * present when the watcher was opened with `context: true`.
+   */
+  process?: ProcessInfo;
+}
+
+/**
+ * A process's context at the time of an event, from /proc and procwatch's
+ * process table. Fields are `null` when unknown.
+ */
+export interface ProcessInfo {
+  /** The process (the child, for a fork). */
+  pid: number;
+  /** The process name (at most 15 bytes). */
+  comm: string | null;
+  /** The arguments (argv), empty ones kept; `[]` for kernel threads; `null` when never read. */
+  cmdline: string[] | null;
+  /** The executable's path. */
+  exe: string | null;
+  /** The working directory. */
+  cwd: string | null;
+  /** The effective user id. */
+  uid: number | null;
+  /** The effective user's name from /etc/passwd. */
+  user: string | null;
+  /** The parent process. */
+  ppid: number | null;
+  /** The parent's name. */
+  parentComm: string | null;
+  /** The controlling terminal (`pts/3`), `null` without one. */
+  tty: string | null;
+  /** When the process started, on the kernel's monotonic clock (like `timestampNs`). */
+  startNs: bigint | null;
+  /** How long the process lived; set on its exit event. */
+  durationNs: bigint | null;
+  /**
+   * True when /proc/PID was already gone (or emptied by exit) when procwatch
+   * looked: the fields are what the process table knew before.
+   */
+  procGone: boolean;
 }
 
 /** A process or thread was created. */

@@ -1,11 +1,12 @@
 /**
  * Turning events into output lines: JSON lines and forkstat-style text.
- * Pure: the process name comes from the caller.
+ * Pure: the process context comes with the event (`event.process`).
  *
  * @module
  */
 
 import type { ProcEvent } from "./events.ts";
+import { commandLine } from "./proc_parse.ts";
 
 /**
  * ISO 8601 UTC time with nanoseconds from a kernel timestamp and the wall
@@ -26,8 +27,9 @@ export function isoTimeNs(timestampNs: bigint, wallOffsetNs: bigint): string {
 
 /**
  * The JSON-ready form of an event: the same field names as the TypeScript
- * event; `timestampNs` as a decimal string (exact beyond 2^53) and `time` as
- * an ISO string with nanoseconds. `extra` fields are added after the event's.
+ * event (`process` included, when present); `timestampNs` and other
+ * nanosecond counts as decimal strings (exact beyond 2^53) and `time` as an
+ * ISO string with nanoseconds. `extra` fields are added after the event's.
  *
  * @example
  * ```ts
@@ -45,12 +47,15 @@ export function eventToJson(
 ): string {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(event)) {
-    if (key === "timestampNs") out[key] = String(value);
-    else if (key === "time") out[key] = isoTimeNs(event.timestampNs, wallOffsetNs);
+    if (key === "time") out[key] = isoTimeNs(event.timestampNs, wallOffsetNs);
     else out[key] = value;
   }
   if (extra) Object.assign(out, extra);
-  return JSON.stringify(out);
+  return JSON.stringify(out, bigintAsString);
+}
+
+function bigintAsString(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? String(value) : value;
 }
 
 /** Local time of day with microseconds, as forkstat prints it. */
@@ -62,7 +67,16 @@ export function clockTime(time: Date, timestampNs: bigint): string {
   }`;
 }
 
-/** How an exit ended, in words: `exited with code 3`, `killed by SIGKILL (core dumped)`. */
+/**
+ * How an exit ended, in words: `exited with code 3`, `killed by SIGKILL (core dumped)`.
+ *
+ * @example
+ * ```ts
+ * import { describeExit } from "./format.ts";
+ * console.log(describeExit({ exitCode: null, signal: "SIGSEGV", coreDumped: true }));
+ * // "killed by SIGSEGV (core dumped)"
+ * ```
+ */
 export function describeExit(
   exit: { exitCode: number | null; signal: string | null; coreDumped: boolean },
 ): string {
@@ -71,36 +85,131 @@ export function describeExit(
 }
 
 /**
- * One human-readable line: time, event, pid, details, process name.
+ * An exit status in a few characters: `0`, `3`, `SIGKILL`, `SIGSEGV+core`
+ * (forkstat prints the raw 768 for `exit 3`).
+ *
+ * @example
+ * ```ts
+ * import { shortExit } from "./format.ts";
+ * console.log(shortExit({ exitCode: 3, signal: null, coreDumped: false })); // "3"
+ * ```
+ */
+export function shortExit(
+  exit: { exitCode: number | null; signal: string | null; coreDumped: boolean },
+): string {
+  if (exit.exitCode !== null) return String(exit.exitCode);
+  return `${exit.signal}${exit.coreDumped ? "+core" : ""}`;
+}
+
+/**
+ * A duration in seconds with millisecond precision: `0.003s`, `12.500s`.
+ *
+ * @example
+ * ```ts
+ * import { formatDuration } from "./format.ts";
+ * console.log(formatDuration(2_500_000n)); // "0.003s"
+ * ```
+ */
+export function formatDuration(ns: bigint): string {
+  return `${(Number(ns) / 1e9).toFixed(3)}s`;
+}
+
+/**
+ * The process column: the command line when known, else `[comm]`, else `?`.
+ *
+ * @example
+ * ```ts
+ * import { processLabel } from "./format.ts";
+ * console.log(processLabel({ comm: "kworker/0:1", cmdline: [] })); // "[kworker/0:1]"
+ * ```
+ */
+export function processLabel(
+  info: { comm: string | null; cmdline: readonly string[] | null } | undefined,
+): string {
+  if (info === undefined) return "";
+  if (info.cmdline !== null && info.cmdline.length > 0) return commandLine(info.cmdline);
+  return info.comm === null ? "?" : `[${info.comm}]`;
+}
+
+/** How to draw human output. */
+export interface Style {
+  /** Use ANSI colours (only on a terminal, and never with `NO_COLOR`). */
+  color: boolean;
+}
+
+const COLORS: Record<string, string> = {
+  fork: "32",
+  exec: "36",
+  exit: "0",
+  failed: "31",
+  coredump: "1;31",
+  ptrace: "35",
+  uid: "33",
+  gid: "33",
+  sid: "33",
+  comm: "34",
+  lost: "7;31",
+};
+
+/**
+ * Wraps `text` in the ANSI colour of `kind` when `style.color` is set.
+ *
+ * @example
+ * ```ts
+ * import { paint } from "./format.ts";
+ * console.log(paint("exec", "exec", { color: false })); // "exec"
+ * ```
+ */
+export function paint(text: string, kind: string, style: Style): string {
+  const code = COLORS[kind];
+  return style.color && code !== undefined && code !== "0" ? `\x1b[${code}m${text}\x1b[0m` : text;
+}
+
+/** The header of {@linkcode humanLine}'s columns. */
+export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".padStart(7)} ${
+  "User".padEnd(8)
+} ${"TTY".padEnd(6)} ${"Info".padEnd(22)} ${"Duration".padStart(9)} Process`;
+
+/**
+ * One human-readable line, forkstat's columns: time, event, pid, user, tty,
+ * details (with the decoded exit status), duration at exit, and the process
+ * (command line, or name). The process columns come from `event.process`.
  *
  * @example
  * ```ts
  * import { humanLine } from "./format.ts";
  * console.log(humanLine({
  *   type: "exec", pid: 42, tid: 42, cpu: 0, timestampNs: 5n, time: new Date(0),
- * }, "ls"));
+ * }));
  * ```
  */
-export function humanLine(event: ProcEvent, name: string): string {
+export function humanLine(event: ProcEvent, style: Style = { color: false }): string {
   const time = clockTime(event.time, event.timestampNs);
-  const label = event.type.padEnd(8);
-  switch (event.type) {
-    case "lost":
-      return `${time} ${label} ${String(event.count).padStart(7)} events lost (${event.reason}${
-        event.cpu === null ? "" : `, cpu ${event.cpu}`
-      })`;
-    case "fork":
-      return `${time} ${label} ${String(event.childPid).padStart(7)} ${
-        (event.thread ? `thread ${event.childTid} of` : "parent").padEnd(18)
-      } ${event.thread ? "" : event.parentPid} ${name}`.replace(/ {2,}$/, " ");
-    default:
-      return `${time} ${label} ${String(event.pid).padStart(7)} ${
-        details(event).padEnd(25)
-      } ${name}`;
+  if (event.type === "lost") {
+    return `${time} ${paint("lost".padEnd(8), "lost", style)} ${
+      String(event.count).padStart(7)
+    } events lost (${event.reason}${event.cpu === null ? "" : `, cpu ${event.cpu}`})`;
   }
+  const info = event.process;
+  const pid = event.type === "fork" ? event.childPid : event.pid;
+  const kind = event.type === "exit" && event.status !== 0 ? "failed" : event.type;
+  const user = info?.user ??
+    (info?.uid === null || info?.uid === undefined ? "" : String(info.uid));
+  const duration = event.type === "exit" && info?.durationNs != null
+    ? formatDuration(info.durationNs)
+    : "";
+  const gone = info?.procGone ? " (gone)" : "";
+  return `${time} ${paint(event.type.padEnd(8), kind, style)} ${String(pid).padStart(7)} ${
+    user.slice(0, 8).padEnd(8)
+  } ${(info?.tty ?? "").padEnd(6)} ${details(event).padEnd(22)} ${duration.padStart(9)} ${
+    processLabel(info)
+  }${gone}`.trimEnd();
 }
 
-function details(event: Exclude<ProcEvent, { type: "fork" | "lost" }>): string {
+function details(event: Exclude<ProcEvent, { type: "lost" }>): string {
+  if (event.type === "fork") {
+    return event.thread ? `thread ${event.childTid}` : `child of ${event.parentPid}`;
+  }
   const thread = event.tid !== event.pid ? `tid ${event.tid} ` : "";
   switch (event.type) {
     case "exec":
@@ -119,6 +228,6 @@ function details(event: Exclude<ProcEvent, { type: "fork" | "lost" }>): string {
     case "coredump":
       return `${thread}parent ${event.parentPid ?? "?"}`;
     case "exit":
-      return `${thread}${describeExit(event)}`;
+      return `${thread}exit ${shortExit(event)}`;
   }
 }

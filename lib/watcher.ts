@@ -23,6 +23,10 @@ import {
   type ProcEvent,
 } from "./events.ts";
 import { UsageError } from "./errors.ts";
+import { EventContext } from "./enrich.ts";
+import { compileFilters, hasFilters, type ProcessFilterOptions } from "./filters.ts";
+import type { ProcessTable } from "./process_table.ts";
+import { UserNames } from "./users.ts";
 import { track, untrack } from "./lifecycle.ts";
 import { readNetlinkDrops } from "./netlink_drops.ts";
 import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
@@ -30,8 +34,8 @@ import { BoundedQueue } from "./queue.ts";
 import { SequenceTracker } from "./sequence.ts";
 import { type FilterMode, ignore, listen, openSocket } from "./subscription.ts";
 
-/** Options of {@linkcode watch}. */
-export interface WatchOptions {
+/** Options of {@linkcode watch}. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose. */
+export interface WatchOptions extends ProcessFilterOptions {
   /** Event types to report; all when absent. */
   events?: readonly EventType[];
   /** Report only events about these processes (a fork counts for parent and child). */
@@ -40,6 +44,22 @@ export interface WatchOptions {
   threads?: boolean;
   /** Report only exits with a non-zero status or a signal (and core dumps). Default `false`. */
   failedOnly?: boolean;
+  /**
+   * Attach `ProcessInfo` (`event.process`: name, command line, exe,
+   * cwd, user, parent, tty, duration at exit) to every event. Costs /proc
+   * reads at each exec. Default `false`.
+   */
+  context?: boolean;
+  /** Most processes the process table keeps (used by context and filters). Default 65536. */
+  processTableSize?: number;
+  /** How long an exited process stays in the table for late events, in ms. Default 2000. */
+  exitGraceMs?: number;
+  /**
+   * With `context` or `match`: a worker thread with its own exec-only
+   * subscription reads each new program's command line the moment it starts,
+   * for processes that exit before the watcher gets to them. Default `true`.
+   */
+  execCapture?: boolean;
   /** Closes the watcher when aborted. */
   signal?: AbortSignal;
   /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
@@ -147,6 +167,8 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   readonly #pids: ReadonlySet<number> | null;
   readonly #threads: boolean;
   readonly #failedOnly: boolean;
+  /** Process table, filters and enrichment; `null` when none is asked for (no cost). */
+  readonly #context: EventContext | null;
   readonly #sequences = new SequenceTracker();
   /** Whether sequence gaps count losses: only when the kernel filters nothing out. */
   #countGaps: boolean;
@@ -182,9 +204,12 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     this.#signal = options.signal;
     this.#signal?.throwIfAborted();
     this.#queue = new BoundedQueue(options.queueCapacity ?? 65536);
+    this.#context = makeContext(options);
 
     let mask = 0;
     for (const type of events) mask |= WHAT_BITS[type];
+    // The table follows forks, execs, renames, user changes and exits, delivered or not.
+    if (this.#context !== null) mask |= TABLE_BITS;
     if (this.#failedOnly && (mask & ProcEventWhat.EXIT)) {
       mask = (mask & ~ProcEventWhat.EXIT) | ProcEventWhat.NONZERO_EXIT;
     }
@@ -217,6 +242,8 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       throw error;
     }
     this.#acks.clear();
+    // Subscribed first, then scanned: a process born in between is in one or the other.
+    this.#context?.start(this.filterMode === "kernel");
     this.#countGaps = this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0);
     this.receiveBufferBytes = this.#socket.receiveBufferBytes;
     this.portId = this.#socket.portId;
@@ -229,6 +256,22 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   get stats(): Readonly<WatcherStats> {
     if (!this.#countGaps && !this.#socket.closed) this.#syncKernelDrops();
     return { ...this.#stats };
+  }
+
+  /**
+   * The process table behind `context` and the process filters; `null` when
+   * neither is used.
+   */
+  get processTable(): ProcessTable | null {
+    return this.#context?.table ?? null;
+  }
+
+  /**
+   * Settles when every helper of the watcher listens too (the exec-capture
+   * worker starts asynchronously); the watcher itself listens from `watch()` on.
+   */
+  get ready(): Promise<void> {
+    return this.#context?.ready ?? Promise.resolve();
   }
 
   /** Whether `close()` has been called. */
@@ -246,6 +289,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     if (!this.#countGaps) this.#syncKernelDrops();
     ignore(this.#socket);
     this.#socket.close();
+    this.#context?.close();
     this.#signal?.removeEventListener("abort", this.#onAbort);
     untrack(this);
     this.#clearSleep();
@@ -433,7 +477,15 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
           const lost = this.#sequences.observe(event.cpu, message.seq);
           if (lost > 0) this.#reportKernelLoss(lost, event.cpu, true);
         }
-        if (this.#accepts(event)) this.#enqueue(event);
+        const context = this.#context;
+        if (context === null) {
+          if (this.#accepts(event)) this.#enqueue(event);
+          else this.#stats.filtered++;
+          return;
+        }
+        // Table upkeep sees every event; cheap filters run before any /proc read.
+        context.observe(event);
+        if (this.#accepts(event) && context.admit(event)) this.#enqueue(event);
         else this.#stats.filtered++;
         return;
       }
@@ -519,6 +571,23 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       exact,
     });
   }
+}
+
+/** Event types the process table needs to stay current. */
+const TABLE_BITS = ProcEventWhat.FORK | ProcEventWhat.EXEC | ProcEventWhat.COMM |
+  ProcEventWhat.UID | ProcEventWhat.EXIT;
+
+function makeContext(options: WatchOptions): EventContext | null {
+  const users = new UserNames();
+  const filters = compileFilters(options, users);
+  if (!hasFilters(filters) && !options.context) return null;
+  return new EventContext(filters, users, {
+    context: options.context ?? false,
+    maxEntries: options.processTableSize,
+    exitGraceMs: options.exitGraceMs,
+    execCapture: options.execCapture,
+    pids: options.pids && options.pids.length > 0 ? new Set(options.pids) : null,
+  });
 }
 
 /**

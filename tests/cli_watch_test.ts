@@ -109,11 +109,17 @@ kernelTest("human output: one line per event with decoded exit status and name",
     await cli.waitForStderr("listening");
     const workload = new Deno.Command("/bin/sh", { args: ["-c", "sleep 0.2; exit 7"] }).spawn();
     await workload.status;
-    const lines = await readUntil(cli, (line) => line.includes(` ${workload.pid} exited`));
+    const lines = await readUntil(
+      cli,
+      (line) => line.includes(` ${workload.pid} `) && line.includes(" exit 7 "),
+    );
     const line = lines[lines.length - 1];
+    // forkstat's columns: time, event, pid, user, tty, info (decoded status), duration, command.
     assert.match(
       line,
-      new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} exit +${workload.pid} exited with code 7 +sh$`),
+      new RegExp(
+        `^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} exit +${workload.pid} root +exit 7 +\\d+\\.\\d{3}s /bin/sh -c 'sleep 0\\.2; exit 7'$`,
+      ),
     );
   } finally {
     cli.process.kill("SIGTERM");

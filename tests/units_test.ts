@@ -132,10 +132,25 @@ Deno.test("human lines name the event, pid, details and process", () => {
     exitSignal: 17,
     parentPid: 1,
     parentTid: 1,
-  }, "crashy");
+    process: {
+      pid: 4321,
+      comm: "crashy",
+      cmdline: ["./crashy", "--now"],
+      exe: "/tmp/crashy",
+      cwd: "/tmp",
+      uid: 0,
+      user: "root",
+      ppid: 1,
+      parentComm: "systemd",
+      tty: null,
+      startNs: 0n,
+      durationNs: 1_500_000n,
+      procGone: false,
+    },
+  });
   assert.match(
     line,
-    /^\d\d:\d\d:\d\d\.\d{6} exit +4321 killed by SIGSEGV \(core dumped\) +crashy$/,
+    /^\d\d:\d\d:\d\d\.\d{6} exit +4321 root +exit SIGSEGV\+core +0\.002s \.\/crashy --now$/,
   );
 });
 

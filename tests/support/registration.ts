@@ -48,6 +48,22 @@ export function borrowListener(pid: number): BorrowedListener {
 }
 
 /**
+ * Borrows every proc connector socket process `pid` holds (a watcher with
+ * `context` also has its exec-capture worker's). Throws if it holds none.
+ *
+ * @example
+ * ```ts ignore
+ * import { borrowListeners } from "./registration.ts";
+ * const listeners = borrowListeners(child.pid);
+ * ```
+ */
+export function borrowListeners(pid: number): BorrowedListener[] {
+  const sockets = procConnectorDescriptors(pid);
+  if (sockets.length === 0) throw new Error(`process ${pid} holds no proc connector socket`);
+  return sockets.map((socket) => ({ fd: borrowDescriptor(pid, socket.fd), port: socket.port }));
+}
+
+/**
  * Whether the kernel still sends events to the borrowed socket: drops what is
  * queued, makes a process (fork, exec, exit), and looks at what arrives.
  *

@@ -1,0 +1,91 @@
+/**
+ * Process filters of `watch()` and the CLI, checked and compiled once:
+ * sub-tree, name, command line, user and parent.
+ *
+ * @module
+ */
+
+import { processExists } from "../ffi/process.ts";
+import { NoSuchProcessError, UsageError } from "./errors.ts";
+import type { UserNames } from "./users.ts";
+
+/** Filters on the process an event is about; they compose (all must match). */
+export interface ProcessFilterOptions {
+  /** Only this process and its descendants, existing and future (kmonitor's monitor_pid). */
+  tree?: number;
+  /** Only processes with one of these names (`comm`, compared on its first 15 bytes). */
+  comm?: string | readonly string[];
+  /** Only processes whose command line (arguments joined by spaces) matches. */
+  match?: RegExp | string;
+  /** Only processes whose effective user is this (name or uid). */
+  uid?: number | string;
+  /** Only children of this process. */
+  ppid?: number;
+}
+
+/** Filters ready to apply. */
+export interface CompiledFilters {
+  tree: number | null;
+  comm: ReadonlySet<string> | null;
+  match: RegExp | null;
+  uid: number | null;
+  ppid: number | null;
+}
+
+/**
+ * Checks and compiles filter options. Throws {@linkcode UsageError} for bad
+ * input (unknown user, bad regex, bad pid) and {@linkcode NoSuchProcessError}
+ * when the `tree` root does not exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { compileFilters } from "./filters.ts";
+ * import { UserNames } from "./users.ts";
+ * const filters = compileFilters({ comm: "sshd", uid: "root" }, new UserNames());
+ * console.log(filters.uid); // 0
+ * ```
+ */
+export function compileFilters(options: ProcessFilterOptions, users: UserNames): CompiledFilters {
+  const tree = options.tree === undefined ? null : checkPid(options.tree, "tree");
+  if (tree !== null && !processExists(tree)) throw new NoSuchProcessError(tree);
+  const ppid = options.ppid === undefined ? null : checkPid(options.ppid, "ppid");
+  let comm: Set<string> | null = null;
+  if (options.comm !== undefined) {
+    const names = typeof options.comm === "string" ? [options.comm] : options.comm;
+    if (names.length === 0 || names.some((name) => name === "")) {
+      throw new UsageError("empty process name in comm filter");
+    }
+    comm = new Set(names.map(truncateComm));
+  }
+  let match: RegExp | null = null;
+  if (options.match instanceof RegExp) match = options.match;
+  else if (options.match !== undefined) {
+    try {
+      match = new RegExp(options.match);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new UsageError(`invalid regular expression '${options.match}': ${reason}`);
+    }
+  }
+  const uid = options.uid === undefined ? null : users.resolve(options.uid);
+  return { tree, comm, match, uid, ppid };
+}
+
+/** Whether any filter is set. */
+export function hasFilters(filters: CompiledFilters): boolean {
+  return filters.tree !== null || filters.comm !== null || filters.match !== null ||
+    filters.uid !== null || filters.ppid !== null;
+}
+
+function checkPid(pid: number, what: string): number {
+  if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) {
+    throw new UsageError(`invalid ${what} pid: ${pid}`);
+  }
+  return pid;
+}
+
+/** The kernel keeps 15 bytes of a name (TASK_COMM_LEN 16 with the NUL). */
+function truncateComm(name: string): string {
+  const bytes = new TextEncoder().encode(name);
+  return bytes.length <= 15 ? name : new TextDecoder().decode(bytes.subarray(0, 15));
+}

@@ -1,0 +1,358 @@
+/**
+ * The process table: what procwatch knows about every live process, so that
+ * each event can name its process — even after the process is gone.
+ *
+ * It is seeded from /proc (after subscribing, so nothing born in between is
+ * missed), then kept current by the events themselves: fork (parent, start
+ * time, inherited name and command line), exec (re-read from /proc at once,
+ * by the caller), comm, uid/gid and exit (duration; the entry is evicted after
+ * a short grace so that late events still find it).
+ *
+ * Memory is bounded: when the table is full, exited entries go first, then
+ * entries whose process vanished unseen (an exit the kernel filtered out or
+ * dropped), then the oldest.
+ *
+ * @module
+ */
+
+import { clockTicksPerSecond, listPids } from "../ffi/proc_dir.ts";
+import { readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
+import { processExists } from "../ffi/process.ts";
+import type { KernelEvent } from "./events.ts";
+import { parseCmdline, parseStat, parseStatusIds, ttyName } from "./proc_parse.ts";
+
+/** What the table holds about one process (its main thread). */
+export interface ProcessRecord {
+  /** The process id (tgid). */
+  readonly pid: number;
+  /** The parent process. */
+  ppid: number | null;
+  /** The name; `null` when unknown (e.g. exec'd and gone before it was read). */
+  comm: string | null;
+  /** argv; `null` until read. Replaced, never mutated, so events may share it. */
+  cmdline: string[] | null;
+  /** The executable's path. */
+  exe: string | null;
+  /** The working directory. */
+  cwd: string | null;
+  /** Real user id. */
+  ruid: number | null;
+  /** Effective user id (what `uid` filters on). */
+  euid: number | null;
+  /** Controlling terminal name. */
+  tty: string | null;
+  /** Start on the monotonic clock: the fork event's timestamp, or /proc's start time. */
+  startNs: bigint | null;
+  /** The exit event's timestamp, once it exited. */
+  exitNs: bigint | null;
+  /** The last exec event's timestamp: the key of the exec-capture worker's record. */
+  execNs: bigint | null;
+  /** Whether the process belongs to the watched sub-tree (`tree` option). */
+  inTree: boolean;
+  /** An exec happened and the name/command line were not read since. */
+  stale: boolean;
+  /** Whether cmdline/exe/cwd were read since the last exec. */
+  detailed: boolean;
+  /** A /proc read found the process gone. */
+  gone: boolean;
+}
+
+/** Options of {@linkcode ProcessTable}. */
+export interface ProcessTableOptions {
+  /** Most entries kept. Default 65536. */
+  maxEntries?: number;
+  /** How long an exited process stays, for late events, in milliseconds. Default 2000. */
+  exitGraceMs?: number;
+  /** Read cmdline, exe and cwd when loading a process (else only stat/status). Default true. */
+  details?: boolean;
+  /** Root of the watched sub-tree: it and its descendants get `inTree`. */
+  treeRoot?: number;
+}
+
+/**
+ * A bounded pid → {@linkcode ProcessRecord} map, seeded from /proc and fed
+ * with events in order.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProcessTable } from "./process_table.ts";
+ * const table = new ProcessTable({ maxEntries: 10000 });
+ * table.seed();
+ * console.log(table.get(1)?.comm); // "systemd"
+ * ```
+ */
+export class ProcessTable {
+  /** Most entries kept. */
+  readonly maxEntries: number;
+  readonly #graceNs: bigint;
+  readonly #details: boolean;
+  readonly #treeRoot: number | null;
+  readonly #records = new Map<number, ProcessRecord>();
+  /** Exited entries in exit order, for eviction after the grace. */
+  #exited: ProcessRecord[] = [];
+  #exitedHead = 0;
+  /** Entries removed to keep the table bounded (not counting exits). */
+  evictedUnseen: number = 0;
+
+  /** Creates an empty table; call {@linkcode seed} after subscribing. */
+  constructor(options: ProcessTableOptions = {}) {
+    this.maxEntries = Math.max(16, options.maxEntries ?? 65536);
+    this.#graceNs = BigInt(Math.round((options.exitGraceMs ?? 2000) * 1e6));
+    this.#details = options.details ?? true;
+    this.#treeRoot = options.treeRoot ?? null;
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#records.size;
+  }
+
+  /** The entry of `pid`, if known. */
+  get(pid: number): ProcessRecord | undefined {
+    return this.#records.get(pid);
+  }
+
+  /**
+   * Loads every process in /proc not yet known, and marks the watched
+   * sub-tree. Call once, right after subscribing: events drained before it
+   * are already in the table and win over /proc.
+   */
+  seed(): void {
+    for (const pid of listPids()) {
+      if (!this.#records.has(pid)) this.load(pid);
+    }
+    if (this.#treeRoot !== null) {
+      // Mark descendants by walking ppid links up to the root (memoised).
+      const memo = new Map<number, boolean>();
+      const inTree = (pid: number, depth: number): boolean => {
+        if (pid === this.#treeRoot) return true;
+        const known = memo.get(pid);
+        if (known !== undefined) return known;
+        const record = this.#records.get(pid);
+        const result = record !== undefined && record.ppid !== null && record.ppid > 0 &&
+          depth < 4096 && inTree(record.ppid, depth + 1);
+        memo.set(pid, result);
+        return result;
+      };
+      for (const record of this.#records.values()) {
+        if (record.exitNs === null && inTree(record.pid, 0)) record.inTree = true;
+      }
+    }
+  }
+
+  /** Reads `pid` from /proc into the table; `undefined` when it does not exist. */
+  load(pid: number): ProcessRecord | undefined {
+    const record: ProcessRecord = {
+      pid,
+      ppid: null,
+      comm: null,
+      cmdline: null,
+      exe: null,
+      cwd: null,
+      ruid: null,
+      euid: null,
+      tty: null,
+      startNs: null,
+      exitNs: null,
+      execNs: null,
+      inTree: pid === this.#treeRoot,
+      stale: true,
+      detailed: false,
+      gone: false,
+    };
+    if (!this.refresh(record, this.#details, true)) return undefined;
+    const parent = record.ppid === null ? undefined : this.#records.get(record.ppid);
+    if (parent?.inTree) record.inTree = true;
+    this.#insert(record);
+    return record;
+  }
+
+  /**
+   * Re-reads a process from /proc: stat (name, parent, terminal), with
+   * `details` also cmdline, exe and cwd, with `ids` also the user and group
+   * ids. Returns false (and marks the entry `gone`) when /proc has no such
+   * process any more, or only its zombie.
+   */
+  refresh(record: ProcessRecord, details: boolean, ids = false): boolean {
+    const stat = parseStat(readFileText(`/proc/${record.pid}/stat`, 1024) ?? "");
+    if (stat === null) {
+      // Reaped. After an exec the old name and arguments are not this program's: unknown.
+      if (record.stale) {
+        record.comm = null;
+        record.cmdline = null;
+        record.exe = null;
+      }
+      record.gone = true;
+      return false;
+    }
+    // A zombie still has its name, parent and terminal; its memory (argv) is gone.
+    record.comm = stat.comm;
+    record.ppid = stat.ppid;
+    record.tty = ttyName(stat.ttyNr);
+    record.startNs ??= BigInt(Math.round(stat.startTicks * 1e9 / clockTicksPerSecond()));
+    record.stale = false;
+    if (stat.state === "Z" || stat.state === "X") {
+      if (!record.detailed) {
+        record.cmdline = null;
+        record.exe = null;
+      }
+      record.gone = true;
+      return false;
+    }
+    record.gone = false;
+    if (ids) {
+      const status = parseStatusIds(readFileText(`/proc/${record.pid}/status`, 4096) ?? "");
+      if (status !== null) {
+        record.ruid = status.ruid;
+        record.euid = status.euid;
+      }
+    }
+    if (details) this.readDetails(record);
+    return !record.gone;
+  }
+
+  /**
+   * Reads cmdline, exe and cwd of a live process. When its memory is already
+   * released (it is exiting), marks it `gone` and keeps what was known.
+   */
+  readDetails(record: ProcessRecord): boolean {
+    const cmdline = readFileBytes(`/proc/${record.pid}/cmdline`, 1 << 17);
+    const kernelThread = record.ppid === 2 || record.pid === 2;
+    if (cmdline.ok && (cmdline.bytes.length > 0 || kernelThread)) {
+      record.cmdline = parseCmdline(cmdline.bytes);
+      // The link is gone once the process exits; an inherited value would name the parent's.
+      record.exe = kernelThread ? null : readLink(`/proc/${record.pid}/exe`);
+      record.cwd = readLink(`/proc/${record.pid}/cwd`) ?? record.cwd;
+      record.detailed = true;
+      return true;
+    }
+    // What we knew before an exec is not this program's: say "unknown" rather than repeat it.
+    if (!record.detailed) {
+      record.cmdline = null;
+      record.exe = null;
+    }
+    record.gone = true;
+    return false;
+  }
+
+  /**
+   * Updates the table with one kernel event; call for every event, in order.
+   * An exec marks the entry stale: the caller re-reads it (at once, while the
+   * process still lives) with {@linkcode refresh}.
+   */
+  observe(event: KernelEvent): void {
+    switch (event.type) {
+      case "fork": {
+        if (event.thread) return;
+        const parent = this.#records.get(event.parentPid) ?? this.load(event.parentPid);
+        const child: ProcessRecord = {
+          pid: event.childPid,
+          ppid: event.parentPid,
+          comm: parent?.comm ?? null,
+          cmdline: parent?.cmdline ?? null,
+          exe: parent?.exe ?? null,
+          cwd: parent?.cwd ?? null,
+          ruid: parent?.ruid ?? null,
+          euid: parent?.euid ?? null,
+          tty: parent?.tty ?? null,
+          startNs: event.timestampNs,
+          exitNs: null,
+          execNs: null,
+          inTree: event.childPid === this.#treeRoot || (parent?.inTree ?? false),
+          stale: parent === undefined || parent.stale,
+          detailed: parent?.detailed ?? false,
+          gone: false,
+        };
+        this.#insert(child);
+        break;
+      }
+      case "exec": {
+        let record = this.#records.get(event.pid);
+        if (record === undefined) {
+          record = this.load(event.pid); // read now: already the new program
+        } else {
+          record.stale = true;
+          record.detailed = false;
+        }
+        if (record !== undefined) record.execNs = event.timestampNs;
+        break;
+      }
+      case "comm": {
+        const record = this.#records.get(event.pid);
+        if (record !== undefined && event.pid === event.tid) record.comm = event.comm;
+        break;
+      }
+      case "uid": {
+        const record = this.#records.get(event.pid);
+        if (record !== undefined) {
+          record.ruid = event.ruid;
+          record.euid = event.euid;
+        }
+        break;
+      }
+      case "exit": {
+        if (event.pid !== event.tid) break;
+        const record = this.#records.get(event.pid);
+        if (record !== undefined && record.exitNs === null) {
+          record.exitNs = event.timestampNs;
+          this.#exited.push(record);
+        }
+        break;
+      }
+    }
+    this.#evictExited(event.timestampNs);
+  }
+
+  /**
+   * Removes exited entries older than the grace, as of `nowNs` (monotonic).
+   *
+   * @example
+   * ```ts ignore
+   * table.evictExited(monotonicNs());
+   * ```
+   */
+  evictExited(nowNs: bigint): void {
+    this.#evictExited(nowNs);
+  }
+
+  #evictExited(nowNs: bigint): void {
+    const exited = this.#exited;
+    while (this.#exitedHead < exited.length) {
+      const record = exited[this.#exitedHead];
+      if (nowNs - (record.exitNs ?? 0n) < this.#graceNs) break;
+      this.#exitedHead++;
+      if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
+    }
+    if (this.#exitedHead > 1024 && this.#exitedHead * 2 > exited.length) {
+      this.#exited = exited.slice(this.#exitedHead);
+      this.#exitedHead = 0;
+    }
+  }
+
+  #insert(record: ProcessRecord): void {
+    if (!this.#records.has(record.pid) && this.#records.size >= this.maxEntries) this.#makeRoom();
+    this.#records.set(record.pid, record);
+  }
+
+  /** Frees a tenth of the table: exited entries, then vanished ones, then the oldest. */
+  #makeRoom(): void {
+    const target = Math.floor(this.maxEntries * 0.9);
+    const exited = this.#exited;
+    while (this.#records.size > target && this.#exitedHead < exited.length) {
+      const record = exited[this.#exitedHead++];
+      if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
+    }
+    if (this.#records.size <= target) return;
+    for (const [pid, record] of this.#records) {
+      if (record.exitNs === null && !processExists(pid)) {
+        this.#records.delete(pid);
+        this.evictedUnseen++;
+      }
+    }
+    for (const pid of this.#records.keys()) {
+      if (this.#records.size <= target) break;
+      this.#records.delete(pid);
+      this.evictedUnseen++;
+    }
+  }
+}

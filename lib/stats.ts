@@ -1,0 +1,146 @@
+/**
+ * The `-S/--stats` summary: events per type and per process, printed when
+ * the watch ends (forkstat `-S` style).
+ *
+ * @module
+ */
+
+import type { ProcEvent } from "./events.ts";
+
+const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
+  ["fork", "Fork"],
+  ["exec", "Exec"],
+  ["exit", "Exit"],
+  ["failed", "Fail"],
+  ["coredump", "Core"],
+  ["comm", "Comm"],
+  ["ptrace", "Ptrc"],
+  ["uid", "UID"],
+  ["gid", "GID"],
+  ["sid", "SID"],
+];
+
+/** A counter column of the summary: an event type, or `failed` (non-zero or signalled exits). */
+export type StatsColumn =
+  | "fork"
+  | "exec"
+  | "exit"
+  | "failed"
+  | "coredump"
+  | "comm"
+  | "ptrace"
+  | "uid"
+  | "gid"
+  | "sid";
+
+/** Counts of one process (or of all): one per event type, failed exits, and the total. */
+export type StatsRow = Record<StatsColumn, number> & { total: number };
+
+/** Most distinct processes kept; the rest are counted as `(others)`. */
+const MAX_PROCESSES = 4096;
+
+function emptyRow(): StatsRow {
+  return {
+    fork: 0,
+    exec: 0,
+    exit: 0,
+    failed: 0,
+    coredump: 0,
+    comm: 0,
+    ptrace: 0,
+    uid: 0,
+    gid: 0,
+    sid: 0,
+    total: 0,
+  };
+}
+
+/**
+ * Counts events per type and per process name.
+ *
+ * @example
+ * ```ts
+ * import { EventStats } from "./stats.ts";
+ * const stats = new EventStats();
+ * stats.add({ type: "exec", pid: 1, tid: 1, cpu: 0, timestampNs: 0n, time: new Date(0) });
+ * console.log(stats.totals.exec); // 1
+ * ```
+ */
+export class EventStats {
+  /** Counts over all processes. */
+  readonly totals: StatsRow = emptyRow();
+  /** Counts per process name (the command's name; `pid N` when unknown). */
+  readonly byProcess: Map<string, StatsRow> = new Map();
+  /** Events lost (kernel or queue). */
+  lost = 0;
+
+  /** Counts one event. */
+  add(event: ProcEvent): void {
+    if (event.type === "lost") {
+      this.lost += event.count;
+      return;
+    }
+    const pid = event.type === "fork" ? event.childPid : event.pid;
+    const name = event.process?.comm ?? `pid ${pid}`;
+    let row = this.byProcess.get(name);
+    if (row === undefined) {
+      const key = this.byProcess.size >= MAX_PROCESSES ? "(others)" : name;
+      row = this.byProcess.get(key) ?? emptyRow();
+      this.byProcess.set(key, row);
+    }
+    for (const target of [row, this.totals]) {
+      target[event.type]++;
+      if (event.type === "exit" && event.status !== 0) target.failed++;
+      target.total++;
+    }
+  }
+
+  /**
+   * The summary table, busiest processes first, then the totals row.
+   *
+   * @example
+   * ```ts
+   * import { EventStats } from "./stats.ts";
+   * console.log(new EventStats().table(1.5).join("\n"));
+   * ```
+   */
+  table(seconds: number): string[] {
+    const header = `${COLUMNS.map(([, title]) => title.padStart(6)).join(" ")} ${
+      "Total".padStart(7)
+    }  Process`;
+    const row = (counts: StatsRow, name: string) =>
+      `${COLUMNS.map(([key]) => String(counts[key]).padStart(6)).join(" ")} ${
+        String(counts.total).padStart(7)
+      }  ${name}`;
+    const rows = [...this.byProcess].sort((a, b) =>
+      b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1)
+    );
+    return [
+      `procwatch: ${this.totals.total} events in ${seconds.toFixed(1)} s${
+        this.lost > 0 ? `, ${this.lost} lost` : ""
+      }`,
+      header,
+      ...rows.map(([name, counts]) => row(counts, name)),
+      row(this.totals, "Total"),
+    ];
+  }
+
+  /**
+   * The summary as one JSON-ready object.
+   *
+   * @example
+   * ```ts
+   * import { EventStats } from "./stats.ts";
+   * console.log(JSON.stringify(new EventStats().toJSON(1)));
+   * ```
+   */
+  toJSON(seconds: number): Record<string, unknown> {
+    return {
+      type: "summary",
+      seconds,
+      lost: this.lost,
+      totals: this.totals,
+      processes: Object.fromEntries(this.byProcess),
+    };
+  }
+}

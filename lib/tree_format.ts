@@ -1,0 +1,136 @@
+/**
+ * The `tree` output format: each process indented under its parent, as
+ * extrace prints it — `PID+ command` at exec, `PID- command exited ...` at
+ * exit, `PID fork` for a new process that has not exec'd yet.
+ *
+ * @module
+ */
+
+import type { ProcEvent } from "./events.ts";
+import { formatDuration, paint, processLabel, shortExit, type Style } from "./format.ts";
+
+/** Looks up a process's parent (from the process table). */
+export type ParentOf = (pid: number) => number | null | undefined;
+
+const MAX_DEPTH = 64;
+const MAX_TRACKED = 65536;
+
+/**
+ * Formats events as an indented process tree. Depths are remembered per pid
+ * from the events seen (and the process table for processes seen first in
+ * the middle of the tree); an exited process is forgotten.
+ *
+ * @example
+ * ```ts
+ * import { TreeFormatter } from "./tree_format.ts";
+ * const tree = new TreeFormatter({ root: 10 });
+ * const base = { cpu: 0, timestampNs: 0n, time: new Date(0) };
+ * console.log(tree.line({ ...base, type: "fork", parentPid: 10, parentTid: 10, childPid: 11,
+ *   childTid: 11, thread: false })); // "  11 fork of 10"
+ * ```
+ */
+export class TreeFormatter {
+  readonly #depths = new Map<number, number>();
+  readonly #parentOf: ParentOf;
+  readonly #style: Style;
+  readonly #root: number | null;
+
+  /** `root`: the pid shown unindented (`--tree PID`); `parentOf` finds ancestors. */
+  constructor(
+    options: { root?: number; parentOf?: ParentOf; style?: Style } = {},
+  ) {
+    this.#root = options.root ?? null;
+    this.#parentOf = options.parentOf ?? (() => undefined);
+    this.#style = options.style ?? { color: false };
+    if (this.#root !== null) this.#depths.set(this.#root, 0);
+  }
+
+  /** The line for `event`, or `null` for events the tree does not show (threads, ids). */
+  line(event: ProcEvent): string | null {
+    switch (event.type) {
+      case "fork": {
+        if (event.thread) return null;
+        const depth = this.#depthOf(event.parentPid, null) + 1;
+        this.#remember(event.childPid, depth);
+        return `${indent(depth)}${event.childPid} ${
+          paint("fork", "fork", this.#style)
+        } of ${event.parentPid}${event.process?.comm ? ` (${event.process.comm})` : ""}`;
+      }
+      case "exec": {
+        if (event.pid !== event.tid) return null;
+        const depth = this.#depthOf(event.pid, event.process?.ppid ?? null);
+        return `${indent(depth)}${event.pid}${paint("+", "exec", this.#style)} ${
+          processLabel(event.process) || "?"
+        }`;
+      }
+      case "exit": {
+        if (event.pid !== event.tid) return null;
+        const depth = this.#depthOf(event.pid, event.process?.ppid ?? null);
+        this.#depths.delete(event.pid);
+        const duration = event.process?.durationNs;
+        const status = paint(
+          `exited status=${shortExit(event)}`,
+          event.status === 0 ? "exit" : "failed",
+          this.#style,
+        );
+        return `${indent(depth)}${event.pid}- ${processLabel(event.process) || "?"} ${status}${
+          duration === null || duration === undefined ? "" : ` time=${formatDuration(duration)}`
+        }`;
+      }
+      case "coredump":
+        return `${indent(this.#depthOf(event.pid, event.process?.ppid ?? null))}${event.pid}! ${
+          paint("core dump", "coredump", this.#style)
+        }`;
+      case "ptrace":
+        return `${indent(this.#depthOf(event.pid, event.process?.ppid ?? null))}${event.pid}~ ${
+          paint(
+            event.tracerPid === 0 ? "ptrace detach" : `ptrace by ${event.tracerPid}`,
+            "ptrace",
+            this.#style,
+          )
+        }`;
+      case "comm":
+        if (event.pid !== event.tid) return null;
+        return `${indent(this.#depthOf(event.pid, event.process?.ppid ?? null))}${event.pid} ${
+          paint(`renamed ${JSON.stringify(event.comm)}`, "comm", this.#style)
+        }`;
+      case "lost":
+        return paint(`(${event.count} events lost)`, "lost", this.#style);
+      default:
+        return null;
+    }
+  }
+
+  /** Depth of `pid`: remembered, else one below the nearest remembered ancestor, else 0. */
+  #depthOf(pid: number, ppid: number | null): number {
+    const known = this.#depths.get(pid);
+    if (known !== undefined) return known;
+    let distance = 0;
+    let current: number | null | undefined = pid;
+    let parent: number | null | undefined = ppid ?? this.#parentOf(pid);
+    while (distance < MAX_DEPTH && parent !== null && parent !== undefined && parent > 0) {
+      distance++;
+      const depth = this.#depths.get(parent);
+      if (depth !== undefined) {
+        this.#remember(pid, depth + distance);
+        return depth + distance;
+      }
+      current = parent;
+      parent = this.#parentOf(current);
+    }
+    this.#remember(pid, 0);
+    return 0;
+  }
+
+  #remember(pid: number, depth: number): void {
+    if (this.#depths.size >= MAX_TRACKED) {
+      this.#depths.clear();
+      if (this.#root !== null) this.#depths.set(this.#root, 0);
+    }
+    this.#depths.set(pid, depth);
+  }
+}
+
+function indent(depth: number): string {
+  return "  ".repeat(Math.min(depth, MAX_DEPTH));
+}
