@@ -409,7 +409,7 @@ async function main(): Promise<void> {
       soak.samples.map((sample) => `${mib(sample.rssBytes)}`).join(" → ")
     } MiB (${soak.rssFlat ? "flat" : "GROWING"}: +${
       mib(soak.rssGrowthBytes)
-    } MiB after warm-up); queue high-water ${soak.maxQueue}/${soak.queueCapacity}; name table max ${soak.maxNamesTable}`,
+    } MiB after warm-up); queue high-water ${soak.maxQueue}/${soak.queueCapacity}; process table max ${soak.maxTableSize}`,
   );
   console.log(`\n${formatWaitLatency(waits)}`);
   for (const note of notes) console.log(`note: ${note}`);

@@ -1,14 +1,14 @@
 /**
  * Soak: millions of events through one watcher, showing that RSS stays flat
- * and that the queue and the process-name table stay bounded. Run it alone:
+ * and that the queue and the process table stay bounded. Run it alone:
  *
  * ```sh
  * sudo deno run --allow-all bench/soak.ts [events]   # default 5,000,000
  * ```
  *
  * A Worker makes processes with a vfork-style clone storm while the main
- * thread consumes batches like `procwatch watch` does (names looked up for
- * every event). RSS is sampled every 1/20 of the run; "flat" means the last
+ * thread consumes batches with context (the process table follows
+ * every process). RSS is sampled every 1/20 of the run; "flat" means the last
  * half of the samples stays within a few MiB of the median of the first half
  * after warm-up. `deno task bench` (bench/main.ts) can import `runSoak()`.
  *
@@ -16,7 +16,6 @@
  */
 
 import { readFileText } from "../ffi/proc_fs.ts";
-import { ProcessNames } from "../lib/names.ts";
 import { watch } from "../mod.ts";
 
 /** Options of {@linkcode runSoak}. */
@@ -36,7 +35,7 @@ export interface SoakSample {
   /** Resident set size, bytes. */
   rssBytes: number;
   /** Entries in the process-name table. */
-  namesTable: number;
+  tableSize: number;
 }
 
 /** What {@linkcode runSoak} measured. */
@@ -56,7 +55,7 @@ export interface SoakResult {
   /** The queue's capacity. */
   queueCapacity: number;
   /** Largest process-name table seen. */
-  maxNamesTable: number;
+  maxTableSize: number;
   /** RSS growth from the first post-warm-up sample to the last, bytes. */
   rssGrowthBytes: number;
   /** Whether RSS stayed within 16 MiB after warm-up. */
@@ -85,8 +84,7 @@ function rssBytes(): number {
 export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   const target = options.events ?? 5_000_000;
   const every = Math.max(1, Math.floor(target / (options.samples ?? 20)));
-  const names = new ProcessNames();
-  const watcher = watch({ handleSignals: false, queueCapacity: QUEUE_CAPACITY });
+  const watcher = watch({ handleSignals: false, queueCapacity: QUEUE_CAPACITY, context: true });
   const worker = new Worker(new URL("./soak_worker.ts", import.meta.url), { type: "module" });
   let processes = 0;
   worker.onmessage = (event: MessageEvent<number>) => processes = event.data;
@@ -95,7 +93,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   let events = 0;
   let lost = 0;
   let maxQueue = 0;
-  let maxNamesTable = 0;
+  let maxTableSize = 0;
   let nextSample = every;
   try {
     for await (const batch of watcher.batches()) {
@@ -105,17 +103,17 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
           lost += event.count;
           continue;
         }
-        names.forEvent(event);
         events++;
       }
-      if (names.size > maxNamesTable) maxNamesTable = names.size;
+      const tableSize = watcher.processTable?.size ?? 0;
+      if (tableSize > maxTableSize) maxTableSize = tableSize;
       if (events >= nextSample) {
         nextSample += every;
         samples.push({
           events,
           seconds: (performance.now() - start) / 1000,
           rssBytes: rssBytes(),
-          namesTable: names.size,
+          tableSize: watcher.processTable?.size ?? 0,
         });
       }
       if (events >= target) break;
@@ -138,7 +136,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     samples,
     maxQueue,
     queueCapacity: QUEUE_CAPACITY,
-    maxNamesTable,
+    maxTableSize,
     rssGrowthBytes: last - base,
     rssFlat: peak - base < RSS_FLAT_SLACK,
   };
@@ -157,11 +155,11 @@ if (import.meta.main) {
     console.log(
       `  ${String(sample.events).padStart(9)} events  ${
         sample.seconds.toFixed(1).padStart(6)
-      } s  rss ${mib(sample.rssBytes)} MiB  names ${sample.namesTable}`,
+      } s  rss ${mib(sample.rssBytes)} MiB  table ${sample.tableSize}`,
     );
   }
   console.log(
-    `queue high-water ${result.maxQueue}/${result.queueCapacity}, names table max ${result.maxNamesTable}, rss growth after warm-up ${
+    `queue high-water ${result.maxQueue}/${result.queueCapacity}, process table max ${result.maxTableSize}, rss growth after warm-up ${
       mib(result.rssGrowthBytes)
     } MiB: ${result.rssFlat ? "flat" : "GROWING"}`,
   );

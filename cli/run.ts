@@ -70,7 +70,7 @@ export function scriptOutlivesMain(): boolean {
  * @example
  * ```ts ignore
  * import { runScript } from "./run.ts";
- * Deno.exitCode = await runScript("scripts/failed_exits.ts", []);
+ * Deno.exitCode = await runScript("scripts/failures.ts", []);
  * ```
  */
 export async function runScript(script: string, args: string[]): Promise<number> {

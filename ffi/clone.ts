@@ -133,6 +133,23 @@ export function spawnExitingMany(count: number, deadline: number, exitCode = 0):
 }
 
 /**
+ * Makes `count` processes that exit at once with `exitCode`, reaping each;
+ * returns their pids in creation order.
+ *
+ * @example
+ * ```ts ignore
+ * import { spawnExitingPids } from "./clone.ts";
+ * const pids = spawnExitingPids(100, 3); // 100 processes that exited with code 3
+ * console.log(pids.length);
+ * ```
+ */
+export function spawnExitingPids(count: number, exitCode = 0): number[] {
+  const pids = new Array<number>(count);
+  for (let i = 0; i < count; i++) pids[i] = spawnExiting(exitCode);
+  return pids;
+}
+
+/**
  * Waits for child `pid` to end; returns its raw wait status. Throws on `ECHILD`.
  *
  * @example

@@ -27,6 +27,8 @@ export interface ProcStat {
   state: string;
   /** Field 4: the parent's pid. */
   ppid: number;
+  /** Field 7: the controlling terminal as the kernel encodes it (0: none). */
+  ttyNr: number;
   /** Field 22: start time in clock ticks after boot (`CLOCK_BOOTTIME`, Linux ≥ 5.5). */
   startTicks: bigint;
   /**
@@ -64,6 +66,7 @@ export function parseProcStat(text: string): ProcStat | null {
     comm: text.slice(open + 2, close),
     state: field(3) ?? "?",
     ppid: Number(field(4)),
+    ttyNr: Number(field(7)),
     startTicks: BigInt(field(22) ?? "0"),
     exitStatus: exit === undefined ? null : Number(exit),
   };
@@ -99,6 +102,8 @@ export interface ProcStatus {
   tgid: number;
   /** `Uid`: real, effective, saved, filesystem user ids. */
   uids: number[];
+  /** `Gid`: real, effective, saved, filesystem group ids. */
+  gids: number[];
 }
 
 /**
@@ -113,11 +118,11 @@ export interface ProcStatus {
 export function parseProcStatus(text: string): ProcStatus | null {
   const tgid = /^Tgid:\s*(\d+)$/m.exec(text);
   if (!tgid) return null;
-  const uids = /^Uid:\s*([\d\s]+)$/m.exec(text);
-  return {
-    tgid: Number(tgid[1]),
-    uids: uids ? uids[1].trim().split(/\s+/).map(Number) : [],
+  const ids = (name: string) => {
+    const match = new RegExp(`^${name}:\\s*([\\d\\s]+)$`, "m").exec(text);
+    return match ? match[1].trim().split(/\s+/).map(Number) : [];
   };
+  return { tgid: Number(tgid[1]), uids: ids("Uid"), gids: ids("Gid") };
 }
 
 /**

@@ -19,7 +19,8 @@ import { clockTicksPerSecond, listPids } from "../ffi/proc_dir.ts";
 import { readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
 import { processExists } from "../ffi/process.ts";
 import type { KernelEvent } from "./events.ts";
-import { parseCmdline, parseStat, parseStatusIds, ttyName } from "./proc_parse.ts";
+import { parseCmdline, ttyName } from "./proc_parse.ts";
+import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
 
 /** What the table holds about one process (its main thread). */
 export interface ProcessRecord {
@@ -174,7 +175,7 @@ export class ProcessTable {
    * process any more, or only its zombie.
    */
   refresh(record: ProcessRecord, details: boolean, ids = false): boolean {
-    const stat = parseStat(readFileText(`/proc/${record.pid}/stat`, 1024) ?? "");
+    const stat = parseProcStat(readFileText(`/proc/${record.pid}/stat`, 1024) ?? "");
     if (stat === null) {
       // Reaped. After an exec the old name and arguments are not this program's: unknown.
       if (record.stale) {
@@ -189,7 +190,7 @@ export class ProcessTable {
     record.comm = stat.comm;
     record.ppid = stat.ppid;
     record.tty = ttyName(stat.ttyNr);
-    record.startNs ??= BigInt(Math.round(stat.startTicks * 1e9 / clockTicksPerSecond()));
+    record.startNs ??= stat.startTicks * 1_000_000_000n / BigInt(clockTicksPerSecond());
     record.stale = false;
     if (stat.state === "Z" || stat.state === "X") {
       if (!record.detailed) {
@@ -201,10 +202,10 @@ export class ProcessTable {
     }
     record.gone = false;
     if (ids) {
-      const status = parseStatusIds(readFileText(`/proc/${record.pid}/status`, 4096) ?? "");
-      if (status !== null) {
-        record.ruid = status.ruid;
-        record.euid = status.euid;
+      const status = parseProcStatus(readFileText(`/proc/${record.pid}/status`, 4096) ?? "");
+      if (status !== null && status.uids.length >= 2) {
+        record.ruid = status.uids[0];
+        record.euid = status.uids[1];
       }
     }
     if (details) this.readDetails(record);

@@ -5,17 +5,12 @@
 
 import assert from "node:assert/strict";
 import type { ExitEvent, ForkEvent, ProcessInfo } from "../lib/events.ts";
+import { parseProcStat, parseProcStatus } from "../lib/proc_stat.ts";
 import { NoSuchProcessError, UsageError } from "../lib/errors.ts";
 import { CaptureRing } from "../lib/capture_ring.ts";
 import { compileFilters } from "../lib/filters.ts";
 import { eventToJson, humanLine, processLabel } from "../lib/format.ts";
-import {
-  commandLine,
-  parseCmdline,
-  parseStat,
-  parseStatusIds,
-  ttyName,
-} from "../lib/proc_parse.ts";
+import { commandLine, parseCmdline, ttyName } from "../lib/proc_parse.ts";
 import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
 import { parsePasswd, UserNames } from "../lib/users.ts";
@@ -54,9 +49,18 @@ const exit = (status: number, fields: Partial<ExitEvent> = {}): ExitEvent => ({
 });
 
 Deno.test("proc_parse: stat with a name holding ') ', cmdline with empty args, tty", () => {
-  const stat = parseStat("7 (a) b (c)) R 3 7 7 34817 7 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0");
-  assert.deepEqual(stat, { comm: "a) b (c)", state: "R", ppid: 3, ttyNr: 34817, startTicks: 4242 });
-  assert.equal(parseStat("garbage"), null);
+  const stat = parseProcStat("7 (a) b (c)) R 3 7 7 34817 7 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0");
+  assert.deepEqual(
+    {
+      comm: stat?.comm,
+      state: stat?.state,
+      ppid: stat?.ppid,
+      tty: stat?.ttyNr,
+      start: stat?.startTicks,
+    },
+    { comm: "a) b (c)", state: "R", ppid: 3, tty: 34817, start: 4242n },
+  );
+  assert.equal(parseProcStat("garbage"), null);
   const bytes = new TextEncoder().encode("sh\0-c\0\0x\0");
   assert.deepEqual(parseCmdline(bytes), ["sh", "-c", "", "x"]);
   assert.deepEqual(parseCmdline(new TextEncoder().encode("title rewritten")), ["title rewritten"]);
@@ -66,8 +70,8 @@ Deno.test("proc_parse: stat with a name holding ') ', cmdline with empty args, t
   assert.equal(ttyName((4 << 8) | 1), "tty1");
   assert.equal(ttyName((4 << 8) | 64), "ttyS0");
   assert.deepEqual(
-    parseStatusIds("Uid:\t0\t1000\t1000\t1000\nGid:\t5\t6\t6\t6\n"),
-    { ruid: 0, euid: 1000, rgid: 5, egid: 6 },
+    parseProcStatus("Tgid:\t9\nUid:\t0\t1000\t1000\t1000\nGid:\t5\t6\t6\t6\n"),
+    { tgid: 9, uids: [0, 1000, 1000, 1000], gids: [5, 6, 6, 6] },
   );
   assert.equal(commandLine(["echo", "", "a b", "it's"]), `echo '' 'a b' 'it'\\''s'`);
 });

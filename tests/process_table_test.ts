@@ -13,10 +13,10 @@ import { serialKernelTest } from "./support/subprocess.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Runs ffi/clone_storm.ts in a child Deno: `count` processes that exit at once. */
+/** Runs tests/support/clone_storm.ts in a child Deno: `count` processes that exit at once. */
 function storm(count: number, exitCode = 0): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "ffi/clone_storm.ts", String(count), String(exitCode)],
+    args: ["run", "--allow-ffi", "tests/support/clone_storm.ts", String(count), String(exitCode)],
     cwd: ROOT,
     stdout: "null",
     stderr: "inherit",

@@ -15,8 +15,11 @@
 import assert from "node:assert/strict";
 import { listDirectory } from "../ffi/proc_fs.ts";
 import { effectiveUid } from "../ffi/process.ts";
-import { spawnStorm } from "../ffi/spawn_storm.ts";
+import { setStormExitSignal, spawnExitingPids } from "../ffi/clone.ts";
 import { kernelTest, watchAll } from "./support/kernel.ts";
+
+// Storm children exit without SIGCHLD: no signal delivery per process.
+setStormExitSignal(0);
 
 const probe = new URL("./support/resources_probe.ts", import.meta.url).pathname;
 
@@ -84,7 +87,7 @@ Deno.test({
     if (!isRoot) throw new Error("real-kernel test needs root");
     const fds = listDirectory("/proc/self/fd")!.length;
     const watcher = watchAll();
-    const pids = new Set(spawnStorm(2000));
+    const pids = new Set(spawnExitingPids(2000));
     let seen = 0;
     for await (const batch of watcher.batches()) {
       for (const event of batch) if (event.type === "exit" && pids.has(event.pid)) seen++;

@@ -28,6 +28,7 @@ Deno.test("parseProcStat: fields after a name with spaces and parentheses", () =
     comm: "a) b (c)",
     state: "Z",
     ppid: 1,
+    ttyNr: 0,
     startTicks: 162928n,
     exitStatus: 1792,
   });
@@ -41,6 +42,7 @@ Deno.test("parseProcStatus: Tgid and Uid", () => {
   assert.deepEqual(parseProcStatus("Name:\tsh\nTgid:\t12\nPid:\t13\nUid:\t1000\t1000\t0\t1000\n"), {
     tgid: 12,
     uids: [1000, 1000, 0, 1000],
+    gids: [],
   });
   assert.equal(parseProcStatus("Name:\tsh\n"), null);
 });

@@ -10,8 +10,11 @@
 
 import process from "node:process";
 import { listDirectory, readFileText, readLink } from "../../ffi/proc_fs.ts";
-import { spawnStorm } from "../../ffi/spawn_storm.ts";
+import { setStormExitSignal, spawnExitingPids } from "../../ffi/clone.ts";
 import { watch } from "../../mod.ts";
+
+// Storm children exit without SIGCHLD: no signal delivery per process.
+setStormExitSignal(0);
 
 const target = Number(Deno.args[0] ?? 100_000);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -31,7 +34,7 @@ const consuming = (async () => {
 
 async function generate(until: number): Promise<void> {
   while (delivered + lost < until) {
-    spawnStorm(500);
+    spawnExitingPids(500);
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
   // Let the pump finish what is queued before measuring.
