@@ -7,7 +7,7 @@
  * @module
  */
 
-import { listDirectory } from "./proc_dir.ts";
+import { listDirectory } from "./proc_fs.ts";
 import { readLink } from "./proc_fs.ts";
 import { check, libc } from "./libc.ts";
 

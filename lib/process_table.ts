@@ -15,7 +15,8 @@
  * @module
  */
 
-import { clockTicksPerSecond, listPids } from "../ffi/proc_dir.ts";
+import { listPids } from "../ffi/proc_dir.ts";
+import { clockTicksPerSecond } from "../ffi/clock.ts";
 import { readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
 import { processExists } from "../ffi/process.ts";
 import type { KernelEvent } from "./events.ts";
