@@ -114,7 +114,19 @@ export const LIBC_SYMBOLS = {
   sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** Raised when procwatch runs without `--allow-ffi`. */
+/**
+ * Raised when procwatch runs without `--allow-ffi`.
+ *
+ * @example
+ * ```ts ignore
+ * import { FfiPermissionError, watch } from "../mod.ts";
+ * try {
+ *   watch();
+ * } catch (error) {
+ *   if (error instanceof FfiPermissionError) console.error(error.message);
+ * }
+ * ```
+ */
 export class FfiPermissionError extends Error {
   /** Creates the error. */
   constructor(cause?: unknown) {

@@ -15,7 +15,16 @@ import { check, libc } from "./libc.ts";
 const PRIO_PROCESS = 0;
 const SCHED_FIFO = 1;
 
-/** How much to raise the priority. */
+/**
+ * How much to raise the priority.
+ *
+ * @example
+ * ```ts ignore
+ * import type { PriorityLevel } from "./priority.ts";
+ * const level: PriorityLevel = "realtime";
+ * console.log(level);
+ * ```
+ */
 export type PriorityLevel = "high" | "realtime";
 
 /**

@@ -5,7 +5,15 @@
  * @module
  */
 
-/** Exit codes of `procwatch watch` (and the CLI in general). Documented in README.md. */
+/**
+ * Exit codes of `procwatch watch` (and the CLI in general). Documented in README.md.
+ *
+ * @example
+ * ```ts ignore
+ * import { ExitCode } from "./errors.ts";
+ * console.log(ExitCode.PERMISSION); // 4
+ * ```
+ */
 export const ExitCode = {
   OK: 0,
   /** An unexpected failure: a bug or an unusual system error. */

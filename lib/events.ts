@@ -7,7 +7,15 @@
  * @module
  */
 
-/** The kernel event types, as named in the CLI's `--events` list. */
+/**
+ * The kernel event types, as named in the CLI's `--events` list.
+ *
+ * @example
+ * ```ts ignore
+ * import { EVENT_TYPES } from "../mod.ts";
+ * console.log(EVENT_TYPES.join(",")); // fork,exec,uid,gid,sid,ptrace,comm,coredump,exit
+ * ```
+ */
 export const EVENT_TYPES = [
   "fork",
   "exec",
@@ -20,10 +28,29 @@ export const EVENT_TYPES = [
   "exit",
 ] as const;
 
-/** One of the kernel event types. */
+/**
+ * One of the kernel event types.
+ *
+ * @example
+ * ```ts ignore
+ * import { type EventType, watch } from "../mod.ts";
+ * const wanted: EventType[] = ["fork", "exit"];
+ * for await (const event of watch({ events: wanted })) console.log(event.type);
+ * ```
+ */
 export type EventType = typeof EVENT_TYPES[number];
 
-/** Fields every event has. */
+/**
+ * Fields every event has.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch()) {
+ *   console.log(event.time.toISOString(), event.cpu, event.timestampNs);
+ * }
+ * ```
+ */
 export interface EventBase {
   /** The CPU the kernel reported the event on; `null` for events procwatch makes. */
   cpu: number | null;
@@ -41,6 +68,14 @@ export interface EventBase {
 /**
  * A process's context at the time of an event, from /proc and procwatch's
  * process table. Fields are `null` when unknown.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["exit"], context: true })) {
+ *   if (event.type === "exit") console.log(event.process?.cmdline, event.process?.durationNs);
+ * }
+ * ```
  */
 export interface ProcessInfo {
   /** The process (the child, for a fork). */
@@ -74,7 +109,17 @@ export interface ProcessInfo {
   procGone: boolean;
 }
 
-/** A process or thread was created. */
+/**
+ * A process or thread was created.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["fork"] })) {
+ *   if (event.type === "fork") console.log(`${event.parentPid} -> ${event.childPid}`);
+ * }
+ * ```
+ */
 export interface ForkEvent extends EventBase {
   /** A process or thread was created. */
   type: "fork";
@@ -93,7 +138,17 @@ export interface ForkEvent extends EventBase {
   thread: boolean;
 }
 
-/** A process called `execve`. */
+/**
+ * A process called `execve`.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["exec"] })) {
+ *   if (event.type === "exec") console.log(`${event.pid} ran a new program`);
+ * }
+ * ```
+ */
 export interface ExecEvent extends EventBase {
   /** The process called `execve`. */
   type: "exec";
@@ -103,7 +158,17 @@ export interface ExecEvent extends EventBase {
   tid: number;
 }
 
-/** A process changed its real or effective user id. */
+/**
+ * A process changed its real or effective user id.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["uid"] })) {
+ *   if (event.type === "uid") console.log(event.pid, event.ruid, event.euid);
+ * }
+ * ```
+ */
 export interface UidEvent extends EventBase {
   /** The process changed its user ids. */
   type: "uid";
@@ -117,7 +182,17 @@ export interface UidEvent extends EventBase {
   euid: number;
 }
 
-/** A process changed its real or effective group id. */
+/**
+ * A process changed its real or effective group id.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["gid"] })) {
+ *   if (event.type === "gid") console.log(event.pid, event.rgid, event.egid);
+ * }
+ * ```
+ */
 export interface GidEvent extends EventBase {
   /** The process changed its group ids. */
   type: "gid";
@@ -131,7 +206,17 @@ export interface GidEvent extends EventBase {
   egid: number;
 }
 
-/** A process became a session leader (`setsid`). */
+/**
+ * A process became a session leader (`setsid`).
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["sid"] })) {
+ *   if (event.type === "sid") console.log(`${event.pid} started a session`);
+ * }
+ * ```
+ */
 export interface SidEvent extends EventBase {
   /** The process called `setsid`. */
   type: "sid";
@@ -141,7 +226,17 @@ export interface SidEvent extends EventBase {
   tid: number;
 }
 
-/** A tracer attached to (or, with tracer 0, detached from) a process. */
+/**
+ * A tracer attached to (or, with tracer 0, detached from) a process.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["ptrace"] })) {
+ *   if (event.type === "ptrace") console.log(event.tracerPid === 0 ? "detached" : `traced by ${event.tracerPid}`);
+ * }
+ * ```
+ */
 export interface PtraceEvent extends EventBase {
   /** A tracer attached or detached. */
   type: "ptrace";
@@ -155,7 +250,17 @@ export interface PtraceEvent extends EventBase {
   tracerTid: number;
 }
 
-/** A process or thread changed its name (`prctl(PR_SET_NAME)`, `/proc/PID/comm`, exec). */
+/**
+ * A process or thread changed its name (`prctl(PR_SET_NAME)`, `/proc/PID/comm`, exec).
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["comm"] })) {
+ *   if (event.type === "comm") console.log(`${event.pid} is now called ${event.comm}`);
+ * }
+ * ```
+ */
 export interface CommEvent extends EventBase {
   /** The process or thread was renamed. */
   type: "comm";
@@ -167,7 +272,17 @@ export interface CommEvent extends EventBase {
   comm: string;
 }
 
-/** A process started dumping core. */
+/**
+ * A process started dumping core.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["coredump"] })) {
+ *   if (event.type === "coredump") console.log(`${event.pid} dumps core (parent ${event.parentPid})`);
+ * }
+ * ```
+ */
 export interface CoredumpEvent extends EventBase {
   /** The process started dumping core. */
   type: "coredump";
@@ -181,7 +296,17 @@ export interface CoredumpEvent extends EventBase {
   parentTid: number | null;
 }
 
-/** A process or thread ended. */
+/**
+ * A process or thread ended.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ events: ["exit"] })) {
+ *   if (event.type === "exit") console.log(event.pid, event.exitCode ?? event.signal, event.coreDumped);
+ * }
+ * ```
+ */
 export interface ExitEvent extends EventBase {
   /** The process or thread ended. */
   type: "exit";
@@ -205,7 +330,17 @@ export interface ExitEvent extends EventBase {
   parentTid: number | null;
 }
 
-/** Events were lost: the kernel dropped them, or the in-process queue overflowed. */
+/**
+ * Events were lost: the kernel dropped them, or the in-process queue overflowed.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch()) {
+ *   if (event.type === "lost") console.error(`${event.count} events lost (${event.reason})`);
+ * }
+ * ```
+ */
 export interface LostEvent extends EventBase {
   /** Events were lost. */
   type: "lost";
@@ -217,7 +352,17 @@ export interface LostEvent extends EventBase {
   exact: boolean;
 }
 
-/** An event the kernel sent. */
+/**
+ * An event the kernel sent.
+ *
+ * @example
+ * ```ts ignore
+ * import type { KernelEvent } from "../mod.ts";
+ * function pidOf(event: KernelEvent): number {
+ *   return event.type === "fork" ? event.childPid : event.pid;
+ * }
+ * ```
+ */
 export type KernelEvent =
   | ForkEvent
   | ExecEvent
@@ -229,7 +374,17 @@ export type KernelEvent =
   | CoredumpEvent
   | ExitEvent;
 
-/** Anything a watcher yields. */
+/**
+ * Anything a watcher yields.
+ *
+ * @example
+ * ```ts ignore
+ * import type { ProcEvent } from "../mod.ts";
+ * function describe(event: ProcEvent): string {
+ *   return event.type === "lost" ? `${event.count} lost` : event.type;
+ * }
+ * ```
+ */
 export type ProcEvent = KernelEvent | LostEvent;
 
 /**

@@ -9,7 +9,15 @@ import { processExists } from "../ffi/process.ts";
 import { NoSuchProcessError, UsageError } from "./errors.ts";
 import type { UserNames } from "./users.ts";
 
-/** Filters on the process an event is about; they compose (all must match). */
+/**
+ * Filters on the process an event is about; they compose (all must match).
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * for await (const event of watch({ tree: 1234, comm: ["make"], failedOnly: true })) console.log(event);
+ * ```
+ */
 export interface ProcessFilterOptions {
   /** Only this process and its descendants, existing and future (kmonitor's monitor_pid). */
   tree?: number;

@@ -131,7 +131,17 @@ export function processLabel(
   return info.comm === null ? "?" : `[${info.comm}]`;
 }
 
-/** How to draw human output. */
+/**
+ * How to draw human output.
+ *
+ * @example
+ * ```ts ignore
+ * import { humanLine } from "./format.ts";
+ * import type { ProcEvent } from "./events.ts";
+ * declare const event: ProcEvent;
+ * console.log(humanLine(event, { color: false }));
+ * ```
+ */
 export interface Style {
   /** Use ANSI colours (only on a terminal, and never with `NO_COLOR`). */
   color: boolean;

@@ -23,7 +23,17 @@ import type { KernelEvent } from "./events.ts";
 import { parseCmdline, ttyName } from "./proc_parse.ts";
 import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
 
-/** What the table holds about one process (its main thread). */
+/**
+ * What the table holds about one process (its main thread).
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * using watcher = watch({ context: true });
+ * await watcher.ready;
+ * console.log(watcher.processTable?.size);
+ * ```
+ */
 export interface ProcessRecord {
   /** The process id (tgid). */
   readonly pid: number;
@@ -59,7 +69,16 @@ export interface ProcessRecord {
   gone: boolean;
 }
 
-/** Options of {@linkcode ProcessTable}. */
+/**
+ * Options of {@linkcode ProcessTable}.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProcessTable } from "./process_table.ts";
+ * const table = new ProcessTable({ maxEntries: 10000 });
+ * console.log(table.maxEntries);
+ * ```
+ */
 export interface ProcessTableOptions {
   /** Most entries kept. Default 65536. */
   maxEntries?: number;

@@ -81,7 +81,16 @@ export function signalNumber(name: string): number | undefined {
   return undefined;
 }
 
-/** How a process ended, decoded from a wait status. */
+/**
+ * How a process ended, decoded from a wait status.
+ *
+ * @example
+ * ```ts ignore
+ * import { decodeWaitStatus } from "./signals.ts";
+ * const status = decodeWaitStatus(0x8b);
+ * console.log(status.signal, status.coreDumped); // "SIGSEGV" true
+ * ```
+ */
 export interface WaitStatus {
   /** The exit code when the process exited, else `null`. */
   exitCode: number | null;

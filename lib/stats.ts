@@ -20,7 +20,16 @@ const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
   ["sid", "SID"],
 ];
 
-/** A counter column of the summary: an event type, or `failed` (non-zero or signalled exits). */
+/**
+ * A counter column of the summary: an event type, or `failed` (non-zero or signalled exits).
+ *
+ * @example
+ * ```ts ignore
+ * import { EventStats } from "./stats.ts";
+ * const stats = new EventStats();
+ * console.log(stats.lost);
+ * ```
+ */
 export type StatsColumn =
   | "fork"
   | "exec"
@@ -33,7 +42,16 @@ export type StatsColumn =
   | "gid"
   | "sid";
 
-/** Counts of one process (or of all): one per event type, failed exits, and the total. */
+/**
+ * Counts of one process (or of all): one per event type, failed exits, and the total.
+ *
+ * @example
+ * ```ts ignore
+ * import { EventStats } from "./stats.ts";
+ * const stats = new EventStats();
+ * console.log(stats.lost);
+ * ```
+ */
 export type StatsRow = Record<StatsColumn, number> & { total: number };
 
 /** Most distinct processes kept; the rest are counted as `(others)`. */

@@ -20,7 +20,16 @@ import {
   PROC_EVENT_ALL,
 } from "./protocol.ts";
 
-/** How events are selected: by the kernel (`struct proc_input`, 6.6+) or by procwatch. */
+/**
+ * How events are selected: by the kernel (`struct proc_input`, 6.6+) or by procwatch.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * using watcher = watch({ events: ["exit"] });
+ * console.log(watcher.filterMode); // "kernel" on Linux >= 6.6
+ * ```
+ */
 export type FilterMode = "kernel" | "userspace";
 
 /** Receives what the socket holds and reports whether the ACK numbered `ack` has arrived. */

@@ -34,7 +34,16 @@ import { BoundedQueue } from "./queue.ts";
 import { SequenceTracker } from "./sequence.ts";
 import { type FilterMode, ignore, listen, openSocket } from "./subscription.ts";
 
-/** Options of {@linkcode watch}. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose. */
+/**
+ * Options of {@linkcode watch}. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch, type WatchOptions } from "../mod.ts";
+ * const options: WatchOptions = { events: ["exec", "exit"], threads: false, signal: AbortSignal.timeout(5000) };
+ * for await (const event of watch(options)) console.log(event.type);
+ * ```
+ */
 export interface WatchOptions extends ProcessFilterOptions {
   /** Event types to report; all when absent. */
   events?: readonly EventType[];
@@ -76,7 +85,21 @@ export interface WatchOptions extends ProcessFilterOptions {
   handleSignals?: boolean;
 }
 
-/** Counters of a watcher; they only grow. */
+/**
+ * Counters of a watcher; they only grow.
+ *
+ * @example
+ * ```ts ignore
+ * import { watch } from "../mod.ts";
+ * const watcher = watch();
+ * setTimeout(() => {
+ *   const { received, lostByKernel, foreign } = watcher.stats;
+ *   console.log({ received, lostByKernel, foreign });
+ *   watcher.close();
+ * }, 1000);
+ * for await (const _ of watcher) { /* consume */ }
+ * ```
+ */
 export interface WatcherStats {
   /** Messages received from the kernel (events, ACKs and unknown types). */
   received: number;
