@@ -97,7 +97,7 @@ export interface WatchOptions extends ProcessFilterOptions {
  *   console.log({ received, lostByKernel, foreign });
  *   watcher.close();
  * }, 1000);
- * for await (const _ of watcher) { /* consume */ }
+ * for await (const _ of watcher) continue;
  * ```
  */
 export interface WatcherStats {
