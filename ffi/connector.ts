@@ -26,15 +26,6 @@ const POLLIN = 0x1;
 /** `struct sockaddr_nl`: family, pad, nl_pid, nl_groups. */
 const SOCKADDR_NL_SIZE = 12;
 
-/** The result of one receive. */
-export type ReceiveResult =
-  /** A datagram of `length` bytes, sent by netlink port `senderPort` (0 = the kernel). */
-  | { kind: "datagram"; length: number; senderPort: number }
-  /** Nothing queued. */
-  | { kind: "empty" }
-  /** The socket's receive buffer overflowed since the last receive: the kernel dropped messages. */
-  | { kind: "overrun" };
-
 /** Options for {@linkcode ConnectorSocket.open}. */
 export interface ConnectorSocketOptions {
   /** Receive buffer size to ask for, in bytes. */
@@ -63,10 +54,6 @@ export class ConnectorSocket {
   #closed = false;
   #waiting: Promise<number> | undefined;
   readonly #pollFds = new Uint8Array(16);
-  readonly #from = new Uint8Array(SOCKADDR_NL_SIZE);
-  readonly #fromLength = new Uint8Array(4);
-  readonly #fromView = new DataView(this.#from.buffer);
-  readonly #fromLengthView = new DataView(this.#fromLength.buffer);
 
   private constructor(fd: number, wakeFd: number, portId: number, receiveBufferBytes: number) {
     this.fd = fd;
@@ -116,32 +103,6 @@ export class ConnectorSocket {
   send(message: Uint8Array<ArrayBuffer>): void {
     const result = libc().send(this.fd, message, BigInt(message.length), 0);
     check("send", result, "(proc connector control message)");
-  }
-
-  /**
-   * Receives one datagram into `buffer` without blocking. Synchronous, so a
-   * failure's errno is still ours to read.
-   */
-  receive(buffer: Uint8Array<ArrayBuffer>): ReceiveResult {
-    this.#fromLengthView.setUint32(0, SOCKADDR_NL_SIZE, true);
-    const result = Number(
-      libc().recvfrom(
-        this.fd,
-        buffer,
-        BigInt(buffer.length),
-        MSG_DONTWAIT,
-        this.#from,
-        this.#fromLength,
-      ),
-    );
-    if (result >= 0) {
-      return { kind: "datagram", length: result, senderPort: this.#fromView.getUint32(4, true) };
-    }
-    const code = errno();
-    if (code === Errno.EAGAIN) return { kind: "empty" };
-    if (code === Errno.ENOBUFS) return { kind: "overrun" };
-    if (code === Errno.EINTR) return this.receive(buffer);
-    throw new ErrnoError("recvfrom", code);
   }
 
   #batch: ReceiveBatch | undefined;
