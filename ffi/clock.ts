@@ -28,14 +28,6 @@ export function realtimeNs(): bigint {
   return read(CLOCK_REALTIME);
 }
 
-/** Wall clock minus monotonic clock, in nanoseconds: add it to a kernel timestamp. */
-export function wallOffsetNs(): bigint {
-  const before = monotonicNs();
-  const wall = realtimeNs();
-  const after = monotonicNs();
-  return wall - (before + (after - before) / 2n);
-}
-
 /** `CLOCK_BOOTTIME` (include/uapi/linux/time.h): monotonic, counting suspend too. */
 const CLOCK_BOOTTIME = 7;
 
