@@ -21,18 +21,19 @@
  * @module
  */
 
-import { monotonicNs, realtimeNs } from "../ffi/clock.ts";
+import { readBracket } from "../ffi/clock.ts";
 
 /** Where {@linkcode WallClock} reads its two clocks (the tests inject a fake one). */
 export interface ClockSource {
-  /** `CLOCK_MONOTONIC` in ns: the clock of `proc_event.timestamp_ns`. */
-  monotonicNs(): bigint;
-  /** `CLOCK_REALTIME` in ns since the epoch. */
-  realtimeNs(): bigint;
+  /**
+   * Reads `CLOCK_MONOTONIC` (the clock of `proc_event.timestamp_ns`),
+   * `CLOCK_REALTIME`, `CLOCK_MONOTONIC` in this order, into `out` as ns.
+   */
+  readBracket(out: BigInt64Array): void;
 }
 
 /** The process's own clocks, through libc's `clock_gettime` (vDSO, no system call). */
-export const SYSTEM_CLOCKS: ClockSource = { monotonicNs, realtimeNs };
+export const SYSTEM_CLOCKS: ClockSource = { readBracket };
 
 /** How a {@linkcode WallClock} measures. */
 export interface WallClockOptions {
@@ -93,6 +94,7 @@ export class WallClock {
   readonly #firstSamples: number;
   readonly #intervalNs: bigint;
   readonly #epochs: Epoch[] = [];
+  readonly #reads = new BigInt64Array(3);
   #offsetNs = 0n;
   #lastSyncNs = BEFORE_ALL;
   #nextMeasureNs = 0n;
@@ -191,22 +193,22 @@ export class WallClock {
   }
 
   #bracket(): Bracket {
-    const source = this.#source;
-    const before = source.monotonicNs();
-    const wall = source.realtimeNs();
-    const after = source.monotonicNs();
-    return { low: wall - after, high: wall - before, after };
+    const reads = this.#reads;
+    this.#source.readBracket(reads);
+    return { low: reads[1] - reads[2], high: reads[1] - reads[0], after: reads[2] };
   }
 
   /** The tightest of `count` brackets (preemption widens some of them by far). */
   #measure(count: number): Bracket {
     let best = this.#bracket();
+    let after = best.after;
     for (let i = 1; i < count; i++) {
       const next = this.#bracket();
+      after = next.after;
       if (next.high - next.low < best.high - best.low) best = next;
     }
-    // `after` of the last read: the measurement ends there.
-    return { low: best.low, high: best.high, after: this.#source.monotonicNs() };
+    // The measurement ends with the last read.
+    return { low: best.low, high: best.high, after };
   }
 }
 
