@@ -28,7 +28,11 @@ const SOCKADDR_NL_SIZE = 12;
 
 /** Options for {@linkcode ConnectorSocket.open}. */
 export interface ConnectorSocketOptions {
-  /** Receive buffer size to ask for, in bytes. */
+  /**
+   * Receive buffer size to ask for, in bytes. More than the kernel grants is
+   * capped to what it grants (see {@linkcode receiveBufferRequest}); the
+   * socket's `receiveBufferBytes` says what that was.
+   */
   receiveBufferBytes: number;
 }
 

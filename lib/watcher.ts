@@ -73,7 +73,7 @@ export interface WatchOptions extends ProcessFilterOptions {
   signal?: AbortSignal;
   /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
   kernelFilter?: boolean;
-  /** Socket receive buffer to ask for, in bytes. Default 16 MiB. */
+  /** Socket receive buffer to ask for, in bytes (capped to what the kernel grants). Default 16 MiB. */
   receiveBufferBytes?: number;
   /** How many events may wait for a slow consumer before they count as lost. Default 65536. */
   queueCapacity?: number;
