@@ -1,12 +1,14 @@
 /**
  * The wall-clock offset object (lib/wall_clock.ts) on a scripted clock, and on
  * the real one against the kernel's own offset; and the human time column
- * against the JSON time of the same events.
+ * against the JSON time of the same events; and the clamp of receive buffer
+ * requests. (tests/time_test.ts has the CLI checks, runnable on older code.)
  */
 import assert from "node:assert/strict";
 import { type ClockSource, WallClock, wallClock } from "../lib/wall_clock.ts";
 import { clockTime, eventToJson, humanLine, isoTimeNs } from "../lib/format.ts";
 import { eventsOf, kernelTest, watchAll } from "./support/kernel.ts";
+import { ConnectorSocket, receiveBufferRequest } from "../ffi/connector.ts";
 
 const C = 1_796_000_000_000_000_000n; // wall − monotonic of the scripted clock
 
@@ -176,5 +178,28 @@ kernelTest("human and JSON lines of the same event show the same microsecond", a
     }
   } finally {
     watcher.close();
+  }
+});
+
+Deno.test("receive buffer requests are clamped to the int the kernel heeds, never wrapped", () => {
+  // setsockopt takes a C int: 2 GiB as int32 is negative, 4 GiB and 100 GiB are 0.
+  assert.equal(receiveBufferRequest(2 ** 31), 2 ** 30 - 1);
+  assert.equal(receiveBufferRequest(100 * 2 ** 30), 2 ** 30 - 1);
+  assert.equal(receiveBufferRequest(2 ** 32), 2 ** 30 - 1);
+  assert.equal(receiveBufferRequest(16 << 20), 16 << 20);
+  assert.equal(receiveBufferRequest(0), 0);
+  assert.equal(receiveBufferRequest(-5), 0);
+  assert.equal(receiveBufferRequest(Number.NaN), 0);
+});
+
+kernelTest("a socket asked for 2 GiB or more gets the kernel's largest buffer", async () => {
+  for (const bytes of [2 ** 31, 3 * 2 ** 30, 2 ** 32, 100 * 2 ** 30, Number.MAX_SAFE_INTEGER]) {
+    const socket = ConnectorSocket.open({ receiveBufferBytes: bytes });
+    try {
+      // getsockopt(SO_RCVBUF): __sock_set_rcvbuf() doubles min(val, INT_MAX / 2).
+      assert.equal(socket.receiveBufferBytes, 2 ** 31 - 2, `asked for ${bytes}`);
+    } finally {
+      await socket.close();
+    }
   }
 });
