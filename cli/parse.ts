@@ -46,10 +46,16 @@ export function parseCount(text: string): number {
   return Number(text);
 }
 
-/** Parses a byte size with an optional K/M/G suffix (powers of 1024). */
+/**
+ * Parses a byte size with an optional K/M/G suffix (powers of 1024). Sizes
+ * past what a socket can get are kept as asked (the socket caps them and
+ * `-v` says so); only sizes beyond exact integers (2^53) are refused.
+ */
 export function parseBytes(text: string): number {
   const match = /^(\d+)([kmg]?)i?b?$/i.exec(text.trim());
   if (!match) throw new UsageError(`invalid size '${text}': expected bytes, e.g. 4M`);
   const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2].toLowerCase()] ?? 1;
-  return Number(match[1]) * scale;
+  const bytes = Number(match[1]) * scale;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`invalid size '${text}': too large`);
+  return bytes;
 }

@@ -6,10 +6,10 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { wallOffsetNs } from "../ffi/clock.ts";
 import { exitNow } from "../ffi/process.ts";
 import { NoSuchProcessError, UsageError, WaitExitCode, WaitTimeoutError } from "../lib/errors.ts";
 import { describeExit, isoTimeNs } from "../lib/format.ts";
+import { wallClock } from "../lib/wall_clock.ts";
 import {
   type ExitInfo,
   type WaitArmed,
@@ -230,7 +230,9 @@ export function exitToJson(info: ExitInfo): string {
   return JSON.stringify({
     ...info,
     timestampNs: info.timestampNs === null ? null : String(info.timestampNs),
-    time: info.timestampNs === null ? null : isoTimeNs(info.timestampNs, wallOffsetNs()),
+    time: info.timestampNs === null
+      ? null
+      : isoTimeNs(info.timestampNs, wallClock.offsetAt(info.timestampNs)),
   });
 }
 

@@ -5,7 +5,8 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
+import { monotonicNs } from "../ffi/clock.ts";
+import { wallClock } from "../lib/wall_clock.ts";
 import { raisePriority } from "../ffi/priority.ts";
 import { processExists } from "../ffi/process.ts";
 import type { EventType, ProcEvent } from "../lib/events.ts";
@@ -84,7 +85,12 @@ export function watchCommand(): Command {
     .option("-S, --stats", "print a summary per event type and process at the end")
     .option("-r, --realtime", "run at real-time priority to name even the shortest processes")
     .option("--no-kernel-filter", "filter event types in procwatch, not in the kernel")
-    .option("--buffer <bytes>", "socket receive buffer to ask for (e.g. 64M)", parseBytes)
+    .option(
+      "--buffer <bytes>",
+      "socket receive buffer to ask for (e.g. 64M); more than the kernel grants (2G for root, " +
+        "net.core.rmem_max otherwise) is capped, -v says so",
+      parseBytes,
+    )
     .option("-v, --verbose", "say on stderr how events are received")
     .action(async (options) => {
       Deno.exitCode = await runWatch(options);
@@ -136,7 +142,11 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     warn(
       `procwatch: listening (${
         watcher.filterMode === "kernel" ? "kernel-side event filter" : "filtering in procwatch"
-      }, receive buffer ${watcher.receiveBufferBytes} bytes)`,
+      }, receive buffer ${watcher.receiveBufferBytes} bytes${
+        options.buffer !== undefined && watcher.receiveBufferBytes < options.buffer
+          ? `, capped: asked for ${options.buffer}, the most the kernel grants`
+          : ""
+      })`,
     );
   }
 
@@ -158,15 +168,18 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       out.flush();
     }
     for await (const batch of watcher.batches()) {
-      const offset = wallOffsetNs();
       for (const event of batch) {
+        // The offset the watcher gave this event's `time`: JSON and human lines show that instant.
+        const offset = wallClock.offsetAt(event.timestampNs);
         if (event.type === "lost") reportLoss(event);
         stats?.add(event);
         if (tree !== undefined) {
           const line = tree.line(event);
           if (line !== null) out.line(line);
         } else {
-          out.line(format === "human" ? humanLine(event, style) : eventToJson(event, offset));
+          out.line(
+            format === "human" ? humanLine(event, style, offset) : eventToJson(event, offset),
+          );
         }
         if (event.type !== "lost" && --remaining === 0) break;
       }

@@ -28,12 +28,34 @@ export function realtimeNs(): bigint {
   return read(CLOCK_REALTIME);
 }
 
-/** Wall clock minus monotonic clock, in nanoseconds: add it to a kernel timestamp. */
-export function wallOffsetNs(): bigint {
-  const before = monotonicNs();
-  const wall = realtimeNs();
-  const after = monotonicNs();
-  return wall - (before + (after - before) / 2n);
+const bracketSpecs = new BigInt64Array(6);
+const beforeSpec = new Uint8Array(bracketSpecs.buffer, 0, 16);
+const wallSpec = new Uint8Array(bracketSpecs.buffer, 16, 16);
+const afterSpec = new Uint8Array(bracketSpecs.buffer, 32, 16);
+
+/**
+ * Reads `CLOCK_MONOTONIC`, `CLOCK_REALTIME`, `CLOCK_MONOTONIC` back to back
+ * into `out` (ns: before, wall, after). The three calls come first and the
+ * conversions after, so the realtime read is as tightly bracketed as the FFI
+ * allows: its moment lies between `before` and `after`.
+ *
+ * @example
+ * ```ts ignore
+ * import { readBracket } from "./clock.ts";
+ * const out = new BigInt64Array(3);
+ * readBracket(out);
+ * console.log("offset within", out[1] - out[2], "..", out[1] - out[0]);
+ * ```
+ */
+export function readBracket(out: BigInt64Array): void {
+  const c = libc();
+  c.clock_gettime(CLOCK_MONOTONIC, beforeSpec);
+  c.clock_gettime(CLOCK_REALTIME, wallSpec);
+  c.clock_gettime(CLOCK_MONOTONIC, afterSpec);
+  const t = bracketSpecs;
+  out[0] = t[0] * 1_000_000_000n + t[1];
+  out[1] = t[2] * 1_000_000_000n + t[3];
+  out[2] = t[4] * 1_000_000_000n + t[5];
 }
 
 /** `CLOCK_BOOTTIME` (include/uapi/linux/time.h): monotonic, counting suspend too. */

@@ -28,7 +28,11 @@ const SOCKADDR_NL_SIZE = 12;
 
 /** Options for {@linkcode ConnectorSocket.open}. */
 export interface ConnectorSocketOptions {
-  /** Receive buffer size to ask for, in bytes. */
+  /**
+   * Receive buffer size to ask for, in bytes. More than the kernel grants is
+   * capped to what it grants (see {@linkcode receiveBufferRequest}); the
+   * socket's `receiveBufferBytes` says what that was.
+   */
   receiveBufferBytes: number;
 }
 
@@ -214,15 +218,40 @@ export class ConnectorSocket {
 }
 
 /**
+ * The largest request the kernel heeds: `__sock_set_rcvbuf()` (net/core/sock.c)
+ * clamps the value to `INT_MAX / 2` before doubling it, so no request gets more
+ * than `INT_MAX − 1` bytes.
+ */
+export const MAX_RECEIVE_BUFFER_REQUEST = 0x3fff_ffff;
+
+/**
+ * The `int` to pass to `setsockopt` for a request of `bytes`: clamped to
+ * `[0, INT_MAX / 2]`. The option value is a C `int`: 2 GiB would wrap to a
+ * negative number, which the kernel raises to its minimum (`SOCK_MIN_RCVBUF`,
+ * 2304 bytes), and 4 GiB or 100 GiB wrap to 0, the same minimum.
+ *
+ * @example
+ * ```ts
+ * import { receiveBufferRequest } from "./connector.ts";
+ * console.log(receiveBufferRequest(2 ** 31)); // 1073741823: the kernel grants 2147483646
+ * ```
+ */
+export function receiveBufferRequest(bytes: number): number {
+  if (!(bytes > 0)) return 0;
+  return Math.min(Math.floor(bytes), MAX_RECEIVE_BUFFER_REQUEST);
+}
+
+/**
  * Asks for `bytes` of receive buffer: `SO_RCVBUFFORCE` passes `rmem_max` for
  * root, `SO_RCVBUF` is capped at it. Returns what the kernel granted (it
- * doubles the request for bookkeeping, see socket(7)).
+ * doubles the request for bookkeeping, see socket(7)), read back with
+ * `getsockopt`: a request past the kernel's limits gets that limit.
  */
 function setReceiveBuffer(fd: number, bytes: number): number {
   const c = libc();
   const value = new Uint8Array(4);
   const view = new DataView(value.buffer);
-  view.setInt32(0, bytes, true);
+  view.setInt32(0, receiveBufferRequest(bytes), true);
   if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, value, 4) < 0) {
     c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4);
   }

@@ -74,13 +74,17 @@ const REQUIRED_LENGTH: Record<number, number> = {
 const COREDUMP_WITH_PARENT = PROC_EVENT_HEAD + 16;
 const EXIT_WITH_PARENT = PROC_EVENT_HEAD + 24;
 
+/** Wall − monotonic offset: fixed, or per timestamp (`WallClock` from ./wall_clock.ts). */
+export type WallOffset = bigint | { offsetAt(timestampNs: bigint): bigint };
+
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
 /**
  * Decodes one datagram of `length` bytes and appends what it held to `out`.
  *
- * `wallOffsetNs` is wall clock minus monotonic clock at receive time: adding it
- * to the kernel's timestamp gives the wall-clock time of the event.
+ * `wallOffsetNs` is wall clock minus monotonic clock: a fixed offset, or a
+ * clock (a `WallClock`) that gives the offset for each timestamp, so
+ * `time` matches what the formatters print for the same event.
  *
  * @example
  * ```ts
@@ -93,7 +97,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
 export function decodeDatagram(
   bytes: Uint8Array,
   length: number,
-  wallOffsetNs: bigint,
+  wallOffsetNs: WallOffset,
   out: DecodedMessage[],
 ): void {
   const end = Math.min(length, bytes.length);
@@ -129,7 +133,7 @@ function decodeConnectorMessage(
   view: DataView,
   start: number,
   messageLength: number,
-  wallOffsetNs: bigint,
+  wallOffsetNs: WallOffset,
 ): DecodedMessage {
   if (messageLength < PROC_EVENT_OFFSET) {
     return { kind: "malformed", reason: `nlmsg_len ${messageLength} holds no cn_msg` };
@@ -167,7 +171,13 @@ function decodeConnectorMessage(
   const head = {
     cpu,
     timestampNs,
-    time: new Date(Number((timestampNs + wallOffsetNs) / 1_000_000n)),
+    time: new Date(
+      Number(
+        (timestampNs +
+          (typeof wallOffsetNs === "bigint" ? wallOffsetNs : wallOffsetNs.offsetAt(timestampNs))) /
+          1_000_000n,
+      ),
+    ),
   };
   const d = base + PROC_EVENT_HEAD;
   const i32 = (at: number) => view.getInt32(d + at, true);

@@ -1,12 +1,14 @@
 /**
  * Turning events into output lines: JSON lines and forkstat-style text.
- * Pure: the process context comes with the event (`event.process`).
+ * Pure but for the time: the process context comes with the event
+ * (`event.process`), the wall-clock offset from `wallClock` unless given.
  *
  * @module
  */
 
 import type { ProcEvent } from "./events.ts";
 import { commandLine } from "./proc_parse.ts";
+import { wallClock } from "./wall_clock.ts";
 
 /**
  * ISO 8601 UTC time with nanoseconds from a kernel timestamp and the wall
@@ -58,13 +60,33 @@ function bigintAsString(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? String(value) : value;
 }
 
-/** Local time of day with microseconds, as forkstat prints it. */
-export function clockTime(time: Date, timestampNs: bigint): string {
-  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
-  const micros = Number((timestampNs / 1000n) % 1_000_000n);
-  return `${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())}.${
-    pad(micros, 6)
-  }`;
+let clockSecond = Number.NaN;
+let clockPrefix = "";
+
+/**
+ * Local time of day with microseconds, as forkstat prints it, of a wall-clock
+ * time in ns since the epoch: the same instant as {@linkcode isoTimeNs} prints,
+ * its digits truncated alike. The `HH:MM:SS` part is kept per second, so
+ * consecutive events cost no `Date`.
+ *
+ * @example
+ * ```ts
+ * import { clockTime } from "./format.ts";
+ * console.log(clockTime(1_700_000_000_123_456_789n)); // "22:13:20.123456" in UTC
+ * ```
+ */
+export function clockTime(wallNs: bigint): string {
+  const second = Number(wallNs / 1_000_000_000n);
+  if (second !== clockSecond) {
+    const time = new Date(second * 1000);
+    clockPrefix = `${pad2(time.getHours())}:${pad2(time.getMinutes())}:${pad2(time.getSeconds())}.`;
+    clockSecond = second;
+  }
+  return clockPrefix + String(Number((wallNs % 1_000_000_000n) / 1000n)).padStart(6, "0");
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }
 
 /**
@@ -184,6 +206,9 @@ export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".p
  * One human-readable line, forkstat's columns: time, event, pid, user, tty,
  * details (with the decoded exit status), duration at exit, and the process
  * (command line, or name). The process columns come from `event.process`.
+ * The time is `timestampNs + wallOffsetNs` in local time, the instant the JSON
+ * line's `time` shows; the offset defaults to the process-wide `wallClock`'s,
+ * the one the watcher gave `event.time` from.
  *
  * @example
  * ```ts
@@ -193,8 +218,12 @@ export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".p
  * }));
  * ```
  */
-export function humanLine(event: ProcEvent, style: Style = { color: false }): string {
-  const time = clockTime(event.time, event.timestampNs);
+export function humanLine(
+  event: ProcEvent,
+  style: Style = { color: false },
+  wallOffsetNs: bigint = wallClock.offsetAt(event.timestampNs),
+): string {
+  const time = clockTime(event.timestampNs + wallOffsetNs);
   if (event.type === "lost") {
     return `${time} ${paint("lost".padEnd(8), "lost", style)} ${
       String(event.count).padStart(7)

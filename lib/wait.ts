@@ -19,7 +19,8 @@
  * @module
  */
 
-import { boottimeNs, clockTicksPerSecond, monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
+import { boottimeNs, clockTicksPerSecond, monotonicNs } from "../ffi/clock.ts";
+import { wallClock } from "./wall_clock.ts";
 import { ErrnoError } from "../ffi/libc.ts";
 import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
 import { effectiveUid, processExists } from "../ffi/process.ts";
@@ -605,7 +606,8 @@ class Session {
     endNs: bigint | null,
   ): Pick<ExitInfo, "timestampNs" | "time" | "runtimeMs"> {
     if (endNs === null) return { timestampNs: null, time: null, runtimeMs: null };
-    const time = new Date(Number((endNs + wallOffsetNs()) / 1_000_000n));
+    wallClock.sync();
+    const time = new Date(Number(wallClock.wallNs(endNs) / 1_000_000n));
     const ticks = this.#startTicks.get(pid);
     if (ticks === undefined) return { timestampNs: endNs, time, runtimeMs: null };
     // Event times are CLOCK_MONOTONIC, start times CLOCK_BOOTTIME: shift by

@@ -12,7 +12,7 @@
  */
 
 import type { ConnectorSocket } from "../ffi/connector.ts";
-import { monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
+import { wallClock } from "./wall_clock.ts";
 import { decodeDatagram, type DecodedMessage } from "./decode.ts";
 import {
   EVENT_TYPES,
@@ -73,7 +73,7 @@ export interface WatchOptions extends ProcessFilterOptions {
   signal?: AbortSignal;
   /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
   kernelFilter?: boolean;
-  /** Socket receive buffer to ask for, in bytes. Default 16 MiB. */
+  /** Socket receive buffer to ask for, in bytes (capped to what the kernel grants). Default 16 MiB. */
   receiveBufferBytes?: number;
   /** How many events may wait for a slow consumer before they count as lost. Default 65536. */
   queueCapacity?: number;
@@ -459,7 +459,6 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   #drain(limit: number): number {
     const socket = this.#socket;
     if (socket.closed) return 0;
-    const offset = wallOffsetNs();
     const messages = this.#messages;
     let received = 0;
     while (received < limit) {
@@ -472,6 +471,8 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
         continue;
       }
       received += result.count;
+      // After the receive, before decoding: a clock step is seen before these events get a time.
+      wallClock.sync();
       for (let i = 0; i < result.count; i++) {
         if (socket.sender(i) !== 0) {
           // Only the kernel speaks for the kernel (a root process can unicast to our port).
@@ -484,7 +485,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
         }
         const bytes = socket.datagram(i);
         messages.length = 0;
-        decodeDatagram(bytes, bytes.length, offset, messages);
+        decodeDatagram(bytes, bytes.length, wallClock, messages);
         for (let j = 0; j < messages.length; j++) this.#handle(messages[j]);
       }
     }
@@ -583,12 +584,12 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     cpu: number | null = null,
     exact = true,
   ): boolean {
-    const timestampNs = monotonicNs();
+    const timestampNs = wallClock.sync();
     return this.#queue.push({
       type: "lost",
       cpu,
       timestampNs,
-      time: new Date(Number((timestampNs + wallOffsetNs()) / 1_000_000n)),
+      time: new Date(Number(wallClock.wallNs(timestampNs) / 1_000_000n)),
       count,
       reason,
       exact,

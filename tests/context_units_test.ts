@@ -127,7 +127,9 @@ Deno.test("capture ring: round trip, other exec of the same pid, slot reuse", ()
 });
 
 Deno.test("format: human line columns with decoded exit status and colour only when asked", () => {
-  const line = humanLine(exit(3 << 8));
+  // The offset that puts timestampNs (5.000123 s) at 12:00:00.000123 local time.
+  const offset = BigInt(base.time.getTime()) * 1_000_000n - 5_000_000_000n;
+  const line = humanLine(exit(3 << 8), { color: false }, offset);
   assert.match(
     line,
     /^12:00:00\.000123 exit +42 alice +pts\/3 +exit 3 +0\.003s \/bin\/true '' 'a b'$/,
