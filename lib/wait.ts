@@ -8,7 +8,9 @@
  * that is already a zombie is read from `/proc/PID/stat` (field 52); one that
  * ended between the first check and the subscription is noticed by a
  * re-check. When events are lost, pids are re-checked instead of waited for
- * forever.
+ * forever. The kernel sends an exit event for every thread; a process ends
+ * with its last thread (not its main thread: `pthread_exit()`, or a non-main
+ * thread's execve), so the wait follows each pid's threads.
  *
  * Without the proc connector (no privilege, a network namespace, an old
  * kernel) it falls back to `pidfd_open(2)` + `poll(2)`: it still notices the

@@ -138,7 +138,7 @@ kernelTest("reparenting: watch --json --ppid REAPER -e exit prints the orphan's 
     "-v",
   ]);
   try {
-    await cli.stderr.waitFor((line) => /listening|armed|receive buffer/.test(line));
+    await cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"));
     const { pid, newParent } = await runOrphan();
     assert.equal(newParent, reaper);
     const line = await cli.stdout.waitFor((text) => text.includes(`"pid":${pid},`));
@@ -303,6 +303,50 @@ kernelTest(
     }
   },
 );
+
+kernelTest("watch --json -p PID --threads: the CLI shows PID's own threads only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "procwatch-gate-" });
+  const gate = new Gate(dir, "go");
+  const python = new Deno.Command("python3", {
+    args: ["-c", THREADS_PY, gate.path],
+    stdin: "null",
+    stdout: "piped",
+  }).spawn();
+  const cli = spawnDeno("cli.ts", [
+    "watch",
+    "--json",
+    "-v",
+    "--threads",
+    "-e",
+    "fork,exit",
+    "-p",
+    String(python.pid),
+  ]);
+  try {
+    await cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"));
+    gate.open();
+    const text = new TextDecoder().decode((await python.output()).stdout);
+    await cli.stdout.waitFor((line) => line.includes(`"tid":${python.pid},`));
+    const value = (key: string) => Number(new RegExp(`^${key} (\\d+)$`, "m").exec(text)?.[1]);
+    const own = value("own");
+    const childThread = value("child");
+    assert(own > 0 && childThread > 0, text);
+    const events = cli.stdout.lines.filter((line) => line.startsWith("{")).map((line) =>
+      JSON.parse(line)
+    );
+    const created = events.filter((event) => event.type === "fork" && event.thread)
+      .map((event) => event.childTid);
+    const ended = events.filter((event) => event.type === "exit" && event.tid !== event.pid)
+      .map((event) => event.tid);
+    assert.deepEqual(created, [own], "thread creations");
+    assert.deepEqual(ended, created, "thread exits agree with creations");
+  } finally {
+    await cli.stop();
+    killQuietly(python.pid);
+    await python.status.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 // The table's rules on a scripted event sequence (pids no process has: nothing is read from /proc).
 const base = (ns: number) => ({ cpu: 0, timestampNs: BigInt(ns), time: new Date(0) });
