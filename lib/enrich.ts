@@ -168,7 +168,7 @@ export class EventContext {
   #cheapMatch(record: ProcessRecord): boolean {
     const filters = this.#filters;
     if (filters.tree !== null && !record.inTree) return false;
-    if (filters.ppid !== null && record.ppid !== filters.ppid) return false;
+    if (filters.ppid !== null && this.table.parentOf(record) !== filters.ppid) return false;
     if (filters.uid !== null && record.euid !== filters.uid) return false;
     return true;
   }
@@ -186,12 +186,14 @@ export class EventContext {
   }
 
   #info(record: ProcessRecord, event: KernelEvent): ProcessInfo {
-    const parentPid = event.type === "fork" ? event.parentPid : record.ppid;
+    const parentPid = event.type === "fork" ? event.parentPid : this.table.parentOf(record);
     let parent = parentPid === null ? undefined : this.table.get(parentPid);
     if (parent === undefined && parentPid !== null && parentPid > 0) {
       parent = this.table.load(parentPid);
     }
     const exitNs = event.type === "exit" ? event.timestampNs : null;
+    // A thread's exit: its own lifetime, from its clone (the table keeps each thread's start).
+    const startNs = event.type === "exit" ? this.table.threadStartNs(record, event.tid) : null;
     return {
       pid: record.pid,
       comm: record.comm,
@@ -204,7 +206,7 @@ export class EventContext {
       parentComm: parent?.comm ?? null,
       tty: record.tty,
       startNs: record.startNs,
-      durationNs: exitNs !== null && record.startNs !== null ? exitNs - record.startNs : null,
+      durationNs: exitNs !== null && startNs !== null ? exitNs - startNs : null,
       procGone: record.gone,
     };
   }

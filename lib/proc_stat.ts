@@ -29,6 +29,12 @@ export interface ProcStat {
   ppid: number;
   /** Field 7: the controlling terminal as the kernel encodes it (0: none). */
   ttyNr: number;
+  /**
+   * Field 20: the number of threads (`signal->nr_threads`). A zombie main
+   * thread whose other threads live on (it called `pthread_exit()`) shows state
+   * `Z` with more than 1 here; a process that has wholly ended shows 1.
+   */
+  numThreads: number;
   /** Field 22: start time in clock ticks after boot (`CLOCK_BOOTTIME`, Linux ≥ 5.5). */
   startTicks: bigint;
   /**
@@ -67,6 +73,7 @@ export function parseProcStat(text: string): ProcStat | null {
     state: field(3) ?? "?",
     ppid: Number(field(4)),
     ttyNr: Number(field(7)),
+    numThreads: Number(field(20)),
     startTicks: BigInt(field(22) ?? "0"),
     exitStatus: exit === undefined ? null : Number(exit),
   };

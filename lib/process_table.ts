@@ -17,7 +17,7 @@
 
 import { listPids } from "../ffi/proc_dir.ts";
 import { clockTicksPerSecond } from "../ffi/clock.ts";
-import { readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
+import { listDirectory, readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
 import { processExists } from "../ffi/process.ts";
 import type { KernelEvent } from "./events.ts";
 import { parseCmdline, ttyName } from "./proc_parse.ts";
@@ -67,6 +67,20 @@ export interface ProcessRecord {
   detailed: boolean;
   /** A /proc read found the process gone. */
   gone: boolean;
+  /**
+   * Its live threads: thread id → when it was created (the thread fork
+   * event's timestamp; `null` for threads that already ran when procwatch
+   * first saw the process). The process ends when the last one exits, not
+   * when its main thread does (`pthread_exit()`, or a non-main thread's
+   * execve, which kills the old main thread and takes its id: de_thread()).
+   */
+  threads: Map<number, bigint | null>;
+  /**
+   * Its parent ended after it was read: the kernel moved it to a subreaper or
+   * init (forget_original_parent() in exit_notify()); `ppid` still names the
+   * old parent until {@linkcode ProcessTable.parentOf} re-reads it.
+   */
+  orphaned: boolean;
 }
 
 /**
@@ -112,6 +126,12 @@ export class ProcessTable {
   /** Exited entries in exit order, for eviction after the grace. */
   #exited: ProcessRecord[] = [];
   #exitedHead = 0;
+  /** Live entries by parent pid: their children move when the parent ends. */
+  readonly #children = new Map<number, Set<ProcessRecord>>();
+  /** The thread of the last exit event, whose start the event's context still needs. */
+  #lastThreadExit:
+    | { record: ProcessRecord; tid: number; startNs: bigint | null | undefined }
+    | null = null;
   /** Entries removed to keep the table bounded (not counting exits). */
   evictedUnseen: number = 0;
 
@@ -180,8 +200,17 @@ export class ProcessTable {
       stale: true,
       detailed: false,
       gone: false,
+      threads: new Map(),
+      orphaned: false,
     };
     if (!this.refresh(record, this.#details, true)) return undefined;
+    // Thread forks from now on are events; those that already run are in /proc.
+    for (const name of listDirectory(`/proc/${pid}/task`) ?? [String(pid)]) {
+      const tid = Number(name);
+      if (Number.isInteger(tid) && tid > 0) {
+        record.threads.set(tid, tid === pid ? record.startNs : null);
+      }
+    }
     const parent = record.ppid === null ? undefined : this.#records.get(record.ppid);
     if (parent?.inTree) record.inTree = true;
     this.#insert(record);
@@ -208,7 +237,7 @@ export class ProcessTable {
     }
     // A zombie still has its name, parent and terminal; its memory (argv) is gone.
     record.comm = stat.comm;
-    record.ppid = stat.ppid;
+    this.#setParent(record, stat.ppid);
     record.tty = ttyName(stat.ttyNr);
     record.startNs ??= stat.startTicks * 1_000_000_000n / BigInt(clockTicksPerSecond());
     record.stale = false;
@@ -264,7 +293,15 @@ export class ProcessTable {
   observe(event: KernelEvent): void {
     switch (event.type) {
       case "fork": {
-        if (event.thread) return;
+        if (event.thread) {
+          // The kernel names the whole process's parent (task->real_parent) here.
+          const record = this.#records.get(event.childPid) ?? this.load(event.childPid);
+          if (record !== undefined && record.exitNs === null) {
+            record.threads.set(event.childTid, event.timestampNs);
+            this.#setParent(record, event.parentPid);
+          }
+          break;
+        }
         const parent = this.#records.get(event.parentPid) ?? this.load(event.parentPid);
         const child: ProcessRecord = {
           pid: event.childPid,
@@ -283,6 +320,8 @@ export class ProcessTable {
           stale: parent === undefined || parent.stale,
           detailed: parent?.detailed ?? false,
           gone: false,
+          threads: new Map([[event.childTid, event.timestampNs]]),
+          orphaned: false,
         };
         this.#insert(child);
         break;
@@ -295,7 +334,14 @@ export class ProcessTable {
           record.stale = true;
           record.detailed = false;
         }
-        if (record !== undefined) record.execNs = event.timestampNs;
+        if (record !== undefined) {
+          record.execNs = event.timestampNs;
+          // After execve a process has one thread, with the process's id (de_thread()):
+          // an exit of that id just before was the old main thread's, not the process's.
+          const start = record.threads.get(event.pid) ?? record.startNs;
+          record.threads = new Map([[event.pid, start]]);
+          if (record.exitNs !== null) record.exitNs = null;
+        }
         break;
       }
       case "comm": {
@@ -312,16 +358,87 @@ export class ProcessTable {
         break;
       }
       case "exit": {
-        if (event.pid !== event.tid) break;
         const record = this.#records.get(event.pid);
-        if (record !== undefined && record.exitNs === null) {
-          record.exitNs = event.timestampNs;
-          this.#exited.push(record);
+        if (record === undefined || record.exitNs !== null) break;
+        // A process's exit names its parent now (the reaper, if it was reparented);
+        // a thread's names none (0).
+        if (event.pid === event.tid && event.parentPid !== null && event.parentPid > 0) {
+          this.#setParent(record, event.parentPid);
+          record.orphaned = false;
+        }
+        this.#lastThreadExit = { record, tid: event.tid, startNs: record.threads.get(event.tid) };
+        record.threads.delete(event.tid);
+        // The whole process ends with its last thread (proc_exit_connector runs in
+        // do_exit() for every task).
+        if (record.threads.size > 0) break;
+        record.exitNs = event.timestampNs;
+        this.#exited.push(record);
+        const children = this.#children.get(record.pid);
+        if (children !== undefined) {
+          for (const child of children) if (child.ppid === record.pid) child.orphaned = true;
         }
         break;
       }
     }
     this.#evictExited(event.timestampNs);
+  }
+
+  /**
+   * The current parent of a process. One whose parent ended since it was read
+   * was moved to a subreaper or init: re-read from /proc (the exit events and
+   * thread forks of the process name it exactly, and update it too).
+   */
+  parentOf(record: ProcessRecord): number | null {
+    if (record.orphaned && record.exitNs === null) {
+      const stat = parseProcStat(readFileText(`/proc/${record.pid}/stat`, 1024) ?? "");
+      // Still the old parent: exit_notify() has not moved it yet; ask again later.
+      if (stat !== null && stat.ppid !== record.ppid) {
+        this.#setParent(record, stat.ppid);
+        record.orphaned = false;
+      }
+    }
+    return record.ppid;
+  }
+
+  /**
+   * When thread `tid` of a process was created (its fork event), so that its
+   * exit tells the thread's own lifetime, not the process's; the process's
+   * start for the main thread; `null` for a thread created before procwatch
+   * saw the process. Also answers for the thread of the last exit observed.
+   */
+  threadStartNs(record: ProcessRecord, tid: number): bigint | null {
+    const last = this.#lastThreadExit;
+    const known = last !== null && last.record === record && last.tid === tid
+      ? last.startNs
+      : record.threads.get(tid);
+    return known ?? (tid === record.pid ? record.startNs : null);
+  }
+
+  #setParent(record: ProcessRecord, ppid: number): void {
+    // Not (yet) in the table: #insert links it.
+    if (this.#records.get(record.pid) !== record) {
+      record.ppid = ppid;
+      return;
+    }
+    if (record.ppid === ppid && this.#children.get(ppid)?.has(record)) return;
+    this.#unlinkParent(record);
+    record.ppid = ppid;
+    let siblings = this.#children.get(ppid);
+    if (siblings === undefined) this.#children.set(ppid, siblings = new Set());
+    siblings.add(record);
+  }
+
+  #unlinkParent(record: ProcessRecord): void {
+    if (record.ppid === null) return;
+    const siblings = this.#children.get(record.ppid);
+    if (siblings === undefined) return;
+    siblings.delete(record);
+    if (siblings.size === 0) this.#children.delete(record.ppid);
+  }
+
+  #delete(record: ProcessRecord): void {
+    if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
+    this.#unlinkParent(record);
   }
 
   /**
@@ -340,9 +457,10 @@ export class ProcessTable {
     const exited = this.#exited;
     while (this.#exitedHead < exited.length) {
       const record = exited[this.#exitedHead];
-      if (nowNs - (record.exitNs ?? 0n) < this.#graceNs) break;
+      // An exec after it (de_thread()) un-ended it: it lives.
+      if (record.exitNs !== null && nowNs - record.exitNs < this.#graceNs) break;
       this.#exitedHead++;
-      if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
+      if (record.exitNs !== null) this.#delete(record);
     }
     if (this.#exitedHead > 1024 && this.#exitedHead * 2 > exited.length) {
       this.#exited = exited.slice(this.#exitedHead);
@@ -351,8 +469,15 @@ export class ProcessTable {
   }
 
   #insert(record: ProcessRecord): void {
-    if (!this.#records.has(record.pid) && this.#records.size >= this.maxEntries) this.#makeRoom();
+    const old = this.#records.get(record.pid);
+    if (old !== undefined) this.#unlinkParent(old);
+    else if (this.#records.size >= this.maxEntries) this.#makeRoom();
     this.#records.set(record.pid, record);
+    if (record.ppid !== null) {
+      const ppid = record.ppid;
+      record.ppid = null;
+      this.#setParent(record, ppid);
+    }
   }
 
   /** Frees a tenth of the table: exited entries, then vanished ones, then the oldest. */
@@ -361,18 +486,18 @@ export class ProcessTable {
     const exited = this.#exited;
     while (this.#records.size > target && this.#exitedHead < exited.length) {
       const record = exited[this.#exitedHead++];
-      if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
+      if (record.exitNs !== null) this.#delete(record);
     }
     if (this.#records.size <= target) return;
     for (const [pid, record] of this.#records) {
       if (record.exitNs === null && !processExists(pid)) {
-        this.#records.delete(pid);
+        this.#delete(record);
         this.evictedUnseen++;
       }
     }
-    for (const pid of this.#records.keys()) {
+    for (const record of this.#records.values()) {
       if (this.#records.size <= target) break;
-      this.#records.delete(pid);
+      this.#delete(record);
       this.evictedUnseen++;
     }
   }

@@ -8,7 +8,9 @@
  * that is already a zombie is read from `/proc/PID/stat` (field 52); one that
  * ended between the first check and the subscription is noticed by a
  * re-check. When events are lost, pids are re-checked instead of waited for
- * forever.
+ * forever. The kernel sends an exit event for every thread; a process ends
+ * with its last thread (not its main thread: `pthread_exit()`, or a non-main
+ * thread's execve), so the wait follows each pid's threads.
  *
  * Without the proc connector (no privilege, a network namespace, an old
  * kernel) it falls back to `pidfd_open(2)` + `poll(2)`: it still notices the
@@ -23,6 +25,7 @@ import { boottimeNs, clockTicksPerSecond, monotonicNs } from "../ffi/clock.ts";
 import { wallClock } from "./wall_clock.ts";
 import { ErrnoError } from "../ffi/libc.ts";
 import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
+import { listDirectory } from "../ffi/proc_fs.ts";
 import { effectiveUid, processExists } from "../ffi/process.ts";
 import {
   NetworkNamespaceError,
@@ -34,7 +37,7 @@ import {
   WaitExitCode,
   WaitTimeoutError,
 } from "./errors.ts";
-import type { ExitEvent } from "./events.ts";
+import type { ExitEvent, ProcEvent } from "./events.ts";
 import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
 import { decodeWaitStatus, shellStatus } from "./signals.ts";
 import { type ProcWatcher, watch } from "./watcher.ts";
@@ -294,7 +297,10 @@ async function waitFor(
   if (method !== "pidfd") {
     try {
       watcher = watch({
-        events: ["exit"],
+        // Thread forks, execs and every thread's exit: a process ends with its
+        // last thread, not with its main thread (see Session#fromEvent).
+        events: ["fork", "exec", "exit"],
+        threads: true,
         pids: targets,
         handleSignals: options.handleSignals ?? true,
         receiveBufferBytes: options.receiveBufferBytes,
@@ -356,6 +362,15 @@ function zombieStatus(pid: number, stat: ProcStat): number | null {
   return null;
 }
 
+/**
+ * Whether `/proc/PID/stat` shows a process that has wholly ended: a zombie
+ * (or dying) main thread with no other thread left. A zombie main thread
+ * with more threads only called `pthread_exit()`; the process lives on.
+ */
+function ended(stat: ProcStat): boolean {
+  return (stat.state === "Z" || stat.state === "X") && stat.numThreads <= 1;
+}
+
 class Session {
   readonly result: Promise<ExitInfo[]>;
   readonly #pending: Set<number>;
@@ -364,6 +379,10 @@ class Session {
   readonly #method: WaitMethod;
   readonly #ended: ExitInfo[] = [];
   readonly #startTicks = new Map<number, bigint>();
+  /** Live thread ids of each pid (connector only); absent when /proc would not list them. */
+  readonly #threads = new Map<number, Set<number>>();
+  /** The last exit event of any thread of each pid: the process's status once it is gone. */
+  readonly #lastExit = new Map<number, ExitEvent>();
   #resolve!: (infos: ExitInfo[]) => void;
   #reject!: (error: unknown) => void;
   #done = false;
@@ -400,8 +419,7 @@ class Session {
     this.#drive(async () => {
       for await (const event of watcher) {
         if (this.#done) break;
-        if (event.type === "lost") this.#scheduleRecheck();
-        else if (event.type === "exit" && event.tid === event.pid) this.#fromEvent(event);
+        this.#follow(event);
       }
     });
   }
@@ -511,7 +529,8 @@ class Session {
         continue;
       }
       this.#startTicks.set(pid, stat.startTicks);
-      if (stat.state === "Z") {
+      if (eventsMayCome) this.#seedThreads(pid, stat);
+      if (stat.state === "Z" && stat.numThreads <= 1) {
         const status = zombieStatus(pid, stat);
         if (status !== null) this.#report(this.#known(pid, status, "zombie", null));
         // Not ours to read: if it died after we subscribed its event is coming,
@@ -520,6 +539,21 @@ class Session {
       }
     }
     if (vanished) this.#scheduleRecheck();
+  }
+
+  /**
+   * The threads that run now (later ones come as fork events). A zombie main
+   * thread (it called `pthread_exit()`) already sent its exit: not one of them.
+   */
+  #seedThreads(pid: number, stat: ProcStat): void {
+    const tasks = listDirectory(`/proc/${pid}/task`);
+    if (tasks === null) {
+      this.#threads.delete(pid);
+      return;
+    }
+    const live = new Set(tasks.map(Number).filter((tid) => Number.isInteger(tid) && tid > 0));
+    if (stat.state === "Z" || stat.state === "X") live.delete(pid);
+    this.#threads.set(pid, live);
   }
 
   /**
@@ -534,7 +568,7 @@ class Session {
         const started = this.#startTicks.get(pid);
         const gone = stat === null
           ? !processExists(pid)
-          : stat.state === "Z" || (started !== undefined && stat.startTicks !== started);
+          : ended(stat) || (started !== undefined && stat.startTicks !== started);
         if (gone) this.#scheduleRecheck();
       }
     }, LIVENESS_CHECK_MS);
@@ -550,10 +584,18 @@ class Session {
         const stat = readProcStat(pid);
         const started = this.#startTicks.get(pid);
         const same = stat !== null && (started === undefined || stat.startTicks === started);
+        const last = this.#lastExit.get(pid);
         if (!same) {
           if (stat === null && processExists(pid)) continue;
-          this.#report(this.#unknown(pid, "vanished"));
-        } else if (stat.state === "Z") {
+          this.#report(last ? this.#fromExit(last) : this.#unknown(pid, "vanished"));
+        } else if (ended(stat)) {
+          // The last thread's exit event, when one came, is exact (and also
+          // right after a pthread_exit() of the main thread, whose own
+          // exit_code is what /proc shows).
+          if (last) {
+            this.#report(this.#fromExit(last));
+            continue;
+          }
           const status = zombieStatus(pid, stat);
           this.#report(
             status === null
@@ -565,9 +607,59 @@ class Session {
     }, RECHECK_GRACE_MS);
   }
 
+  /**
+   * Follows the threads of the pending pids. The kernel sends an exit event
+   * for every thread (proc_exit_connector() in do_exit()), so the main
+   * thread's exit is not the process's end: after `pthread_exit()` other
+   * threads go on, and a non-main thread's execve kills the main thread
+   * (de_thread(): its exit, code 0) and then takes over its id (an exec event
+   * of the pid). The process ends when its last thread exits, with that
+   * thread's status: the group's (do_group_exit() sets every thread's
+   * exit_code to it), which is what the parent's waitpid() gets.
+   */
+  #follow(event: ProcEvent): void {
+    switch (event.type) {
+      case "lost":
+        // Thread creations or exits may be among the lost: list the threads again.
+        for (const pid of this.#pending) {
+          const stat = readProcStat(pid);
+          if (stat !== null) this.#seedThreads(pid, stat);
+        }
+        this.#scheduleRecheck();
+        return;
+      case "fork":
+        if (event.thread && this.#pending.has(event.childPid)) {
+          this.#threads.get(event.childPid)?.add(event.childTid);
+        }
+        return;
+      case "exec":
+        // After execve a process has exactly one thread, with the process's id.
+        if (this.#pending.has(event.pid)) this.#threads.set(event.pid, new Set([event.pid]));
+        return;
+      case "exit":
+        this.#fromEvent(event);
+        return;
+    }
+  }
+
   #fromEvent(event: ExitEvent): void {
     if (!this.#pending.has(event.pid)) return;
-    this.#report(this.#known(event.pid, event.status, "event", event.timestampNs));
+    this.#lastExit.set(event.pid, event);
+    const live = this.#threads.get(event.pid);
+    if (live !== undefined) {
+      live.delete(event.tid);
+      if (live.size === 0) this.#report(this.#fromExit(event));
+      // Threads left whose exits never come (gone before we subscribed but
+      // still listed) are caught by the liveness check, which then reports
+      // this event's status.
+      return;
+    }
+    // Threads unknown (/proc hidden): /proc or kill(0) tell when it is gone.
+    this.#scheduleRecheck();
+  }
+
+  #fromExit(event: ExitEvent): ExitInfo {
+    return this.#known(event.pid, event.status, "event", event.timestampNs);
   }
 
   #known(pid: number, status: number, source: ExitSource, endNs: bigint | null): ExitInfo {

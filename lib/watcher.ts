@@ -542,6 +542,10 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     if (this.#failedOnly && event.type === "exit" && event.status === 0) return false;
     if (this.#pids !== null) {
       if (event.type === "fork") {
+        // A new thread belongs to its process; its `parentPid` is that process's
+        // parent (task->real_parent, copy_process()), which must not pull in the
+        // threads of a watched pid's children. Its exit carries the process's pid too.
+        if (event.thread) return this.#pids.has(event.childPid);
         return this.#pids.has(event.childPid) || this.#pids.has(event.parentPid);
       }
       return this.#pids.has(event.pid);

@@ -29,6 +29,7 @@ Deno.test("parseProcStat: fields after a name with spaces and parentheses", () =
     state: "Z",
     ppid: 1,
     ttyNr: 0,
+    numThreads: 0,
     startTicks: 162928n,
     exitStatus: 1792,
   });
