@@ -193,7 +193,7 @@ Deno.test("stats: per type and per process, failures counted, busiest first", ()
   assert.equal(stats.totals.total, 3);
   assert.equal(stats.lost, 4);
   const table = stats.table(2);
-  assert.equal(table[0], "procwatch: 3 events in 2.0 s, 4 lost");
+  assert.equal(table[0], "procwatch: 3 events in 2.0 s, 4 lost (4 by the kernel)");
   assert.match(
     table[1],
     /^ +Fork +Exec +Exit +Fail +Core +Comm +Ptrc +UID +GID +SID +Total {2}Process$/,
