@@ -35,6 +35,9 @@ export const OUTPUT_CAPACITY = 4 << 20;
 /** How long output may still drain after a termination signal before it is dropped. */
 export const SIGNAL_GRACE_MS = 250;
 
+/** Room kept for the loss line before it is made. */
+const LOSS_LINE_ROOM = 512;
+
 /** How often a waiting drain looks at the signal deadline. */
 const WAIT_SLICE_MS = 25;
 
@@ -139,8 +142,9 @@ export class OutputStream {
   line(text: string): boolean {
     if (this.#broken) return false;
     if (this.#unreported > 0 && this.#lossLine !== undefined) {
+      // Asked only when it fits: making the loss line reports the loss.
+      if (this.queued + LOSS_LINE_ROOM + text.length + 1 > this.#capacity) return this.#drop();
       const loss = this.#lossLine(this.#unreported);
-      if (this.queued + loss.length + text.length + 2 > this.#capacity) return this.#drop();
       this.#unreported = 0;
       this.#push(loss);
     } else if (this.queued + text.length + 1 > this.#capacity) {

@@ -78,7 +78,9 @@ export class TreeFormatter {
       case "exit": {
         if (event.pid !== event.tid) return null;
         const depth = this.#depthOf(event.pid, event.process?.ppid ?? null);
-        this.#depths.delete(event.pid);
+        // Forget it (its pid may be reused), except the root: its children
+        // seen later must still sit one level below it.
+        if (event.pid !== this.#root) this.#depths.delete(event.pid);
         const duration = event.process?.durationNs;
         const status = paint(
           `exited status=${shortExit(event)}`,
