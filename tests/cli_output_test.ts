@@ -7,14 +7,16 @@
 
 import assert from "node:assert/strict";
 import { kernelTest } from "./support/kernel.ts";
-import { CLI, untilConnectorSocket } from "./support/processes.ts";
+import { CLI, until, untilConnectorSocket } from "./support/processes.ts";
 import {
   type BorrowedListener,
   borrowListeners,
   release,
   stillReceives,
 } from "./support/registration.ts";
-import { type DenoChild, LineReader, spawnDeno } from "./support/subprocess.ts";
+import { type DenoChild, LineReader, serialKernelTest, spawnDeno } from "./support/subprocess.ts";
+
+const STORM = new URL("./support/clone_storm.ts", import.meta.url).pathname;
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -393,5 +395,63 @@ kernelTest(
       await target.status;
       for (const listener of listeners) await release(listener);
     }
+  },
+);
+
+serialKernelTest(
+  "watch --json -S: lines a stalled reader had no room for come back as one lost event (reason output)",
+  async () => {
+    const { child, stderr } = behindFullPipe(["watch", "--json", "-S", "-v", "-e", "fork,exit"], 1);
+    let stdout: LineReader | undefined;
+    try {
+      await stderr!.waitFor((line) => line.includes("listening"));
+      // 20,000 processes: 40,000 JSON lines, about 8 MB, while nobody reads stdout.
+      const storm = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-ffi", STORM, "20000", "0"],
+        stdout: "piped",
+      }).output();
+      assert.equal(storm.code, 0);
+      await stderr!.waitFor((line) => line.includes("stdout is not being read"));
+      // The reader comes back; one more process gives the line that brings the record.
+      stdout = new LineReader(child.stdout);
+      await until(() => stdout!.lines.length > 1000, "output after the stall");
+      const marker = new Deno.Command("true").spawn();
+      await marker.status;
+      await stdout.waitFor((line) => line.includes(`"pid":${marker.pid},`), 30_000);
+      child.kill("SIGINT");
+      assert.equal((await child.status).code, 130);
+      await Promise.all([stdout.done, stderr!.done]);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      if (stdout === undefined) await child.stdout.cancel();
+    }
+    // The first 64 KiB are the zeros that filled the pipe.
+    const lines = stdout.lines.map((line) => line.replace(/^\0+/, "")).filter((line) => line);
+    const records = lines.map((line) => JSON.parse(line));
+    const outputLosses = records.filter((record) =>
+      record.type === "lost" && record.reason === "output"
+    );
+    assert.ok(outputLosses.length >= 1, "a lost record with reason output");
+    const lostInOutput = outputLosses.reduce((sum, record) => sum + record.count, 0);
+    // The same count on stderr and in the -S summary: never silent.
+    const warned = stderr!.lines
+      .map((line) => /warning: (\d+) events? lost \(stdout was not being read/.exec(line))
+      .filter((match) => match !== null)
+      .reduce((sum, match) => sum + Number(match![1]), 0);
+    assert.equal(warned, lostInOutput);
+    const summary = records.at(-1);
+    assert.equal(summary.type, "summary");
+    assert.equal(summary.lostBy.output, lostInOutput);
+    // Every event counted by -S was either written or counted as lost in output.
+    const eventLines = records.filter((record) => record.type === "fork" || record.type === "exit");
+    assert.equal(eventLines.length + lostInOutput, summary.totals.total);
+    const counters = stderr!.lines.filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line)).find((object) => object.type === "counters");
+    assert.equal(counters.lostInOutput, lostInOutput, "-v --json counts it too");
   },
 );
