@@ -16,7 +16,7 @@
  * @module
  */
 
-import { waitWritable, WRITE_CHUNK, writeSome } from "../ffi/output_fd.ts";
+import { neverWaits, waitWritable, WRITE_CHUNK, writeDirect, writeSome } from "../ffi/output_fd.ts";
 
 const encoder = new TextEncoder();
 
@@ -119,6 +119,7 @@ export class OutputStream {
   #unreported = 0;
   #broken = false;
   #waiting = false;
+  #direct: boolean | undefined;
 
   /** Creates a queue for descriptor `fd`. */
   constructor(fd: number, options: OutputStreamOptions = {}) {
@@ -220,7 +221,9 @@ export class OutputStream {
         this.#writeBlocking(rest);
         continue;
       }
-      const result = writeSome(this.fd, rest);
+      // A file or /dev/null never makes a write wait: one write per batch.
+      this.#direct ??= neverWaits(this.fd);
+      const result = this.#direct ? writeDirect(this.fd, rest) : writeSome(this.fd, rest);
       if (result === "closed") {
         this.#broken = true;
         this.#abandon();

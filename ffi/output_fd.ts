@@ -34,7 +34,6 @@ const POLLOUT = 0x4;
 const POLLERR = 0x8;
 const POLLHUP = 0x10;
 const POLLNVAL = 0x20;
-const EPIPE = 32;
 
 /** The result of one {@linkcode writeSome}: bytes written, or why none were. */
 export type WriteResult = number | "blocked" | "closed";
@@ -76,9 +75,42 @@ export function writeSome(fd: number, bytes: Uint8Array<ArrayBuffer>): WriteResu
   const written = Number(libc().write(fd, chunk, BigInt(chunk.length)));
   if (written >= 0) return written;
   const code = errno();
-  if (code === Errno.EAGAIN || code === Errno.EINTR) return "blocked";
-  if (code === EPIPE || code === Errno.EBADF) return "closed";
-  return "closed";
+  // EPIPE (the reader left), EBADF, EIO, ENOSPC...: nothing more can be written.
+  return code === Errno.EAGAIN || code === Errno.EINTR ? "blocked" : "closed";
+}
+
+const SEEK_CUR = 1;
+
+/**
+ * Whether writes to `fd` never wait for a reader: it can seek (a regular file,
+ * `/dev/null`). Pipes, FIFOs, sockets and terminals cannot (`ESPIPE`): those
+ * are written through {@linkcode writeSome}'s poll-first path.
+ *
+ * @example
+ * ```ts ignore
+ * import { neverWaits } from "./output_fd.ts";
+ * console.log(neverWaits(1)); // true with `> file`, false with `| less`
+ * ```
+ */
+export function neverWaits(fd: number): boolean {
+  return libc().lseek(fd, 0n, SEEK_CUR) >= 0n;
+}
+
+/**
+ * Writes as much of `bytes` as one `write(2)` takes, to a descriptor for
+ * which {@linkcode neverWaits} holds: no poll, no chunking.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeDirect } from "./output_fd.ts";
+ * writeDirect(1, new TextEncoder().encode("hello\n"));
+ * ```
+ */
+export function writeDirect(fd: number, bytes: Uint8Array<ArrayBuffer>): WriteResult {
+  const written = Number(libc().write(fd, bytes, BigInt(bytes.length)));
+  if (written >= 0) return written;
+  const code = errno();
+  return code === Errno.EAGAIN || code === Errno.EINTR ? "blocked" : "closed";
 }
 
 /**

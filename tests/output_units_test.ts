@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { OutputStream } from "../cli/output.ts";
+import { neverWaits } from "../ffi/output_fd.ts";
 import type { ProcessInfo, ProcEvent } from "../lib/events.ts";
 import {
   escapeText,
@@ -210,6 +211,7 @@ const libc = Deno.dlopen("libc.so.6", {
   close: { parameters: ["i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
 });
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
@@ -337,5 +339,32 @@ Deno.test("output queue: a reader that left makes flush() throw BrokenPipeError"
     assert.equal(out.broken, true);
   } finally {
     libc.symbols.close(pipe.write);
+  }
+});
+
+Deno.test("output queue: a regular file takes each batch whole (it never makes a write wait)", async () => {
+  const path = await Deno.makeTempFile({ prefix: "procwatch-out-" });
+  const O_WRONLY_CREAT_TRUNC = 0o1 | 0o100 | 0o1000;
+  const fd = libc.symbols.open(new TextEncoder().encode(`${path}\0`), O_WRONLY_CREAT_TRUNC, 0o600);
+  assert.ok(fd >= 0);
+  try {
+    assert.equal(neverWaits(fd), true);
+    const pipe = makePipe();
+    assert.equal(neverWaits(pipe.write), false, "a pipe can make a write wait");
+    libc.symbols.close(pipe.read);
+    libc.symbols.close(pipe.write);
+    const out = new OutputStream(fd);
+    const expected: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      expected.push(`line ${i} ${"z".repeat(i % 300)}`);
+      out.line(expected[i]);
+      if (i % 1000 === 999) out.flush();
+    }
+    assert.equal(await out.drain(() => false), true);
+    assert.equal(out.dropped, 0);
+    assert.equal(await Deno.readTextFile(path), expected.join("\n") + "\n");
+  } finally {
+    libc.symbols.close(fd);
+    await Deno.remove(path);
   }
 });
