@@ -56,6 +56,9 @@ export interface WatchCommandOptions {
   keepGoing?: true;
 }
 
+/** Event types the process table follows (TABLE_BITS in lib/watcher.ts). */
+const TABLE_TYPES: readonly EventType[] = ["fork", "exec", "comm", "uid", "exit"];
+
 /** The receive buffer asked for without `--buffer` (lib/watcher.ts's default). */
 const DEFAULT_RECEIVE_BUFFER = 16 << 20;
 
@@ -343,7 +346,16 @@ function listeningLines(
   if (types === null && !options.failed) {
     filter = "all event types (no kernel filter needed)";
   } else if (watcher.filterMode === "kernel") {
-    filter = `event types filtered in the kernel: ${(types ?? EVENT_TYPES).join(", ")}${failed}`;
+    // The process table (context, process filters) follows these types
+    // whatever is shown: TABLE_BITS in lib/watcher.ts.
+    const table = watcher.processTable === null
+      ? []
+      : TABLE_TYPES.filter((type) => !(types ?? EVENT_TYPES).includes(type));
+    filter = `event types filtered in the kernel: ${(types ?? EVENT_TYPES).join(", ")}${failed}${
+      table.length === 0
+        ? ""
+        : `; it also sends ${table.join(", ")} for procwatch's process table (not shown)`
+    }`;
   } else {
     filter = `event types filtered in procwatch: ${(types ?? EVENT_TYPES).join(", ")}${failed} (${
       options.kernelFilter
