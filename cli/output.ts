@@ -143,11 +143,9 @@ export class OutputStream {
   line(text: string): boolean {
     if (this.#broken) return false;
     if (this.#unreported > 0 && this.#lossLine !== undefined) {
-      // Asked only when it fits: making the loss line reports the loss.
+      // Made only when it fits with this line: making the loss line reports the loss.
       if (this.queued + LOSS_LINE_ROOM + text.length + 1 > this.#capacity) return this.#drop();
-      const loss = this.#lossLine(this.#unreported);
-      this.#unreported = 0;
-      this.#push(loss);
+      this.reportLoss(true);
     } else if (this.queued + text.length + 1 > this.#capacity) {
       return this.#drop();
     }
@@ -167,11 +165,7 @@ export class OutputStream {
    * A loss not yet reported is queued first.
    */
   async drain(stop: () => boolean = outputInterrupted): Promise<boolean> {
-    if (this.#unreported > 0 && this.#lossLine !== undefined && !this.#broken) {
-      const loss = this.#lossLine(this.#unreported);
-      this.#unreported = 0;
-      this.#push(loss);
-    }
+    this.reportLoss(true);
     for (;;) {
       this.#send();
       if (this.queued === 0) return true;
@@ -181,6 +175,20 @@ export class OutputStream {
       }
       await this.#wait();
     }
+  }
+
+  /**
+   * Queues the loss line for lines dropped and not yet reported, if there is
+   * room (or `always`); returns whether nothing is left unreported.
+   */
+  reportLoss(always = false): boolean {
+    if (this.#unreported === 0 || this.#lossLine === undefined) return true;
+    if (this.#broken) return false;
+    if (!always && this.queued + LOSS_LINE_ROOM > this.#capacity) return false;
+    const loss = this.#lossLine(this.#unreported);
+    this.#unreported = 0;
+    this.#push(loss);
+    return true;
   }
 
   #push(text: string): void {

@@ -184,17 +184,16 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       style,
     })
     : undefined;
+  let offset = wallOffsetNs(); // the wall clock's offset, read once per batch
   const render = (event: ProcEvent): string | null => {
     if (tree !== undefined) return tree.line(event);
-    return format === "human" ? humanLine(event, style) : eventToJson(event, wallOffsetNs());
+    return format === "human" ? humanLine(event, style) : eventToJson(event, offset);
   };
   // Lines a stalled reader had no room for come back as one `lost` event
   // (reason "output") once it reads again: in the output, on stderr, in -S.
-  let lostInOutput = 0;
   const out = stdout({
     lossLine: (count) => {
       const event = outputLoss(count);
-      lostInOutput += count;
       stats?.add(event);
       reportLoss(event);
       return render(event) ?? "";
@@ -214,6 +213,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       out.flush();
     }
     for await (const batch of watcher.batches()) {
+      offset = wallOffsetNs();
       for (const event of batch) {
         if (event.type === "lost") reportLoss(event);
         stats?.add(event);
@@ -225,6 +225,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       if (remaining === 0) break;
     }
     if (stats !== undefined) {
+      out.reportLoss(); // first, so that the summary counts it
       const seconds = Number(monotonicNs() - started) / 1e9;
       if (format === "json") out.line(JSON.stringify(stats.toJSON(seconds)));
       else for (const line of stats.table(seconds)) out.line(line);
@@ -249,7 +250,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     );
   }
   if (options.verbose) {
-    for (const line of counterLines(watcher.stats, lostInOutput + abandoned, format === "json")) {
+    for (const line of counterLines(watcher.stats, out.dropped, format === "json")) {
       warn(line);
     }
   }
