@@ -339,8 +339,9 @@ export function procwatchCli(): ListenerKind {
             }
           }
           await Deno.remove(running.output).catch(() => {});
-          const statsLine = stderr.find((line) => line.startsWith("procwatch: {"));
-          const stats = statsLine ? JSON.parse(statsLine.slice("procwatch: ".length)) : null;
+          // With --json, -v's counters are one JSON object on stderr.
+          const statsLine = stderr.find((line) => line.startsWith('{"type":"counters"'));
+          const stats = statsLine ? JSON.parse(statsLine) : null;
           return {
             received: ours.total,
             forks: ours.forks,

@@ -2,8 +2,14 @@
  * The CLI's own handling of SIGINT, SIGTERM and SIGHUP: stop cleanly, then
  * exit with 128 + the signal number.
  *
+ * A signal also starts the output's grace period (cli/output.ts): what a
+ * stalled reader has not taken within it is dropped and counted, so the
+ * process ends promptly however its stdout/stderr are read.
+ *
  * @module
  */
+
+import { interruptOutput } from "./output.ts";
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
@@ -13,7 +19,10 @@ const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
  */
 export function onTerminationSignal(handler: (signal: number) => void): () => void {
   const listeners = Object.entries(SIGNALS).map(([name, number]) => {
-    const listener = () => handler(number);
+    const listener = () => {
+      interruptOutput();
+      handler(number);
+    };
     Deno.addSignalListener(name as Deno.Signal, listener);
     return [name as Deno.Signal, listener] as const;
   });

@@ -18,7 +18,7 @@ import {
   type WaitMethod,
 } from "../lib/wait.ts";
 import { reportError } from "./errors.ts";
-import { BrokenPipeError, LineWriter, warn } from "./output.ts";
+import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
 import { parsePid, parseSeconds } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 
@@ -132,7 +132,7 @@ function chooseMethod(option: string | undefined): "auto" | WaitMethod {
  */
 export async function runWait(pids: number[], options: WaitCommandOptions): Promise<number> {
   const method = chooseMethod(options.method);
-  const out = new LineWriter();
+  const out = stdout();
   let stdoutOpen = !options.quiet;
   let armedWith: WaitArmed | undefined;
   const controller = new AbortController();
@@ -198,6 +198,9 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
     reportError(error);
     return WaitExitCode.UNKNOWN;
   } finally {
+    // Output never blocks (a stalled reader cannot delay SIGTERM); what is
+    // queued is written now, unless a signal's grace period ends first.
+    await finishOutput();
     stopSignals();
   }
 }

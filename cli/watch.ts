@@ -6,16 +6,28 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { monotonicNs } from "../ffi/clock.ts";
+import { MAX_RECEIVE_BUFFER_REQUEST } from "../ffi/connector.ts";
 import { wallClock } from "../lib/wall_clock.ts";
 import { raisePriority } from "../ffi/priority.ts";
 import { processExists } from "../ffi/process.ts";
-import type { EventType, ProcEvent } from "../lib/events.ts";
+import { listPids } from "../ffi/proc_dir.ts";
+import { listDirectory } from "../ffi/proc_fs.ts";
+import { EVENT_TYPES, type EventType, type LostEvent, type ProcEvent } from "../lib/events.ts";
 import { ExitCode, NoSuchProcessError, UsageError } from "../lib/errors.ts";
-import { eventToJson, HUMAN_HEADER, humanLine, type Style } from "../lib/format.ts";
+import {
+  eventToJson,
+  formatBytes,
+  HUMAN_HEADER,
+  humanLine,
+  lossReason,
+  plural,
+  type Style,
+} from "../lib/format.ts";
+import { readProcStat } from "../lib/proc_stat.ts";
 import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
-import { watch } from "../lib/watcher.ts";
-import { BrokenPipeError, LineWriter, warn } from "./output.ts";
+import { type ProcWatcher, watch, type WatcherStats } from "../lib/watcher.ts";
+import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
 import { parseBytes, parseCount, parseEvents, parsePid, parseSeconds } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 
@@ -43,7 +55,14 @@ export interface WatchCommandOptions {
   stats?: true;
   context?: true;
   realtime?: true;
+  keepGoing?: true;
 }
+
+/** Event types the process table follows (TABLE_BITS in lib/watcher.ts). */
+const TABLE_TYPES: readonly EventType[] = ["fork", "exec", "comm", "uid", "exit"];
+
+/** The receive buffer asked for without `--buffer` (lib/watcher.ts's default). */
+const DEFAULT_RECEIVE_BUFFER = 16 << 20;
 
 /** Builds the `watch` subcommand. */
 export function watchCommand(): Command {
@@ -92,6 +111,10 @@ export function watchCommand(): Command {
       parseBytes,
     )
     .option("-v, --verbose", "say on stderr how events are received")
+    .option(
+      "--keep-going",
+      "with -p/--tree: keep watching after every watched process has ended (default: end then, exit 0)",
+    )
     .action(async (options) => {
       Deno.exitCode = await runWatch(options);
     }) as unknown as Command;
@@ -101,6 +124,15 @@ export function watchCommand(): Command {
 export function useColor(): boolean {
   return !Deno.noColor && Deno.stdout.isTerminal();
 }
+
+/** How often `watch -p`/`--tree` looks whether its processes are all gone. */
+const GONE_CHECK_MS = 100;
+/**
+ * After /proc shows them gone, how long to keep receiving before closing:
+ * their exit events were sent (do_exit() calls proc_exit_connector() before
+ * the task becomes a zombie) and arrive within the watcher's linger (≤ 8 ms).
+ */
+const GONE_GRACE_MS = 100;
 
 /** Runs `watch` and returns the exit code. */
 export async function runWatch(options: WatchCommandOptions): Promise<number> {
@@ -112,6 +144,13 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   // --failed alone means "show me failures": exits and core dumps.
   const events = options.events ?? (options.failed ? ["exit", "coredump"] : undefined);
   if (options.realtime) raisePriority("realtime");
+  // Identify the watched processes now: a pid reused later is another process.
+  const targets = options.keepGoing
+    ? []
+    : [...options.pid, ...(options.tree === undefined ? [] : [options.tree])].map((pid) => ({
+      pid,
+      startTicks: readProcStat(pid)?.startTicks ?? null,
+    }));
 
   const watcher = watch({
     events,
@@ -132,35 +171,49 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   let exitCode: number = ExitCode.OK;
   const stopSignals = onTerminationSignal((signal) => {
     exitCode = 128 + signal;
-    watcher.close();
+    watcher.close(); // unregisters from the kernel at once, stalled output or not
   });
   const timer = options.duration === undefined
     ? undefined
     : setTimeout(() => watcher.close(), options.duration * 1000);
   await watcher.ready;
   if (options.verbose) {
-    warn(
-      `procwatch: listening (${
-        watcher.filterMode === "kernel" ? "kernel-side event filter" : "filtering in procwatch"
-      }, receive buffer ${watcher.receiveBufferBytes} bytes${
-        options.buffer !== undefined && watcher.receiveBufferBytes < options.buffer
-          ? `, capped: asked for ${options.buffer}, the most the kernel grants`
-          : ""
-      })`,
-    );
+    for (const line of listeningLines(watcher, events, options, format === "json")) warn(line);
   }
 
   const style: Style = { color: useColor() };
-  const out = new LineWriter();
   const stats = options.stats ? new EventStats() : undefined;
   const table = watcher.processTable;
   const tree = format === "tree"
     ? new TreeFormatter({
-      root: options.tree,
+      root: options.tree ?? options.ppid,
       parentOf: (pid) => table?.get(pid)?.ppid,
       style,
     })
     : undefined;
+  const render = (event: ProcEvent): string | null => {
+    if (tree !== undefined) return tree.line(event);
+    // The offset the watcher gave this event's `time`: JSON and human lines show that instant.
+    const offset = wallClock.offsetAt(event.timestampNs);
+    return format === "human" ? humanLine(event, style, offset) : eventToJson(event, offset);
+  };
+  // Lines a stalled reader had no room for come back as one `lost` event
+  // (reason "output") once it reads again: in the output, on stderr, in -S.
+  const out = stdout({
+    lossLine: (count) => {
+      const event = outputLoss(count);
+      stats?.add(event);
+      reportLoss(event);
+      return render(event) ?? "";
+    },
+    onStall: () =>
+      warn(
+        `procwatch: warning: stdout is not being read: dropping output lines beyond ${
+          formatBytes(OUTPUT_CAPACITY)
+        } (counted as lost, reason "output")`,
+      ),
+  });
+  const ending = targets.length === 0 ? undefined : endWhenGone(targets, options.tree, watcher);
   let remaining = options.count ?? Infinity;
   try {
     if (format === "human") {
@@ -169,24 +222,17 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     }
     for await (const batch of watcher.batches()) {
       for (const event of batch) {
-        // The offset the watcher gave this event's `time`: JSON and human lines show that instant.
-        const offset = wallClock.offsetAt(event.timestampNs);
         if (event.type === "lost") reportLoss(event);
         stats?.add(event);
-        if (tree !== undefined) {
-          const line = tree.line(event);
-          if (line !== null) out.line(line);
-        } else {
-          out.line(
-            format === "human" ? humanLine(event, style, offset) : eventToJson(event, offset),
-          );
-        }
+        const line = render(event);
+        if (line !== null) out.line(line);
         if (event.type !== "lost" && --remaining === 0) break;
       }
       out.flush();
       if (remaining === 0) break;
     }
     if (stats !== undefined) {
+      out.reportLoss(); // first, so that the summary counts it
       const seconds = Number(monotonicNs() - started) / 1e9;
       if (format === "json") out.line(JSON.stringify(stats.toJSON(seconds)));
       else for (const line of stats.table(seconds)) out.line(line);
@@ -197,21 +243,198 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   } finally {
     watcher.close();
     clearTimeout(timer);
-    stopSignals();
+    ending?.stop();
+  }
+  // Waits for a slow reader, but a signal cuts it short (cli/output.ts).
+  const before = out.dropped;
+  const written = await out.drain();
+  const abandoned = out.dropped - before;
+  if (!written && !out.broken && abandoned > 0) {
+    warn(
+      `procwatch: warning: ${
+        plural(abandoned, "line")
+      } of output not written: stdout was not being read`,
+    );
   }
   if (options.verbose) {
-    const counters = watcher.stats;
-    warn(`procwatch: ${JSON.stringify(counters)}`);
+    for (const line of counterLines(watcher.stats, out.dropped, format === "json")) {
+      warn(line);
+    }
   }
+  await stderr().drain();
+  stopSignals();
   return exitCode;
 }
 
-function reportLoss(event: Extract<ProcEvent, { type: "lost" }>): void {
+/** A `lost` event for `count` output lines dropped while stdout was not read. */
+function outputLoss(count: number): LostEvent {
+  const timestampNs = monotonicNs();
+  return {
+    type: "lost",
+    cpu: null,
+    timestampNs,
+    time: new Date(Number((timestampNs + wallClock.offsetAt(timestampNs)) / 1_000_000n)),
+    count,
+    reason: "output",
+    exact: true,
+  };
+}
+
+/** Whether `pid` (started at `startTicks`) has ended: gone, reused, or a zombie. */
+function processGone(pid: number, startTicks: bigint | null): boolean {
+  if (!processExists(pid)) return true;
+  const stat = readProcStat(pid);
+  if (stat === null) return true;
+  if (startTicks !== null && stat.startTicks !== startTicks) return true; // pid reused
+  if (stat.state !== "Z" && stat.state !== "X") return false;
+  // A zombie leader whose other threads still run has not ended: the kernel
+  // delays its release until they exit (delay_group_leader(), kernel/exit.c).
+  return (listDirectory(`/proc/${pid}/task`)?.length ?? 0) <= 1;
+}
+
+/**
+ * Closes `watcher` once every watched process (`-p`, and with `--tree` the
+ * root and every descendant the process table knows alive) has ended, like
+ * `strace -p`. Polls /proc: exit events may be filtered out (`-e exec`) or lost.
+ */
+function endWhenGone(
+  targets: { pid: number; startTicks: bigint | null }[],
+  treeRoot: number | undefined,
+  watcher: ProcWatcher,
+): { stop(): void } {
+  let closeTimer: ReturnType<typeof setTimeout> | undefined;
+  const treeAlive = (): boolean => {
+    const table = watcher.processTable;
+    if (treeRoot === undefined || table === null) return false;
+    for (const pid of listPids()) {
+      const record = table.get(pid);
+      if (record?.inTree && record.exitNs === null && !processGone(pid, null)) return true;
+    }
+    return false;
+  };
+  const check = setInterval(() => {
+    if (closeTimer !== undefined || watcher.closed) return;
+    if (targets.some(({ pid, startTicks }) => !processGone(pid, startTicks))) return;
+    if (treeAlive()) return;
+    closeTimer = setTimeout(() => watcher.close(), GONE_GRACE_MS);
+  }, GONE_CHECK_MS);
+  return {
+    stop() {
+      clearInterval(check);
+      clearTimeout(closeTimer);
+    },
+  };
+}
+
+/** The `-v` lines said once listening: filter and receive buffer, as sentences or one JSON object. */
+function listeningLines(
+  watcher: ProcWatcher,
+  events: readonly EventType[] | undefined,
+  options: WatchCommandOptions,
+  json: boolean,
+): string[] {
+  const types = events === undefined || EVENT_TYPES.every((type) => events.includes(type))
+    ? null
+    : [...new Set(events)];
+  const asked = options.buffer ?? DEFAULT_RECEIVE_BUFFER;
+  const granted = watcher.receiveBufferBytes;
+  // __sock_set_rcvbuf() (net/core/sock.c): min(val, INT_MAX / 2), doubled.
+  const capped = asked > MAX_RECEIVE_BUFFER_REQUEST;
+  if (json) {
+    return [JSON.stringify({
+      type: "listening",
+      port: watcher.portId,
+      filter: types === null ? "none" : watcher.filterMode,
+      events: types ?? EVENT_TYPES,
+      failedOnly: options.failed ?? false,
+      receiveBufferBytes: granted,
+      requestedReceiveBufferBytes: asked,
+      capped: capped,
+    })];
+  }
+  const failed = options.failed ? " (exits: only failed ones)" : "";
+  let filter: string;
+  if (types === null && !options.failed) {
+    filter = "all event types (no kernel filter needed)";
+  } else if (watcher.filterMode === "kernel") {
+    // The process table (context, process filters) follows these types
+    // whatever is shown: TABLE_BITS in lib/watcher.ts.
+    const table = watcher.processTable === null
+      ? []
+      : TABLE_TYPES.filter((type) => !(types ?? EVENT_TYPES).includes(type));
+    filter = `event types filtered in the kernel: ${(types ?? EVENT_TYPES).join(", ")}${failed}${
+      table.length === 0
+        ? ""
+        : `; it also sends ${table.join(", ")} for procwatch's process table (not shown)`
+    }`;
+  } else {
+    filter = `event types filtered in procwatch: ${(types ?? EVENT_TYPES).join(", ")}${failed} (${
+      options.kernelFilter
+        ? "the kernel cannot filter them: Linux before 6.6"
+        : "--no-kernel-filter"
+    })`;
+  }
+  // SO_RCVBUF: the kernel stores twice the size asked for, the extra half
+  // for its own bookkeeping (sock_setsockopt(), net/core/sock.c; socket(7)).
+  const buffer = capped
+    ? `receive buffer: ${formatBytes(granted)} (capped: asked for ${
+      formatBytes(asked)
+    }, the most the kernel grants is ${formatBytes(granted)})`
+    : granted === asked * 2
+    ? `receive buffer: ${formatBytes(granted)} (the kernel doubles the ${
+      formatBytes(asked)
+    } asked for, half of it for its bookkeeping)`
+    : `receive buffer: ${formatBytes(granted)} (asked for ${
+      formatBytes(asked)
+    }; the kernel caps it at twice net.core.rmem_max unless procwatch runs as root)`;
+  return [
+    `procwatch: listening to the kernel's process events (netlink port ${watcher.portId})`,
+    `procwatch: ${filter}`,
+    `procwatch: ${buffer}`,
+  ];
+}
+
+/** The `-v` lines at the end: what was received, passed on, filtered, lost and ignored. */
+function counterLines(
+  counters: Readonly<WatcherStats>,
+  lostInOutput: number,
+  json: boolean,
+): string[] {
+  if (json) return [JSON.stringify({ type: "counters", ...counters, lostInOutput })];
+  const lines = [
+    `procwatch: received ${plural(counters.received, "message")} from the kernel; passed on ${
+      plural(counters.delivered, "event")
+    }; filtered out ${plural(counters.filtered, "event")} in procwatch`,
+  ];
+  const lost: string[] = [];
+  if (counters.lostByKernel > 0) {
+    lost.push(
+      `${plural(counters.lostByKernel, "event")} dropped by the kernel (socket buffer full ${
+        plural(counters.overruns, "time")
+      }; try --buffer)`,
+    );
+  }
+  if (counters.lostInQueue > 0) {
+    lost.push(`${plural(counters.lostInQueue, "event")} dropped by procwatch's queue`);
+  }
+  if (lostInOutput > 0) {
+    lost.push(`${plural(lostInOutput, "line")} of output dropped (stdout was not being read)`);
+  }
+  lines.push(`procwatch: ${lost.length === 0 ? "nothing lost" : `lost: ${lost.join("; ")}`}`);
+  const ignored: string[] = [];
+  if (counters.foreign > 0) {
+    ignored.push(`${plural(counters.foreign, "message")} not sent by the kernel`);
+  }
+  if (counters.malformed > 0) ignored.push(`${plural(counters.malformed, "malformed message")}`);
+  if (counters.unknown > 0) ignored.push(`${plural(counters.unknown, "event")} of unknown type`);
+  if (ignored.length > 0) lines.push(`procwatch: ignored: ${ignored.join("; ")}`);
+  return lines;
+}
+
+function reportLoss(event: LostEvent): void {
   warn(
-    `procwatch: warning: ${event.count} events lost (${
-      event.reason === "kernel"
-        ? "the kernel dropped them: socket buffer full"
-        : "procwatch's queue was full"
+    `procwatch: warning: ${event.count} ${event.count === 1 ? "event" : "events"} lost (${
+      lossReason(event.reason)
     }${event.cpu === null ? "" : `, cpu ${event.cpu}`})`,
   );
 }

@@ -52,6 +52,8 @@ export const LIBC_SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** ssize_t write(int fd, const void *buf, size_t count); */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** off_t lseek(int fd, off_t offset, int whence); */
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   /** ssize_t readlink(const char *path, char *buf, size_t size); */
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   /** int ioctl(int fd, unsigned long request, void *arg); (variadic in C; used with one pointer) */

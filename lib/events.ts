@@ -346,8 +346,11 @@ export interface LostEvent extends EventBase {
   type: "lost";
   /** How many events were lost. */
   count: number;
-  /** Who lost them: the kernel (socket overrun) or procwatch's own queue. */
-  reason: "kernel" | "queue";
+  /**
+   * Who lost them: the kernel (socket overrun), procwatch's own queue, or —
+   * only from the CLI — its output queue, because stdout was not being read.
+   */
+  reason: "kernel" | "queue" | "output";
   /** Whether `count` is exact (sequence gaps) or a lower bound (drop counters). */
   exact: boolean;
 }

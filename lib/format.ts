@@ -137,7 +137,65 @@ export function formatDuration(ns: bigint): string {
 }
 
 /**
- * The process column: the command line when known, else `[comm]`, else `?`.
+ * Escapes what a terminal or `grep` would misread in a name: C0 control
+ * characters (`\n`, `\t`, `\r`, ESC as `\x1b`, the others as `\xNN`), DEL
+ * (`\x7f`), C1 controls (`\u0080`–`\u009f`) and the backslash itself (`\\`),
+ * so that one event stays one line and escape sequences are shown, not run.
+ * Text without those characters is returned unchanged. Bytes that were not
+ * valid UTF-8 arrive here already replaced by U+FFFD (see lib/proc_parse.ts).
+ *
+ * @example
+ * ```ts
+ * import { escapeText } from "./format.ts";
+ * console.log(escapeText("a\nb\x1b[31m")); // a\nb\x1b[31m (as backslash sequences)
+ * ```
+ */
+export function escapeText(text: string): string {
+  // deno-lint-ignore no-control-regex
+  if (!/[\x00-\x1f\x7f-\x9f\\]/.test(text)) return text;
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (char) => {
+    const code = char.charCodeAt(0);
+    switch (char) {
+      case "\\":
+        return "\\\\";
+      case "\n":
+        return "\\n";
+      case "\t":
+        return "\\t";
+      case "\r":
+        return "\\r";
+    }
+    const hex = code.toString(16).padStart(2, "0");
+    return code >= 0x80 ? `\\u00${hex}` : `\\x${hex}`;
+  });
+}
+
+/**
+ * A command line for human output, on one line: each argument as
+ * {@linkcode commandLine} quotes it for a POSIX shell, except an argument
+ * holding control characters, which is written in bash's `$'...'` notation
+ * with {@linkcode escapeText}'s escapes (`$'a\nb'`): unambiguous, and
+ * pasteable into bash, zsh or ksh.
+ *
+ * @example
+ * ```ts
+ * import { humanCommandLine } from "./format.ts";
+ * console.log(humanCommandLine(["printf", "a\nb"])); // printf $'a\nb'
+ * ```
+ */
+export function humanCommandLine(argv: readonly string[]): string {
+  // deno-lint-ignore no-control-regex
+  const control = /[\x00-\x1f\x7f-\x9f]/;
+  if (!argv.some((arg) => control.test(arg))) return commandLine(argv);
+  return argv.map((arg) =>
+    control.test(arg) ? `$'${escapeText(arg).replaceAll("'", "\\'")}'` : commandLine([arg])
+  ).join(" ");
+}
+
+/**
+ * The process column: the command line when known, else `[comm]`, else `?`;
+ * control characters escaped ({@linkcode humanCommandLine}, {@linkcode escapeText}).
  *
  * @example
  * ```ts
@@ -149,8 +207,61 @@ export function processLabel(
   info: { comm: string | null; cmdline: readonly string[] | null } | undefined,
 ): string {
   if (info === undefined) return "";
-  if (info.cmdline !== null && info.cmdline.length > 0) return commandLine(info.cmdline);
-  return info.comm === null ? "?" : `[${info.comm}]`;
+  if (info.cmdline !== null && info.cmdline.length > 0) return humanCommandLine(info.cmdline);
+  return info.comm === null ? "?" : `[${escapeText(info.comm)}]`;
+}
+
+/**
+ * `1 event`, `2 events`: a count with its noun, singular or plural.
+ *
+ * @example
+ * ```ts
+ * import { plural } from "./format.ts";
+ * console.log(plural(1, "event"), plural(3, "event")); // "1 event 3 events"
+ * ```
+ */
+export function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
+}
+
+/**
+ * A size in bytes as people write it: `32 MiB`, `416 KiB`, `1000 bytes`
+ * (binary units, exact to one decimal).
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./format.ts";
+ * console.log(formatBytes(33554432)); // "32 MiB"
+ * ```
+ */
+export function formatBytes(bytes: number): string {
+  for (const [unit, size] of [["GiB", 1 << 30], ["MiB", 1 << 20], ["KiB", 1 << 10]] as const) {
+    if (bytes >= size) {
+      const value = bytes / size;
+      return `${Number.isInteger(value) ? value : value.toFixed(1)} ${unit}`;
+    }
+  }
+  return plural(bytes, "byte");
+}
+
+/**
+ * Why a `lost` event's events were lost, in words.
+ *
+ * @example
+ * ```ts
+ * import { lossReason } from "./format.ts";
+ * console.log(lossReason("output")); // "stdout was not being read: output dropped"
+ * ```
+ */
+export function lossReason(reason: "kernel" | "queue" | "output"): string {
+  switch (reason) {
+    case "kernel":
+      return "the kernel dropped them: socket buffer full";
+    case "queue":
+      return "procwatch's queue was full";
+    case "output":
+      return "stdout was not being read: output dropped";
+  }
 }
 
 /**
@@ -225,9 +336,9 @@ export function humanLine(
 ): string {
   const time = clockTime(event.timestampNs + wallOffsetNs);
   if (event.type === "lost") {
-    return `${time} ${paint("lost".padEnd(8), "lost", style)} ${
-      String(event.count).padStart(7)
-    } events lost (${event.reason}${event.cpu === null ? "" : `, cpu ${event.cpu}`})`;
+    return `${time} ${paint("lost".padEnd(8), "lost", style)} ${String(event.count).padStart(7)} ${
+      event.count === 1 ? "event" : "events"
+    } lost (${event.reason}${event.cpu === null ? "" : `, cpu ${event.cpu}`})`;
   }
   const info = event.process;
   const pid = event.type === "fork" ? event.childPid : event.pid;
@@ -237,7 +348,11 @@ export function humanLine(
   const duration = event.type === "exit" && info?.durationNs != null
     ? formatDuration(info.durationNs)
     : "";
-  const gone = info?.procGone ? " (gone)" : "";
+  // "(gone)": this event's process had already ended when procwatch read its
+  // /proc entry, so the columns show what was known before (the exec
+  // capture's record, the parent's at a fork). Never on exit lines: every
+  // exiting process is gone, so the mark would say nothing there.
+  const gone = info?.procGone && event.type !== "exit" ? " (gone)" : "";
   return `${time} ${paint(event.type.padEnd(8), kind, style)} ${String(pid).padStart(7)} ${
     user.slice(0, 8).padEnd(8)
   } ${(info?.tty ?? "").padEnd(6)} ${details(event).padEnd(22)} ${duration.padStart(9)} ${
@@ -263,7 +378,7 @@ function details(event: Exclude<ProcEvent, { type: "lost" }>): string {
         ? `${thread}detached`
         : `${thread}attached by ${event.tracerPid}`;
     case "comm":
-      return `${thread}renamed ${JSON.stringify(event.comm)}`;
+      return `${thread}renamed ${JSON.stringify(event.comm)}`; // JSON escapes controls too
     case "coredump":
       return `${thread}parent ${event.parentPid ?? "?"}`;
     case "exit":

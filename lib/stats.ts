@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ProcEvent } from "./events.ts";
+import type { LostEvent, ProcEvent } from "./events.ts";
 
 const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
   ["fork", "Fork"],
@@ -89,13 +89,16 @@ export class EventStats {
   readonly totals: StatsRow = emptyRow();
   /** Counts per process name (the command's name; `pid N` when unknown). */
   readonly byProcess: Map<string, StatsRow> = new Map();
-  /** Events lost (kernel or queue). */
+  /** Events lost (kernel, queue or output). */
   lost = 0;
+  /** Events lost, per reason (see `LostEvent.reason`). */
+  readonly lostBy: Record<LostEvent["reason"], number> = { kernel: 0, queue: 0, output: 0 };
 
   /** Counts one event. */
   add(event: ProcEvent): void {
     if (event.type === "lost") {
       this.lost += event.count;
+      this.lostBy[event.reason] += event.count;
       return;
     }
     const pid = event.type === "fork" ? event.childPid : event.pid;
@@ -134,13 +137,21 @@ export class EventStats {
       b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1)
     );
     return [
-      `procwatch: ${this.totals.total} events in ${seconds.toFixed(1)} s${
-        this.lost > 0 ? `, ${this.lost} lost` : ""
-      }`,
+      `procwatch: ${this.totals.total} ${this.totals.total === 1 ? "event" : "events"} in ${
+        seconds.toFixed(1)
+      } s${this.lost > 0 ? `, ${this.lost} lost (${this.#lostWords()})` : ""}`,
       header,
       ...rows.map(([name, counts]) => row(counts, name)),
       row(this.totals, "Total"),
     ];
+  }
+
+  #lostWords(): string {
+    const words = { kernel: "by the kernel", queue: "in procwatch's queue", output: "in output" };
+    return (Object.keys(words) as LostEvent["reason"][])
+      .filter((reason) => this.lostBy[reason] > 0)
+      .map((reason) => `${this.lostBy[reason]} ${words[reason]}`)
+      .join(", ");
   }
 
   /**
@@ -157,6 +168,7 @@ export class EventStats {
       type: "summary",
       seconds,
       lost: this.lost,
+      lostBy: this.lostBy,
       totals: this.totals,
       processes: Object.fromEntries(this.byProcess),
     };

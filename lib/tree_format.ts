@@ -7,7 +7,14 @@
  */
 
 import type { ProcEvent } from "./events.ts";
-import { formatDuration, paint, processLabel, shortExit, type Style } from "./format.ts";
+import {
+  escapeText,
+  formatDuration,
+  paint,
+  processLabel,
+  shortExit,
+  type Style,
+} from "./format.ts";
 
 /** Looks up a process's parent (from the process table). */
 export type ParentOf = (pid: number) => number | null | undefined;
@@ -35,7 +42,10 @@ export class TreeFormatter {
   readonly #style: Style;
   readonly #root: number | null;
 
-  /** `root`: the pid shown unindented (`--tree PID`); `parentOf` finds ancestors. */
+  /**
+   * `root`: the pid shown unindented (`--tree PID`, `--ppid PID`); `parentOf`
+   * finds ancestors (the process table's `ppid`).
+   */
   constructor(
     options: { root?: number; parentOf?: ParentOf; style?: Style } = {},
   ) {
@@ -54,7 +64,9 @@ export class TreeFormatter {
         this.#remember(event.childPid, depth);
         return `${indent(depth)}${event.childPid} ${
           paint("fork", "fork", this.#style)
-        } of ${event.parentPid}${event.process?.comm ? ` (${event.process.comm})` : ""}`;
+        } of ${event.parentPid}${
+          event.process?.comm ? ` (${escapeText(event.process.comm)})` : ""
+        }`;
       }
       case "exec": {
         if (event.pid !== event.tid) return null;
@@ -66,7 +78,9 @@ export class TreeFormatter {
       case "exit": {
         if (event.pid !== event.tid) return null;
         const depth = this.#depthOf(event.pid, event.process?.ppid ?? null);
-        this.#depths.delete(event.pid);
+        // Forget it (its pid may be reused), except the root: its children
+        // seen later must still sit one level below it.
+        if (event.pid !== this.#root) this.#depths.delete(event.pid);
         const duration = event.process?.durationNs;
         const status = paint(
           `exited status=${shortExit(event)}`,
@@ -95,31 +109,45 @@ export class TreeFormatter {
           paint(`renamed ${JSON.stringify(event.comm)}`, "comm", this.#style)
         }`;
       case "lost":
-        return paint(`(${event.count} events lost)`, "lost", this.#style);
+        return paint(
+          `(${event.count} ${event.count === 1 ? "event" : "events"} lost: ${event.reason})`,
+          "lost",
+          this.#style,
+        );
       default:
         return null;
     }
   }
 
-  /** Depth of `pid`: remembered, else one below the nearest remembered ancestor, else 0. */
+  /**
+   * Depth of `pid`: the number of ancestors between it and the root (`--tree`
+   * or `--ppid` PID), else between it and the top of its known ancestry
+   * (pid 1 when the process table knows the whole chain, as extrace counts).
+   * The whole chain is remembered, so siblings always share their parent's
+   * depth + 1, whichever of them — or the parent — shows up first.
+   */
   #depthOf(pid: number, ppid: number | null): number {
     const known = this.#depths.get(pid);
     if (known !== undefined) return known;
-    let distance = 0;
-    let current: number | null | undefined = pid;
+    const chain = [pid];
+    let base = -1; // depth of the ancestor above chain's last entry; -1: none known
     let parent: number | null | undefined = ppid ?? this.#parentOf(pid);
-    while (distance < MAX_DEPTH && parent !== null && parent !== undefined && parent > 0) {
-      distance++;
+    while (chain.length <= MAX_DEPTH && parent !== null && parent !== undefined && parent > 0) {
       const depth = this.#depths.get(parent);
       if (depth !== undefined) {
-        this.#remember(pid, depth + distance);
-        return depth + distance;
+        base = depth;
+        break;
       }
-      current = parent;
-      parent = this.#parentOf(current);
+      if (chain.includes(parent)) break; // a stale table may hold a cycle
+      chain.push(parent);
+      parent = this.#parentOf(parent);
     }
-    this.#remember(pid, 0);
-    return 0;
+    // chain[i] is i generations below chain's top; the top sits at base + 1.
+    const top = base + 1;
+    for (let i = chain.length - 1, depth = top; i >= 0; i--, depth++) {
+      this.#remember(chain[i], depth);
+    }
+    return top + chain.length - 1;
   }
 
   #remember(pid: number, depth: number): void {

@@ -130,7 +130,15 @@ kernelTest("human output: one line per event with decoded exit status and name",
 kernelTest("watch -D stops after the duration; -p follows one process", async () => {
   const sleeper = new Deno.Command("/bin/sleep", { args: ["0.3"] }).spawn();
   const started = Date.now();
-  const result = await runCli(["watch", "--json", "-p", String(sleeper.pid), "-D", "1"]);
+  const result = await runCli([
+    "watch",
+    "--json",
+    "--keep-going",
+    "-p",
+    String(sleeper.pid),
+    "-D",
+    "1",
+  ]);
   await sleeper.status;
   assert.equal(result.code, 0, result.stderr);
   assert.ok(Date.now() - started >= 900);

@@ -248,11 +248,13 @@ kernelTest(
           json.child.kill("SIGKILL");
         } catch { /* already ended */ }
       }
-      const match = /receive buffer (\d+) bytes, capped: asked for (\d+)/.exec(json.stderr());
-      assert.ok(match, `-v does not say the buffer was capped: ${json.stderr()}`);
+      const listening = json.stderr().split("\n").filter((line) => line.includes('"listening"'))
+        .map((line) => JSON.parse(line));
+      assert.equal(listening.length, 1, `-v --json printed no listening line: ${json.stderr()}`);
+      assert.equal(listening[0].capped, true, `-v does not say the buffer was capped`);
       // __sock_set_rcvbuf(): min(val, INT_MAX / 2) doubled.
-      assert.equal(Number(match[1]), 2 ** 31 - 2);
-      assert.equal(Number(match[2]), parseBytes(size));
+      assert.equal(listening[0].receiveBufferBytes, 2 ** 31 - 2);
+      assert.equal(listening[0].requestedReceiveBufferBytes, parseBytes(size));
     }
   },
 );

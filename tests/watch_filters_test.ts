@@ -65,7 +65,11 @@ serialKernelTest(
     const cli = spawnDeno("cli.ts", ["watch", "-v", "--failed", "-S"]);
     let workload: Deno.ChildProcess | undefined;
     try {
-      await cli.stderr.waitFor((line) => line.includes("listening (kernel-side event filter"));
+      await cli.stderr.waitFor((line) =>
+        line.includes(
+          "event types filtered in the kernel: exit, coredump (exits: only failed ones)",
+        )
+      );
       workload = spawnShell("ulimit -c 0; /bin/true; (exit 3); kill -SEGV $$").child;
       await workload.status;
       await cli.stdout.waitFor((line) =>
