@@ -6,16 +6,25 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { monotonicNs, wallOffsetNs } from "../ffi/clock.ts";
-import { raisePriority } from "../ffi/priority.ts";
-import { processExists } from "../ffi/process.ts";
 import type { EventType, ProcEvent } from "../lib/events.ts";
-import { ExitCode, NoSuchProcessError, UsageError } from "../lib/errors.ts";
+import { ExitCode } from "../lib/errors.ts";
 import { eventToJson, HUMAN_HEADER, humanLine, type Style } from "../lib/format.ts";
 import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
 import { watch } from "../lib/watcher.ts";
 import { BrokenPipeError, LineWriter, warn } from "./output.ts";
-import { parseBytes, parseCount, parseEvents, parsePid, parseSeconds } from "./parse.ts";
+import {
+  addEvents,
+  addPids,
+  addWords,
+  once,
+  parseBytes,
+  parseCount,
+  parsePid,
+  parseSeconds,
+  verbatim,
+} from "./parse.ts";
+import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /** Output formats of `watch`. */
@@ -36,7 +45,7 @@ export interface WatchCommandOptions {
   tree?: number;
   comm?: string[];
   match?: string;
-  uid?: string;
+  uid?: string[];
   ppid?: number;
   failed?: true;
   stats?: true;
@@ -50,44 +59,67 @@ export function watchCommand(): Command {
     .description("print process events as they happen (one line each)")
     .option(
       "-e, --events <list>",
-      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all",
-      parseEvents,
+      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all (repeatable; default: all)",
+      addEvents,
     )
     .option(
       "-p, --pid <pid>",
-      "only events of this process (repeatable)",
-      (value: string, previous: number[]) => [...previous, parsePid(value)],
-      [] as number[],
+      "only events of these processes (repeatable, or comma-separated)",
+      addPids,
     )
-    .option("--tree <pid>", "only this process and its descendants, existing and future", parsePid)
+    .option(
+      "--tree <pid>",
+      "only this process and its descendants, existing and future",
+      once("--tree", parsePid),
+    )
     .option(
       "--comm <name>",
-      "only processes with this name (repeatable, or comma-separated)",
-      (value: string, previous: string[] | undefined) => [
-        ...(previous ?? []),
-        ...value.split(",").map((name) => name.trim()),
-      ],
+      "only processes with these names (repeatable, or comma-separated)",
+      (value: string, previous: string[] | undefined) => addWords("--comm", value, previous),
     )
-    .option("--match <regex>", "only processes whose command line matches")
-    .option("--uid <user>", "only processes of this effective user (name or uid)")
-    .option("--ppid <pid>", "only children of this process", parsePid)
+    .option(
+      "--match <regex>",
+      "only processes whose command line matches",
+      once("--match", verbatim),
+    )
+    .option(
+      "--uid <user>",
+      "only processes of these effective users, names or uids (repeatable, or comma-separated)",
+      (value: string, previous: string[] | undefined) => addWords("--uid", value, previous),
+    )
+    .option("--ppid <pid>", "only children of this process", once("--ppid", parsePid))
     .option(
       "--failed",
       "only failed exits (non-zero or signalled) and core dumps; the kernel filters when it can",
     )
     .option("--threads", "also show events of threads other than the main thread")
-    .option("-D, --duration <seconds>", "stop after this many seconds", parseSeconds)
-    .option("-n, --count <n>", "stop after this many events", parseCount)
+    .option(
+      "-D, --duration <seconds>",
+      "stop after this many seconds",
+      once("--duration", parseSeconds),
+    )
+    .option("-n, --count <n>", "stop after this many events", once("--count", parseCount))
     .option("--json", "print one JSON object per line (same as --format json)")
-    .option("--format <format>", "output format: human, json or tree")
-    .option("-x, --context", "JSON: add each event's process context (`process`)")
+    .option(
+      "--format <format>",
+      "output format: human, json or tree (default: human)",
+      once("--format", verbatim),
+    )
+    .option("-x, --context", "with --json: add each event's process context (`process`)")
     .option("-S, --stats", "print a summary per event type and process at the end")
-    .option("-r, --realtime", "run at real-time priority to name even the shortest processes")
+    .option(
+      "-r, --realtime",
+      "run at real-time priority to name even the shortest processes (needs root; else a warning)",
+    )
     .option("--no-kernel-filter", "filter event types in procwatch, not in the kernel")
-    .option("--buffer <bytes>", "socket receive buffer to ask for (e.g. 64M)", parseBytes)
+    .option(
+      "--buffer <bytes>",
+      "socket receive buffer to ask for, e.g. 64M (default: 16M)",
+      once("--buffer", parseBytes),
+    )
     .option("-v, --verbose", "say on stderr how events are received")
     .action(async (options) => {
-      Deno.exitCode = await runWatch(options);
+      Deno.exitCode = await runWatch({ ...options, pid: options.pid ?? [] });
     }) as unknown as Command;
 }
 
@@ -98,14 +130,10 @@ export function useColor(): boolean {
 
 /** Runs `watch` and returns the exit code. */
 export async function runWatch(options: WatchCommandOptions): Promise<number> {
-  const format = options.json ? "json" : (options.format ?? "human");
-  if (!(FORMATS as readonly string[]).includes(format)) {
-    throw new UsageError(`unknown format '${format}' (known: ${FORMATS.join(", ")})`);
-  }
-  for (const pid of options.pid) if (!processExists(pid)) throw new NoSuchProcessError(pid);
+  const format = checkWatchInput(options);
   // --failed alone means "show me failures": exits and core dumps.
   const events = options.events ?? (options.failed ? ["exit", "coredump"] : undefined);
-  if (options.realtime) raisePriority("realtime");
+  if (options.realtime) raiseRealtimeOrWarn();
 
   const watcher = watch({
     events,

@@ -151,9 +151,13 @@ export class UsageError extends ProcwatchError {
 export class NoSuchProcessError extends ProcwatchError {
   /** The pid that does not exist. */
   readonly pid: number;
-  /** Creates the error. */
-  constructor(pid: number, options?: ErrorOptions) {
-    super(`no such process: ${pid}`, ExitCode.NO_SUCH_PROCESS, options);
+  /** Creates the error; `options.why` adds what is known, e.g. that the pid is beyond pid_max. */
+  constructor(pid: number, options?: ErrorOptions & { why?: string }) {
+    super(
+      `no such process: ${pid}${options?.why ? ` (${options.why})` : ""}`,
+      ExitCode.NO_SUCH_PROCESS,
+      options,
+    );
     this.name = "NoSuchProcessError";
     this.pid = pid;
   }

@@ -25,7 +25,6 @@ import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
 import { effectiveUid, processExists } from "../ffi/process.ts";
 import {
   NetworkNamespaceError,
-  NoSuchProcessError,
   PermissionError,
   ProcEventsUnavailableError,
   ProcwatchError,
@@ -34,6 +33,7 @@ import {
   WaitTimeoutError,
 } from "./errors.ts";
 import type { ExitEvent } from "./events.ts";
+import { checkProcessId } from "./pids.ts";
 import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
 import { decodeWaitStatus, shellStatus } from "./signals.ts";
 import { type ProcWatcher, watch } from "./watcher.ts";
@@ -324,20 +324,10 @@ function validate(pids: readonly number[]): number[] {
 
 /**
  * Before subscribing: a pid with no process is an error at once, and a
- * thread id is not a process.
+ * thread id is not a process (the same check as `watch -p`).
  */
 function precheck(pid: number): void {
-  const status = readProcStatus(pid);
-  if (status === null) {
-    // /proc may be hidden (hidepid) while the process exists.
-    if (!processExists(pid)) throw new NoSuchProcessError(pid);
-    return;
-  }
-  if (status.tgid !== pid) {
-    throw new UsageError(
-      `${pid} is a thread of process ${status.tgid}, not a process: wait for ${status.tgid}`,
-    );
-  }
+  checkProcessId(pid, "wait for");
 }
 
 /**
