@@ -1,6 +1,25 @@
 /**
  * Turning any error into one line on stderr and an exit code.
  *
+ * Every exit code of the CLI (README.md, "Exit codes" and "## wait"):
+ *
+ * | code    | `watch`, `run`                                                    | `wait`                                  |
+ * | ------- | ----------------------------------------------------------------- | --------------------------------------- |
+ * | 0       | done (`-D`, `-n`, reader left, script finished)                    | 0–255: status of the process waited for |
+ * | 1       | unexpected failure (a bug; `PROCWATCH_DEBUG=1` prints the stack)   | (as the process's status)               |
+ * | 2       | bad command line: option parser, bad value, thread id, conflicts   | the same                                |
+ * | 3       | a Deno permission is missing (`--allow-ffi`, `--allow-read`, `--allow-run` for `run --check`) | the same |
+ * | 4       | the kernel or a sandbox refuses to let procwatch listen           | (falls back to pidfd)                   |
+ * | 5       | no proc events here (no connector, or not the initial namespaces) | (falls back to pidfd)                   |
+ * | 6       | another network namespace                                        | (falls back to pidfd)                   |
+ * | 7       | a pid of `-p`, `--tree`, `--ppid` names no process                | 127                                     |
+ * | 8       | `run`: the script failed to load, to type-check, or threw          | —                                       |
+ * | 124     | —                                                                 | `--timeout` expired                     |
+ * | 125     | —                                                                 | status unknown, or could not wait       |
+ * | 128 + n | ended by signal n (SIGHUP, SIGINT, SIGTERM) after unregistering   | the same                                |
+ *
+ * `-r` without the privilege for real-time priority is a warning, not an error.
+ *
  * @module
  */
 

@@ -209,6 +209,12 @@ const REAP_GRACE_MS = 2000;
  * Rejects with {@linkcode NoSuchProcessError} when there is no such process,
  * {@linkcode WaitTimeoutError} after `timeout`, or the abort reason.
  *
+ * A pid whose end was already reported (by this or an earlier call) is not
+ * remembered: while that process is still a zombie it is reported again at
+ * once (`source: "zombie"`); once its parent has reaped it, the pid names no
+ * process and the call rejects with {@linkcode NoSuchProcessError} at once
+ * (`error.pid`). Keep the {@linkcode ExitInfo} instead of waiting again.
+ *
  * @example
  * ```ts ignore
  * import { waitForExit } from "../mod.ts";
@@ -244,6 +250,10 @@ export function waitForAll(
 
 /**
  * Waits until the first of `pids` ends, and resolves with how it ended.
+ * Every pid must name a process (or zombie) when it is called: one that has
+ * ended and been reaped — say, one an earlier {@linkcode waitForExit}
+ * reported — makes it reject with {@linkcode NoSuchProcessError} for that pid
+ * at once, not wait for the others (see {@linkcode waitForExit}).
  *
  * @example
  * ```ts ignore
