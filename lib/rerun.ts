@@ -8,8 +8,7 @@
 
 /**
  * `deno run FLAGS MAIN ARGS`, shell-quoted. `MAIN` is relative to the
- * working directory when Deno may read it (asked without a prompt), else
- * absolute; both are exact.
+ * working directory when it lies below it, else absolute; both are exact.
  *
  * @example
  * ```ts
@@ -26,7 +25,7 @@ export function rerunCommand(
 
 /**
  * The path of the program that was run (`Deno.mainModule`), relative to the
- * working directory when that may be read without a prompt.
+ * working directory when it lies below it.
  *
  * @example
  * ```ts
@@ -39,11 +38,9 @@ export function mainModulePath(): string {
   if (!main.startsWith("file://")) return main;
   main = decodeURIComponent(main.slice("file://".length));
   try {
-    // Deno.cwd() needs read access and would prompt on a terminal without it.
-    if (Deno.permissions.querySync({ name: "read", path: "." }).state === "granted") {
-      const cwd = Deno.cwd();
-      if (main.startsWith(`${cwd}/`)) main = main.slice(cwd.length + 1);
-    }
+    // Deno 2 gives the working directory without read access (no prompt).
+    const cwd = Deno.cwd();
+    if (main.startsWith(`${cwd}/`)) main = main.slice(cwd.length + 1);
   } catch {
     // The absolute path is just as exact.
   }
