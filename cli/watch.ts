@@ -59,7 +59,7 @@ export function watchCommand(): Command {
     .description("print process events as they happen (one line each)")
     .option(
       "-e, --events <list>",
-      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all (repeatable; default: all)",
+      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all (repeatable; default: all, or exit,coredump with --failed)",
       addEvents,
     )
     .option(

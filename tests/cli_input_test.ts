@@ -223,50 +223,67 @@ kernelTest("-e exec -e exit shows both event types (children of a shell loop)", 
 });
 
 kernelTest("--uid root --uid nobody shows processes of both users, no one else's", async () => {
-  const as = (uid: number, tag: string) =>
-    `setpriv --reuid=${uid} --regid=${uid} --clear-groups /bin/true ${tag}`;
-  const loop = await startOrphan(
-    `while :; do /bin/true as-root; ${as(65534, "as-nobody")}; ${
-      as(1, "as-daemon")
-    }; sleep 0.05; done`,
-  );
-  try {
-    const child = await spawnDeno(CLI, [
-      "watch",
-      "--json",
-      "-x",
-      "-e",
-      "exec",
-      "--uid",
-      "root",
-      "--uid",
-      "nobody",
-    ]);
-    // The loop's /bin/true execs, by the tag it gave each; `uid` as /proc showed it.
-    const trues = (events: Record<string, unknown>[]) =>
-      events.flatMap((event) => {
-        const info = event.process as { cmdline: string[] | null; uid: number | null } | undefined;
-        const cmdline = info?.cmdline;
-        return cmdline?.[0] === "/bin/true" && cmdline[1]?.startsWith("as-")
-          ? [{ tag: cmdline[1], uid: info?.uid }]
-          : [];
+  await withDir(async (dir) => {
+    await Deno.chmod(dir, 0o777);
+    // One shell loop per user, each started under its user, so every /bin/true is exec'd once,
+    // by a process whose user never changes; daemon's loop counts its rounds in a file.
+    const loop = (tag: string, after = "") =>
+      `while :; do /bin/true ${tag}; ${after} sleep 0.05; done`;
+    const as = (uid: number, script: string) =>
+      `exec setpriv --reuid=${uid} --regid=${uid} --clear-groups sh -c '${script}'`;
+    const count = `${dir}/daemon-rounds`;
+    const loops = [
+      await startOrphan(as(1, loop("as-daemon", `echo x >> ${count};`))),
+      await startOrphan(loop("as-root")),
+      await startOrphan(as(65534, loop("as-nobody"))),
+    ];
+    try {
+      const child = await spawnDeno(CLI, [
+        "watch",
+        "--json",
+        "-x",
+        "-e",
+        "exec",
+        "--uid",
+        "root",
+        "--uid",
+        "nobody",
+      ]);
+      // The loops' /bin/true execs, by the tag each was given, with the uid procwatch gave.
+      const trues = (events: Record<string, unknown>[]) =>
+        events.flatMap((event) => {
+          const info = event.process as { cmdline: string[] | null; uid: number | null };
+          const cmdline = info?.cmdline;
+          return cmdline?.[0] === "/bin/true" && cmdline[1]?.startsWith("as-")
+            ? [{ tag: cmdline[1], uid: info.uid }]
+            : [];
+        });
+      const rounds = () => (Deno.readTextFileSync(count).match(/x/g) ?? []).length;
+      // Listening once an event came; then two more daemon rounds must end (its /bin/true was
+      // exec'd while we listened), then root must exec twice more: the kernel queued those
+      // later, so any daemon exec event would already have been read.
+      let listening: number | undefined;
+      let rootsAfter: number | undefined;
+      const { events } = await collectJson(child, (events) => {
+        const roots = trues(events).filter((entry) => entry.tag === "as-root").length;
+        if (events.length === 0) return false;
+        listening ??= rounds();
+        if (rootsAfter === undefined && rounds() >= listening + 2) rootsAfter = roots;
+        return rootsAfter !== undefined && roots >= rootsAfter + 2 &&
+          trues(events).some((entry) => entry.tag === "as-nobody");
       });
-    const { events } = await collectJson(child, (events) => {
-      const tags = trues(events).map((entry) => entry.tag);
-      // Two rounds of root: a whole round (with its daemon exec) went by in between.
-      return tags.filter((tag) => tag === "as-root").length >= 3 && tags.includes("as-nobody");
-    });
-    const found = trues(events);
-    assert.ok(found.some((entry) => entry.tag === "as-nobody" && entry.uid === 65534));
-    assert.ok(found.some((entry) => entry.tag === "as-root" && entry.uid === 0));
-    assert.ok(!found.some((entry) => entry.tag === "as-daemon"), JSON.stringify(found));
-    for (const event of events) {
-      const uid = (event.process as { uid: number | null } | undefined)?.uid;
-      assert.ok(uid === 0 || uid === 65534, `only root and nobody: ${JSON.stringify(event)}`);
+      const found = trues(events);
+      assert.ok(found.some((entry) => entry.tag === "as-nobody" && entry.uid === 65534));
+      assert.ok(found.some((entry) => entry.tag === "as-root" && entry.uid === 0));
+      assert.ok(!found.some((entry) => entry.tag === "as-daemon"), JSON.stringify(found));
+      for (const event of events) {
+        const uid = (event.process as { uid: number | null } | undefined)?.uid;
+        assert.ok(uid === 0 || uid === 65534, `only root and nobody: ${JSON.stringify(event)}`);
+      }
+    } finally {
+      loops.forEach(killQuietly);
     }
-  } finally {
-    killQuietly(loop);
-  }
+  });
 });
 
 kernelTest("-p A -p B,C follows every named process", async () => {
