@@ -10,7 +10,7 @@
  */
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { reportError } from "./cli/errors.ts";
+import { reportError, usageLine } from "./cli/errors.ts";
 import { waitCommand } from "./cli/wait.ts";
 import { watchCommand } from "./cli/watch.ts";
 import { runCommand, scriptOutlivesMain } from "./cli/run.ts";
@@ -18,14 +18,17 @@ import { ExitCode } from "./lib/errors.ts";
 import { warn } from "./cli/output.ts";
 
 /**
- * Errors go to stderr as one line. Colours are decided here because commander
- * would read CLICOLOR_FORCE from the environment, which needs --allow-env.
+ * Errors of the option parser go to stderr as one `procwatch:` line naming
+ * the help to read. Colours are decided here because commander would read
+ * CLICOLOR_FORCE from the environment, which needs --allow-env.
  */
-const OUTPUT = {
-  outputError: (text: string) => warn(text.trimEnd()),
-  getOutHasColors: () => false,
-  getErrHasColors: () => false,
-};
+function outputFor(command: string) {
+  return {
+    outputError: (text: string) => warn(usageLine(text, command)),
+    getOutHasColors: () => false,
+    getErrHasColors: () => false,
+  };
+}
 
 /** Builds the whole command tree. */
 export function buildProgram(): Command {
@@ -35,9 +38,9 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     .enablePositionalOptions()
-    .configureOutput(OUTPUT);
+    .configureOutput(outputFor("procwatch"));
   for (const command of [watchCommand(), waitCommand(), runCommand()]) {
-    command.exitOverride().configureOutput(OUTPUT);
+    command.exitOverride().configureOutput(outputFor(`procwatch ${command.name()}`));
     program.addCommand(command);
   }
   return program as unknown as Command;

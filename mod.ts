@@ -106,5 +106,5 @@ export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
 export { TreeFormatter } from "./lib/tree_format.ts";
 export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
 export { UserNames } from "./lib/users.ts";
-export { kill } from "./lib/kill.ts";
+export { checkSignal, kill } from "./lib/kill.ts";
 export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";

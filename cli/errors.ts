@@ -1,11 +1,31 @@
 /**
  * Turning any error into one line on stderr and an exit code.
  *
+ * Every exit code of the CLI (README.md, "Exit codes" and "## wait"):
+ *
+ * | code    | `watch`, `run`                                                    | `wait`                                  |
+ * | ------- | ----------------------------------------------------------------- | --------------------------------------- |
+ * | 0       | done (`-D`, `-n`, reader left, script finished)                    | 0–255: status of the process waited for |
+ * | 1       | unexpected failure (a bug; `PROCWATCH_DEBUG=1` prints the stack)   | (as the process's status)               |
+ * | 2       | bad command line: option parser, bad value, thread id, conflicts   | the same                                |
+ * | 3       | a Deno permission is missing (`--allow-ffi`, `--allow-read`, `--allow-run` for `run --check`) | the same |
+ * | 4       | the kernel or a sandbox refuses to let procwatch listen           | (falls back to pidfd)                   |
+ * | 5       | no proc events here (no connector, or not the initial namespaces) | (falls back to pidfd)                   |
+ * | 6       | another network namespace                                        | (falls back to pidfd)                   |
+ * | 7       | a pid of `-p`, `--tree`, `--ppid` names no process                | 127                                     |
+ * | 8       | `run`: the script failed to load, to type-check, or threw          | —                                       |
+ * | 124     | —                                                                 | `--timeout` expired                     |
+ * | 125     | —                                                                 | status unknown, or could not wait       |
+ * | 128 + n | ended by signal n (SIGHUP, SIGINT, SIGTERM) after unregistering   | the same                                |
+ *
+ * `-r` without the privilege for real-time priority is a warning, not an error.
+ *
  * @module
  */
 
 import { FfiPermissionError } from "../ffi/libc.ts";
 import { ExitCode, ProcwatchError } from "../lib/errors.ts";
+import { rerunCommand } from "../lib/rerun.ts";
 import { warn } from "./output.ts";
 
 /** The CLI's arguments as given, before `run` hands `Deno.args` to a script. */
@@ -14,7 +34,8 @@ const ORIGINAL_ARGS: readonly string[] = [...Deno.args];
 /**
  * The command line that repeats this invocation with the permissions
  * procwatch needs, e.g. `deno run --allow-ffi cli.ts watch --json`
- * (`run` also needs `--allow-read` to load the script).
+ * (`run` also needs `--allow-read` to load the script, and `--allow-run`
+ * for `run --check`).
  *
  * @example
  * ```ts ignore
@@ -23,22 +44,45 @@ const ORIGINAL_ARGS: readonly string[] = [...Deno.args];
  * ```
  */
 export function exactCommand(): string {
-  let main = Deno.mainModule;
-  if (main.startsWith("file://")) {
-    main = decodeURIComponent(main.slice("file://".length));
-    try {
-      const cwd = Deno.cwd();
-      if (main.startsWith(`${cwd}/`)) main = main.slice(cwd.length + 1);
-    } catch {
-      // Without read permission the absolute path is just as exact.
-    }
+  const flags = ["--allow-ffi"];
+  if (ORIGINAL_ARGS[0] === "run") {
+    flags.push("--allow-read");
+    if (runChecks(ORIGINAL_ARGS)) flags.push("--allow-run");
   }
-  const flags = ORIGINAL_ARGS[0] === "run" ? ["--allow-ffi", "--allow-read"] : ["--allow-ffi"];
-  return ["deno", "run", ...flags, main, ...ORIGINAL_ARGS].map(shellQuote).join(" ");
+  return rerunCommand(flags, ORIGINAL_ARGS);
 }
 
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+/** Whether `run`'s own options (before the script) include `--check`. */
+function runChecks(args: readonly string[]): boolean {
+  for (const arg of args.slice(1)) {
+    if (arg === "--check") return true;
+    if (!arg.startsWith("-")) return false;
+  }
+  return false;
+}
+
+/**
+ * One line for an error of the option parser (commander writes
+ * `error: unknown option '--jsn'` and maybe `(Did you mean --json?)` on a
+ * second line): `procwatch: unknown option '--jsn' (did you mean --json?);
+ * see 'procwatch watch --help'`.
+ *
+ * @example
+ * ```ts
+ * import { usageLine } from "./errors.ts";
+ * console.log(usageLine("error: missing required argument 'pid'\n", "procwatch wait"));
+ * // procwatch: missing required argument 'pid'; see 'procwatch wait --help'
+ * ```
+ */
+export function usageLine(text: string, command: string): string {
+  const [first = "bad command line", ...rest] = text.replace(/^error: /, "").split("\n")
+    .map((line) => line.trim()).filter((line) => line !== "");
+  const hints = rest.map((line) => line.replace(/^\((.*)\)$/, "$1"))
+    .map((line) => line.charAt(0).toLowerCase() + line.slice(1));
+  const what = first.replace(/\.$/, "");
+  return `procwatch: ${what}${
+    hints.length > 0 ? ` (${hints.join("; ")})` : ""
+  }; see '${command} --help'`;
 }
 
 /** Prints `procwatch: <message>` and returns the exit code for `error`. */

@@ -7,7 +7,13 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { exitNow } from "../ffi/process.ts";
-import { NoSuchProcessError, UsageError, WaitExitCode, WaitTimeoutError } from "../lib/errors.ts";
+import {
+  ExitCode,
+  NoSuchProcessError,
+  UsageError,
+  WaitExitCode,
+  WaitTimeoutError,
+} from "../lib/errors.ts";
 import { describeExit, isoTimeNs } from "../lib/format.ts";
 import { wallClock } from "../lib/wall_clock.ts";
 import {
@@ -19,7 +25,7 @@ import {
 } from "../lib/wait.ts";
 import { reportError } from "./errors.ts";
 import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
-import { parsePid, parseSeconds } from "./parse.ts";
+import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /**
@@ -70,12 +76,17 @@ export function waitCommand(): Command {
       parsePid(value),
     ])
     .option("-a, --any", "return when the first of the processes ends (default: all)")
-    .option("-t, --timeout <seconds>", "give up after this long: exit 124", parseSeconds)
+    .option(
+      "-t, --timeout <seconds>",
+      "give up after this long: exit 124 (0: no limit, as with timeout(1))",
+      once("--timeout", parseSeconds),
+    )
     .option("-q, --quiet", "print nothing on stdout")
     .option("--json", "print one JSON object per ended process")
     .option(
       "--method <method>",
       `how to wait: auto (proc connector, else pidfd), connector, pidfd (default: $${WAIT_METHOD_ENV} or auto)`,
+      once("--method", verbatim),
     )
     .option("-v, --verbose", "say on stderr which mechanism is used, and when it is armed")
     // Commander asks the environment (CLICOLOR_FORCE) whether to colour help;
@@ -174,7 +185,10 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
   try {
     const waitOptions = {
       method,
-      timeout: options.timeout === undefined ? undefined : options.timeout * 1000,
+      // `--timeout 0` is no limit, as with timeout(1).
+      timeout: options.timeout === undefined || options.timeout === 0
+        ? undefined
+        : options.timeout * 1000,
       signal: controller.signal,
       handleSignals: false,
       onArmed,
@@ -195,8 +209,10 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
       return WaitExitCode.TIMEOUT;
     }
     if (error instanceof UsageError) throw error;
-    reportError(error);
-    return WaitExitCode.UNKNOWN;
+    // A missing Deno permission is exit 3, as for every subcommand; any other
+    // failure to wait is 125 ("status unknown"), as for timeout(1).
+    const code = reportError(error);
+    return code === ExitCode.NO_FFI ? code : WaitExitCode.UNKNOWN;
   } finally {
     // Output never blocks (a stalled reader cannot delay SIGTERM); what is
     // queued is written now, unless a signal's grace period ends first.

@@ -8,12 +8,11 @@ import { Command } from "@commander-js/extra-typings";
 import { monotonicNs } from "../ffi/clock.ts";
 import { MAX_RECEIVE_BUFFER_REQUEST } from "../ffi/connector.ts";
 import { wallClock } from "../lib/wall_clock.ts";
-import { raisePriority } from "../ffi/priority.ts";
 import { processExists } from "../ffi/process.ts";
 import { listPids } from "../ffi/proc_dir.ts";
 import { listDirectory } from "../ffi/proc_fs.ts";
 import { EVENT_TYPES, type EventType, type LostEvent, type ProcEvent } from "../lib/events.ts";
-import { ExitCode, NoSuchProcessError, UsageError } from "../lib/errors.ts";
+import { ExitCode } from "../lib/errors.ts";
 import {
   eventToJson,
   formatBytes,
@@ -28,7 +27,18 @@ import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
 import { type ProcWatcher, watch, type WatcherStats } from "../lib/watcher.ts";
 import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
-import { parseBytes, parseCount, parseEvents, parsePid, parseSeconds } from "./parse.ts";
+import {
+  addEvents,
+  addPids,
+  addWords,
+  once,
+  parseBytes,
+  parseCount,
+  parsePid,
+  parseSeconds,
+  verbatim,
+} from "./parse.ts";
+import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /** Output formats of `watch`. */
@@ -49,7 +59,7 @@ export interface WatchCommandOptions {
   tree?: number;
   comm?: string[];
   match?: string;
-  uid?: string;
+  uid?: string[];
   ppid?: number;
   failed?: true;
   stats?: true;
@@ -70,45 +80,64 @@ export function watchCommand(): Command {
     .description("print process events as they happen (one line each)")
     .option(
       "-e, --events <list>",
-      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all",
-      parseEvents,
+      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all (repeatable; default: all, or exit,coredump with --failed)",
+      addEvents,
     )
     .option(
       "-p, --pid <pid>",
-      "only events of this process (repeatable)",
-      (value: string, previous: number[]) => [...previous, parsePid(value)],
-      [] as number[],
+      "only events of these processes (repeatable, or comma-separated)",
+      addPids,
     )
-    .option("--tree <pid>", "only this process and its descendants, existing and future", parsePid)
+    .option(
+      "--tree <pid>",
+      "only this process and its descendants, existing and future",
+      once("--tree", parsePid),
+    )
     .option(
       "--comm <name>",
-      "only processes with this name (repeatable, or comma-separated)",
-      (value: string, previous: string[] | undefined) => [
-        ...(previous ?? []),
-        ...value.split(",").map((name) => name.trim()),
-      ],
+      "only processes with these names (repeatable, or comma-separated)",
+      (value: string, previous: string[] | undefined) => addWords("--comm", value, previous),
     )
-    .option("--match <regex>", "only processes whose command line matches")
-    .option("--uid <user>", "only processes of this effective user (name or uid)")
-    .option("--ppid <pid>", "only children of this process", parsePid)
+    .option(
+      "--match <regex>",
+      "only processes whose command line matches",
+      once("--match", verbatim),
+    )
+    .option(
+      "--uid <user>",
+      "only processes of these effective users, names or uids (repeatable, or comma-separated)",
+      (value: string, previous: string[] | undefined) => addWords("--uid", value, previous),
+    )
+    .option("--ppid <pid>", "only children of this process", once("--ppid", parsePid))
     .option(
       "--failed",
       "only failed exits (non-zero or signalled) and core dumps; the kernel filters when it can",
     )
     .option("--threads", "also show events of threads other than the main thread")
-    .option("-D, --duration <seconds>", "stop after this many seconds", parseSeconds)
-    .option("-n, --count <n>", "stop after this many events", parseCount)
+    .option(
+      "-D, --duration <seconds>",
+      "stop after this many seconds",
+      once("--duration", parseSeconds),
+    )
+    .option("-n, --count <n>", "stop after this many events", once("--count", parseCount))
     .option("--json", "print one JSON object per line (same as --format json)")
-    .option("--format <format>", "output format: human, json or tree")
-    .option("-x, --context", "JSON: add each event's process context (`process`)")
+    .option(
+      "--format <format>",
+      "output format: human, json or tree (default: human)",
+      once("--format", verbatim),
+    )
+    .option("-x, --context", "with --json: add each event's process context (`process`)")
     .option("-S, --stats", "print a summary per event type and process at the end")
-    .option("-r, --realtime", "run at real-time priority to name even the shortest processes")
+    .option(
+      "-r, --realtime",
+      "run at real-time priority to name even the shortest processes (needs root; else a warning)",
+    )
     .option("--no-kernel-filter", "filter event types in procwatch, not in the kernel")
     .option(
       "--buffer <bytes>",
-      "socket receive buffer to ask for (e.g. 64M); more than the kernel grants (2G for root, " +
-        "net.core.rmem_max otherwise) is capped, -v says so",
-      parseBytes,
+      "socket receive buffer to ask for, e.g. 64M (default: 16M); more than the kernel grants " +
+        "(2G for root, net.core.rmem_max otherwise) is capped, -v says so",
+      once("--buffer", parseBytes),
     )
     .option("-v, --verbose", "say on stderr how events are received")
     .option(
@@ -116,7 +145,7 @@ export function watchCommand(): Command {
       "with -p/--tree: keep watching after every watched process has ended (default: end then, exit 0)",
     )
     .action(async (options) => {
-      Deno.exitCode = await runWatch(options);
+      Deno.exitCode = await runWatch({ ...options, pid: options.pid ?? [] });
     }) as unknown as Command;
 }
 
@@ -129,21 +158,17 @@ export function useColor(): boolean {
 const GONE_CHECK_MS = 100;
 /**
  * After /proc shows them gone, how long to keep receiving before closing:
- * their exit events were sent (do_exit() calls proc_exit_connector() before
- * the task becomes a zombie) and arrive within the watcher's linger (≤ 8 ms).
+ * do_exit() sends the exit event just after exit_notify() makes the task a
+ * zombie, so /proc can show the end a little before the event arrives.
  */
 const GONE_GRACE_MS = 100;
 
 /** Runs `watch` and returns the exit code. */
 export async function runWatch(options: WatchCommandOptions): Promise<number> {
-  const format = options.json ? "json" : (options.format ?? "human");
-  if (!(FORMATS as readonly string[]).includes(format)) {
-    throw new UsageError(`unknown format '${format}' (known: ${FORMATS.join(", ")})`);
-  }
-  for (const pid of options.pid) if (!processExists(pid)) throw new NoSuchProcessError(pid);
+  const format = checkWatchInput(options);
   // --failed alone means "show me failures": exits and core dumps.
   const events = options.events ?? (options.failed ? ["exit", "coredump"] : undefined);
-  if (options.realtime) raisePriority("realtime");
+  if (options.realtime) raiseRealtimeOrWarn();
   // Identify the watched processes now: a pid reused later is another process.
   const targets = options.keepGoing
     ? []

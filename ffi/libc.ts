@@ -9,6 +9,9 @@
  * @module
  */
 
+import { ExitCode, ProcwatchError } from "../lib/errors.ts";
+import { rerunCommand } from "../lib/rerun.ts";
+
 /** libc's symbols, each with its C signature. */
 export const LIBC_SYMBOLS = {
   /** int socket(int domain, int type, int protocol); */
@@ -117,7 +120,9 @@ export const LIBC_SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**
- * Raised when procwatch runs without `--allow-ffi`.
+ * Raised when procwatch runs without `--allow-ffi`. A {@linkcode ProcwatchError}
+ * with exit code 3 (`ExitCode.NO_FFI`); its message names the program that
+ * was run (a script run directly, or `cli.ts`) in the command to use.
  *
  * @example
  * ```ts ignore
@@ -129,11 +134,12 @@ export const LIBC_SYMBOLS = {
  * }
  * ```
  */
-export class FfiPermissionError extends Error {
+export class FfiPermissionError extends ProcwatchError {
   /** Creates the error. */
   constructor(cause?: unknown) {
     super(
-      "procwatch needs FFI access to talk to the kernel: run it as `deno run --allow-ffi cli.ts ...`",
+      `needs FFI access to talk to the kernel; run it as: ${rerunCommand(["--allow-ffi"])}`,
+      ExitCode.NO_FFI,
       { cause },
     );
     this.name = "FfiPermissionError";

@@ -169,7 +169,9 @@ export class EventContext {
     const filters = this.#filters;
     if (filters.tree !== null && !record.inTree) return false;
     if (filters.ppid !== null && this.table.parentOf(record) !== filters.ppid) return false;
-    if (filters.uid !== null && record.euid !== filters.uid) return false;
+    if (filters.uid !== null && (record.euid === null || !filters.uid.has(record.euid))) {
+      return false;
+    }
     return true;
   }
 

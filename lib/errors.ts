@@ -18,9 +18,16 @@ export const ExitCode = {
   OK: 0,
   /** An unexpected failure: a bug or an unusual system error. */
   FAILURE: 1,
-  /** Bad command line: unknown option, unknown event name, malformed pid. */
+  /**
+   * Bad command line: unknown option or command, missing argument, unknown
+   * event name, malformed pid or one above the kernel's limit, a thread id
+   * given as a pid, a single-valued option given twice, conflicting options.
+   */
   USAGE: 2,
-  /** Deno was started without `--allow-ffi` (or, for `run`, without `--allow-read`). */
+  /**
+   * Deno was started without `--allow-ffi` (or, for `run`, without
+   * `--allow-read`; for `run --check`, without `--allow-run`). `wait` too.
+   */
   NO_FFI: 3,
   /** Not allowed to listen: needs root / CAP_NET_ADMIN on this kernel. */
   PERMISSION: 4,
@@ -28,9 +35,9 @@ export const ExitCode = {
   UNAVAILABLE: 5,
   /** Running in a network namespace other than the initial one. */
   NETWORK_NAMESPACE: 6,
-  /** A pid given on the command line does not exist. */
+  /** A pid given with `-p`, `--tree` or `--ppid` does not exist (`wait` says 127). */
   NO_SUCH_PROCESS: 7,
-  /** A user script failed to load or threw. */
+  /** A user script failed to load, failed `run --check`, or threw. */
   SCRIPT: 8,
 } as const;
 
@@ -151,9 +158,13 @@ export class UsageError extends ProcwatchError {
 export class NoSuchProcessError extends ProcwatchError {
   /** The pid that does not exist. */
   readonly pid: number;
-  /** Creates the error. */
-  constructor(pid: number, options?: ErrorOptions) {
-    super(`no such process: ${pid}`, ExitCode.NO_SUCH_PROCESS, options);
+  /** Creates the error; `options.why` adds what is known, e.g. that the pid is beyond pid_max. */
+  constructor(pid: number, options?: ErrorOptions & { why?: string }) {
+    super(
+      `no such process: ${pid}${options?.why ? ` (${options.why})` : ""}`,
+      ExitCode.NO_SUCH_PROCESS,
+      options,
+    );
     this.name = "NoSuchProcessError";
     this.pid = pid;
   }

@@ -25,8 +25,8 @@ export interface ProcessFilterOptions {
   comm?: string | readonly string[];
   /** Only processes whose command line (arguments joined by spaces) matches. */
   match?: RegExp | string;
-  /** Only processes whose effective user is this (name or uid). */
-  uid?: number | string;
+  /** Only processes whose effective user is this one (name or uid), or one of these. */
+  uid?: number | string | readonly (number | string)[];
   /** Only children of this process. */
   ppid?: number;
 }
@@ -36,7 +36,7 @@ export interface CompiledFilters {
   tree: number | null;
   comm: ReadonlySet<string> | null;
   match: RegExp | null;
-  uid: number | null;
+  uid: ReadonlySet<number> | null;
   ppid: number | null;
 }
 
@@ -50,7 +50,7 @@ export interface CompiledFilters {
  * import { compileFilters } from "./filters.ts";
  * import { UserNames } from "./users.ts";
  * const filters = compileFilters({ comm: "sshd", uid: "root" }, new UserNames());
- * console.log(filters.uid); // 0
+ * console.log(filters.uid); // Set(1) { 0 }
  * ```
  */
 export function compileFilters(options: ProcessFilterOptions, users: UserNames): CompiledFilters {
@@ -75,7 +75,12 @@ export function compileFilters(options: ProcessFilterOptions, users: UserNames):
       throw new UsageError(`invalid regular expression '${options.match}': ${reason}`);
     }
   }
-  const uid = options.uid === undefined ? null : users.resolve(options.uid);
+  let uid: Set<number> | null = null;
+  if (options.uid !== undefined) {
+    const wanted = typeof options.uid === "object" ? options.uid : [options.uid];
+    if (wanted.length === 0) throw new UsageError("empty user list in uid filter");
+    uid = new Set(wanted.map((user) => users.resolve(user)));
+  }
   return { tree, comm, match, uid, ppid };
 }
 

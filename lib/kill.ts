@@ -21,14 +21,31 @@ import { signalNumber } from "./signals.ts";
  * ```
  */
 export function kill(pid: number, signal: string | number = "SIGTERM"): boolean {
-  const number = typeof signal === "number" ? signal : signalNumber(signal);
-  if (number === undefined || number < 0 || number > 64) {
-    throw new UsageError(`unknown signal '${signal}'`);
-  }
+  const number = checkSignal(signal);
   try {
     sendSignal(pid, number);
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * The number of a signal given by name (`"TERM"`, `"SIGKILL"`, `"SIGRTMIN+2"`)
+ * or number; throws {@linkcode UsageError} for one that does not exist. A
+ * script checks its `--signal` argument with it at start, before the first
+ * {@linkcode kill}.
+ *
+ * @example
+ * ```ts
+ * import { checkSignal } from "./kill.ts";
+ * console.log(checkSignal("TERM")); // 15
+ * ```
+ */
+export function checkSignal(signal: string | number): number {
+  const number = typeof signal === "number" ? signal : signalNumber(signal);
+  if (number === undefined || !Number.isInteger(number) || number < 0 || number > 64) {
+    throw new UsageError(`unknown signal '${signal}'`);
+  }
+  return number;
 }

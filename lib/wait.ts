@@ -29,7 +29,6 @@ import { listDirectory } from "../ffi/proc_fs.ts";
 import { effectiveUid, processExists } from "../ffi/process.ts";
 import {
   NetworkNamespaceError,
-  NoSuchProcessError,
   PermissionError,
   ProcEventsUnavailableError,
   ProcwatchError,
@@ -38,6 +37,7 @@ import {
   WaitTimeoutError,
 } from "./errors.ts";
 import type { ExitEvent, ProcEvent } from "./events.ts";
+import { checkProcessId } from "./pids.ts";
 import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
 import { decodeWaitStatus, shellStatus } from "./signals.ts";
 import { type ProcWatcher, watch } from "./watcher.ts";
@@ -213,6 +213,12 @@ const REAP_GRACE_MS = 2000;
  * Rejects with {@linkcode NoSuchProcessError} when there is no such process,
  * {@linkcode WaitTimeoutError} after `timeout`, or the abort reason.
  *
+ * A pid whose end was already reported (by this or an earlier call) is not
+ * remembered: while that process is still a zombie it is reported again at
+ * once (`source: "zombie"`); once its parent has reaped it, the pid names no
+ * process and the call rejects with {@linkcode NoSuchProcessError} at once
+ * (`error.pid`). Keep the {@linkcode ExitInfo} instead of waiting again.
+ *
  * @example
  * ```ts ignore
  * import { waitForExit } from "../mod.ts";
@@ -248,6 +254,10 @@ export function waitForAll(
 
 /**
  * Waits until the first of `pids` ends, and resolves with how it ended.
+ * Every pid must name a process (or zombie) when it is called: one that has
+ * ended and been reaped — say, one an earlier {@linkcode waitForExit}
+ * reported — makes it reject with {@linkcode NoSuchProcessError} for that pid
+ * at once, not wait for the others (see {@linkcode waitForExit}).
  *
  * @example
  * ```ts ignore
@@ -331,20 +341,10 @@ function validate(pids: readonly number[]): number[] {
 
 /**
  * Before subscribing: a pid with no process is an error at once, and a
- * thread id is not a process.
+ * thread id is not a process (the same check as `watch -p`).
  */
 function precheck(pid: number): void {
-  const status = readProcStatus(pid);
-  if (status === null) {
-    // /proc may be hidden (hidepid) while the process exists.
-    if (!processExists(pid)) throw new NoSuchProcessError(pid);
-    return;
-  }
-  if (status.tgid !== pid) {
-    throw new UsageError(
-      `${pid} is a thread of process ${status.tgid}, not a process: wait for ${status.tgid}`,
-    );
-  }
+  checkProcessId(pid, "wait for");
 }
 
 /**

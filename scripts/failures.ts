@@ -11,24 +11,31 @@
  * @module
  */
 
-import { describeExit, formatDuration, processLabel, watch } from "../mod.ts";
+import { describeExit, formatDuration, processLabel, ProcwatchError, watch } from "../mod.ts";
 
-// failedOnly: only exits with a non-zero status or a signal reach us.
-const watcher = watch({ events: ["exit", "coredump"], failedOnly: true, context: true });
-await watcher.ready;
-console.error(
-  `reporting failures (${
-    watcher.filterMode === "kernel" ? "kernel-side filter" : "filtered in procwatch"
-  })`,
-);
-for await (const event of watcher) {
-  if (event.type !== "exit" && event.type !== "coredump") continue;
-  const info = event.process;
-  const parent = `parent ${info?.ppid ?? "?"} (${info?.parentComm ?? "?"})`;
-  if (event.type === "coredump") {
-    console.log(`${event.pid} ${processLabel(info)}: dumping core, ${parent}`);
-  } else {
-    const lived = info?.durationNs == null ? "" : ` after ${formatDuration(info.durationNs)}`;
-    console.log(`${event.pid} ${processLabel(info)}: ${describeExit(event)}${lived}, ${parent}`);
+try {
+  // failedOnly: only exits with a non-zero status or a signal reach us.
+  const watcher = watch({ events: ["exit", "coredump"], failedOnly: true, context: true });
+  await watcher.ready;
+  console.error(
+    `reporting failures (${
+      watcher.filterMode === "kernel" ? "kernel-side filter" : "filtered in procwatch"
+    })`,
+  );
+  for await (const event of watcher) {
+    if (event.type !== "exit" && event.type !== "coredump") continue;
+    const info = event.process;
+    const parent = `parent ${info?.ppid ?? "?"} (${info?.parentComm ?? "?"})`;
+    if (event.type === "coredump") {
+      console.log(`${event.pid} ${processLabel(info)}: dumping core, ${parent}`);
+    } else {
+      const lived = info?.durationNs == null ? "" : ` after ${formatDuration(info.durationNs)}`;
+      console.log(`${event.pid} ${processLabel(info)}: ${describeExit(event)}${lived}, ${parent}`);
+    }
   }
+} catch (error) {
+  // No --allow-ffi, not allowed to listen, a network namespace: one line, procwatch's code.
+  if (!(error instanceof ProcwatchError)) throw error;
+  console.error(`failures: ${error.message}`);
+  Deno.exit(error.exitCode);
 }

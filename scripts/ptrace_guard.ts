@@ -11,7 +11,7 @@
  * @module
  */
 
-import { commandLine, kill, watch } from "../mod.ts";
+import { commandLine, kill, ProcwatchError, watch } from "../mod.ts";
 
 const allowed = new Set<string>();
 let killTracee = false;
@@ -25,19 +25,26 @@ for (let i = 0; i < Deno.args.length; i++) {
   }
 }
 
-// `context` keeps the process table, which names the tracer as well.
-const watcher = watch({ events: ["ptrace"], context: true });
-await watcher.ready;
-console.error(`guarding against ptrace (allowed: ${[...allowed].join(", ") || "none"})`);
-for await (const event of watcher) {
-  if (event.type !== "ptrace" || event.tracerPid === 0) continue; // tracer 0: a detach
-  const tracer = watcher.processTable?.get(event.tracerPid);
-  if (tracer?.comm && allowed.has(tracer.comm)) continue;
-  const tracee = event.process;
-  console.log(
-    `ALERT: ${event.pid} (${tracee?.comm ?? "?"}) ptrace-attached by ${event.tracerPid} (${
-      tracer?.comm ?? "?"
-    }: ${commandLine(tracer?.cmdline ?? [])})`,
-  );
-  if (killTracee) console.log(`${event.pid} ${kill(event.pid, "SIGKILL") ? "killed" : "gone"}`);
+try {
+  // `context` keeps the process table, which names the tracer as well.
+  const watcher = watch({ events: ["ptrace"], context: true });
+  await watcher.ready;
+  console.error(`guarding against ptrace (allowed: ${[...allowed].join(", ") || "none"})`);
+  for await (const event of watcher) {
+    if (event.type !== "ptrace" || event.tracerPid === 0) continue; // tracer 0: a detach
+    const tracer = watcher.processTable?.get(event.tracerPid);
+    if (tracer?.comm && allowed.has(tracer.comm)) continue;
+    const tracee = event.process;
+    console.log(
+      `ALERT: ${event.pid} (${tracee?.comm ?? "?"}) ptrace-attached by ${event.tracerPid} (${
+        tracer?.comm ?? "?"
+      }: ${commandLine(tracer?.cmdline ?? [])})`,
+    );
+    if (killTracee) console.log(`${event.pid} ${kill(event.pid, "SIGKILL") ? "killed" : "gone"}`);
+  }
+} catch (error) {
+  // No --allow-ffi, not allowed to listen, a network namespace: one line, procwatch's code.
+  if (!(error instanceof ProcwatchError)) throw error;
+  console.error(`ptrace_guard: ${error.message}`);
+  Deno.exit(error.exitCode);
 }

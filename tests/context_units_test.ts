@@ -105,7 +105,7 @@ Deno.test("filters: bad input is a one-line UsageError; a missing tree root is N
     users,
   );
   assert.deepEqual([...filters.comm ?? []], ["averyveryveryl".padEnd(15, "o").slice(0, 15)]);
-  assert.equal(filters.uid, 0);
+  assert.deepEqual(filters.uid, new Set([0]));
   assert.equal(filters.tree, 1);
 });
 
