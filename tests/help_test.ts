@@ -264,8 +264,11 @@ Deno.test({
       `(( $#a )) && print -r -- "\${(j: :)a}" >> ${out}; }'`,
       ...requests.flatMap((line) => [
         `print -r -- "== ${line}" >> ${out}`,
+        `before=$(wc -l < ${out})`,
         `zpty -w -n z $'${line}\t'`,
-        "sleep 1.5",
+        // Until the completion functions offered something (the first TAB also loads compinit).
+        `for i in {1..300}; do (( $(wc -l < ${out}) > before )) && break; sleep 0.1; done`,
+        "sleep 0.5",
         `zpty -w -n z $'\\C-u'`,
       ]),
       "zpty -d z",

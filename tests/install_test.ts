@@ -7,8 +7,8 @@
  * The README examples name pids 1234 and 5678: the test starts two processes
  * (not its children, held by a gate file) and puts their pids there. A `wait`
  * example gets `-v` so that the gates open only once it is armed; a `watch` or
- * `run` example runs until its proc connector socket is registered and then
- * gets SIGTERM (or ends by itself, e.g. `-n 100`). Pipes and `&& ./deploy`
+ * `run` example runs until its proc connector socket is registered and its
+ * set-up is over, and then gets SIGTERM (or ends by itself, e.g. `-n 100`). Pipes and `&& ./deploy`
  * are cut off: the procwatch part is what is checked.
  */
 
@@ -92,6 +92,21 @@ function hasConnectorSocket(pid: number): boolean {
     const fields = line.trim().split(/\s+/);
     return fields[1] === "11" && Number(fields[2]) === pid;
   });
+}
+
+/** epoll_wait, epoll_pwait, epoll_pwait2: the system calls of an idle Deno event loop. */
+const EPOLL_WAITS = Deno.build.arch === "aarch64" ? ["22", "441"] : ["232", "281", "441"];
+
+/**
+ * Whether the main thread of `pid` waits in its event loop (`/proc/PID/syscall`).
+ * From the moment the watcher's socket exists to the moment its SIGTERM
+ * handling is installed, procwatch runs without yielding (it scans /proc), so
+ * "socket, then idle" means SIGTERM is handled (unregister, exit 143); a
+ * SIGTERM before that kills it outright.
+ */
+function idleInEventLoop(pid: number): boolean {
+  const syscall = (readFileText(`/proc/${pid}/syscall`) ?? "").split(" ")[0];
+  return EPOLL_WAITS.includes(syscall);
 }
 
 /**
@@ -237,8 +252,8 @@ async function checkListener(
     let ended = false;
     running.done.then(() => ended = true);
     await until(
-      () => ended || hasConnectorSocket(child.pid),
-      `a connector socket: ${command}`,
+      () => ended || (hasConnectorSocket(child.pid) && idleInEventLoop(child.pid)),
+      `a connector socket, then an idle event loop: ${command}`,
       30_000,
     );
     if (!ended) {
@@ -289,9 +304,11 @@ kernelTest(
         try {
           const child = start(installed, `procwatch watch --json -e exit -p ${targets.a} -n 1`);
           const running = collect(child);
-          await until(() => hasConnectorSocket(child.pid), "watch to listen", 30_000);
-          // The pid filter is checked at start-up; give it a moment after the socket appears.
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          await until(
+            () => hasConnectorSocket(child.pid) && idleInEventLoop(child.pid),
+            "watch to listen",
+            30_000,
+          );
           targets.gateA.open();
           const outcome = await running.done;
           assert.equal(outcome.code, 0, outcome.stderr);
