@@ -287,9 +287,9 @@ kernelTest(
   "deno task install gives a procwatch on PATH that runs the README's examples",
   async (t) => {
     const dir = await Deno.makeTempDir({ prefix: "procwatch-install-" });
-    const installed = await install(`${dir}/root`);
-    const markdown = Deno.readTextFileSync(`${ROOT}README.md`);
     try {
+      const installed = await install(`${dir}/root`);
+      const markdown = Deno.readTextFileSync(`${ROOT}README.md`);
       await t.step("procwatch --version is deno.json's version", async () => {
         const which = await run(installed, "command -v procwatch");
         assert.equal(which.stdout.trim(), `${dir}/root/bin/procwatch`);
