@@ -2,20 +2,25 @@
  * The procwatch command line.
  *
  * ```sh
- * deno run --allow-ffi cli.ts watch [--json] [-e exec,exit] [-p PID] ...
- * deno run --allow-ffi cli.ts wait [--any] [--timeout SECONDS] PID...
+ * deno task install            # puts `procwatch` on PATH (deno install -g, see deno.json)
+ * procwatch watch [--json] [-e exec,exit] [-p PID] ...
+ * procwatch wait [--any] [--timeout SECONDS] PID...
+ * deno run --allow-ffi cli.ts watch ...   # the same without installing
  * ```
  *
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Argument, Command, CommanderError } from "@commander-js/extra-typings";
+import { completionScript, SHELLS } from "./cli/completions.ts";
+import { helpAfter } from "./cli/help.ts";
+import { manPage } from "./cli/man.ts";
 import { reportError, usageLine } from "./cli/errors.ts";
 import { waitCommand } from "./cli/wait.ts";
 import { watchCommand } from "./cli/watch.ts";
 import { runCommand, scriptOutlivesMain } from "./cli/run.ts";
 import { ExitCode } from "./lib/errors.ts";
-import { warn } from "./cli/output.ts";
+import { BrokenPipeError, finishOutput, stdout, warn } from "./cli/output.ts";
 
 /**
  * Errors of the option parser go to stderr as one `procwatch:` line naming
@@ -39,11 +44,51 @@ export function buildProgram(): Command {
     .exitOverride()
     .enablePositionalOptions()
     .configureOutput(outputFor("procwatch"));
-  for (const command of [watchCommand(), waitCommand(), runCommand()]) {
-    command.exitOverride().configureOutput(outputFor(`procwatch ${command.name()}`));
+  program.addHelpText("after", helpAfter(""));
+  const commands = [
+    watchCommand(),
+    waitCommand(),
+    runCommand(),
+    completionsCommand(),
+    manCommand(),
+  ];
+  for (const command of commands) {
+    command.exitOverride().configureOutput(outputFor(`procwatch ${command.name()}`))
+      .addHelpText("after", helpAfter(command.name()));
     program.addCommand(command);
   }
   return program as unknown as Command;
+}
+
+/** Writes `text` to stdout; a reader that left early (`| head`) is not an error. */
+async function print(text: string): Promise<void> {
+  try {
+    const out = stdout();
+    out.line(text.endsWith("\n") ? text.slice(0, -1) : text);
+    out.flush();
+    await finishOutput();
+  } catch (error) {
+    if (!(error instanceof BrokenPipeError)) throw error;
+  }
+}
+
+/** `procwatch completions SHELL`: the completion script, generated from the command tree. */
+function completionsCommand(): Command {
+  return new Command("completions")
+    .description("print the shell completion script for bash, zsh or fish")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .action(async (shell, _options, command) => {
+      await print(completionScript(command.parent ?? command, shell));
+    }) as unknown as Command;
+}
+
+/** `procwatch man`: the man page in roff, generated from the command tree. */
+function manCommand(): Command {
+  return new Command("man")
+    .description("print the man page (roff): procwatch man | man -l -")
+    .action(async (_options, command) => {
+      await print(manPage(command.parent ?? command));
+    }) as unknown as Command;
 }
 
 /** Runs the CLI with `args` and returns the exit code. */

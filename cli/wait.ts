@@ -92,12 +92,6 @@ export function waitCommand(): Command {
     // Commander asks the environment (CLICOLOR_FORCE) whether to colour help;
     // with --allow-ffi only that would fail, and help needs no colour.
     .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
-    .addHelpText(
-      "after",
-      "\nExit status: that of the last process to end (--any: the first): its exit code, or\n" +
-        "128 + signal number. 124: --timeout expired. 125: status unknown (pidfd fallback),\n" +
-        "or wait failed. 127: no such process. 2: bad usage. 130/143: interrupted.",
-    )
     .action(async (pids, options) => {
       Deno.exitCode = await runWait(pids, options);
       // Run as the CLI, leave at once: the shell is waiting for this exit, all

@@ -263,7 +263,8 @@ kernelTest("wait: bad usage → exit 2 with one line", async () => {
   const help = await runDeno(CLI, ["wait", "--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: procwatch wait \[options\] <pid\.\.\.>/);
-  assert.match(help.stdout, /124: --timeout expired\. 125: status unknown/);
+  assert.match(help.stdout, /^ {2}124 +--timeout expired first$/m);
+  assert.match(help.stdout, /^ {2}125 +status unknown/m);
 
   const timeout = await runDeno(CLI, ["wait", "--timeout", "-1", "1"]);
   assert.equal(timeout.code, 2);
