@@ -32,7 +32,13 @@ export type DecodedMessage =
   }
   | {
     kind: "ack";
-    /** Echo of the request's `seq`... on current kernels a per-CPU number of its own. */
+    /**
+     * The CPU whose counter numbered it (`cn_proc_ack()` goes through
+     * `send_msg()` in cn_proc.c: 4.9 and 6.18 checked); `null` for the -1 of
+     * older kernels (3.x), whose ACKs take no number.
+     */
+    cpu: number | null;
+    /** That CPU's sequence number; on older kernels an echo of the request's `seq`. */
     seq: number;
     /** The request's `ack` + 1. */
     ack: number;
@@ -165,7 +171,8 @@ function decodeConnectorMessage(
     };
   }
   if (what === ProcEventWhat.NONE) {
-    return { kind: "ack", seq, ack, error: view.getUint32(base + 16, true) };
+    const ackCpu = cpu === 0xffffffff ? null : cpu;
+    return { kind: "ack", cpu: ackCpu, seq, ack, error: view.getUint32(base + 16, true) };
   }
   const timestampNs = view.getBigUint64(base + 8, true);
   const head = {

@@ -38,6 +38,8 @@ export type AckWaiter = (ack: number) => { seen: boolean; error: number };
 /** How long to wait for the kernel's ACK of a LISTEN before deciding it is not coming. */
 const ACK_TIMEOUT_MS = 200;
 const LISTEN_TIMEOUT_MS = 1000;
+/** How long to wait for the ACK of a repeatable request before sending it again. */
+const RESEND_MS = 20;
 
 /**
  * Opens the socket, translating system errors into {@linkcode ProcwatchError}s
@@ -69,8 +71,9 @@ export function listen(
     if (allowKernelFilter) {
       const ack = randomU32();
       // PROC_EVENT_ALL first: the kernel filter drops ACKs (what = 0) for any narrower mask.
-      socket.send(controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack, PROC_EVENT_ALL));
-      if (awaitAck(socket, pump, (ack + 1) >>> 0, ACK_TIMEOUT_MS)) {
+      const request = controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack, PROC_EVENT_ALL);
+      socket.send(request);
+      if (awaitAck(socket, pump, (ack + 1) >>> 0, ACK_TIMEOUT_MS, request)) {
         if ((eventMask >>> 0) !== (PROC_EVENT_ALL >>> 0)) {
           socket.send(controlMessage(PROC_CN_MCAST_LISTEN, socket.portId, ack, ack, eventMask));
         }
@@ -103,10 +106,18 @@ function awaitAck(
   pump: AckWaiter,
   ack: number,
   timeoutMs: number,
+  resend: Uint8Array<ArrayBuffer> | null = null,
 ): boolean {
   // The kernel handles a LISTEN inside our send() call, so its ACK is normally
   // queued already; the timed wait covers kernels that answer from a workqueue.
+  // The ACK is a multicast like any event: with a small buffer on a busy
+  // machine it can be dropped (an overrun drops everything until the queue is
+  // read empty). `resend` is a request that is safe to repeat: an 8-byte
+  // `proc_input` LISTEN only sets the socket's filter again on 6.6+
+  // (cn_proc_mcast_ctl() counts a listener once), and older kernels ignore it.
+  // It goes out right after a drain, when the queue has room for its ACK.
   const deadline = Date.now() + timeoutMs;
+  let resendAt = Date.now() + RESEND_MS;
   for (;;) {
     const result = pump(ack);
     if (result.seen) {
@@ -120,9 +131,14 @@ function awaitAck(
       }
       return true;
     }
-    const left = deadline - Date.now();
+    const now = Date.now();
+    const left = deadline - now;
     if (left <= 0) return false;
-    socket.waitSync(left);
+    if (resend !== null && now >= resendAt) {
+      socket.send(resend);
+      resendAt = now + RESEND_MS;
+    }
+    socket.waitSync(resend === null ? left : Math.min(left, RESEND_MS));
   }
 }
 

@@ -515,7 +515,11 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       }
       case "ack":
         this.#stats.received++;
-        this.#sequences.observeAck(message.seq);
+        // Numbered on its CPU like an event (any listener's LISTEN or IGNORE).
+        if (this.#countGaps && message.cpu !== null) {
+          const lost = this.#sequences.observeAck(message.seq, message.cpu);
+          if (lost > 0) this.#reportKernelLoss(lost, message.cpu, true);
+        }
         this.#acks.set(message.ack, message.error);
         if (this.#acks.size > 64) this.#acks.clear();
         return;

@@ -152,12 +152,14 @@ Deno.test("exit before 4.18 (no parent fields, 32-byte proc_event before comm ex
   assert.equal(old.parentTid, null);
 });
 
-Deno.test("ACK: seq, ack and error", () => {
-  assert.deepEqual(decode(message({ what: 0, seq: 12, ack: 8, data: [0] })), [
-    { kind: "ack", seq: 12, ack: 8, error: 0 },
+Deno.test("ACK: cpu, seq, ack and error", () => {
+  assert.deepEqual(decode(message({ what: 0, cpu: 1, seq: 12, ack: 8, data: [0] })), [
+    { kind: "ack", cpu: 1, seq: 12, ack: 8, error: 0 },
   ]);
-  assert.deepEqual(decode(message({ what: 0, seq: 1, ack: 2, data: [1] }))[0], {
+  // Older kernels send cpu -1: the ACK took no number.
+  assert.deepEqual(decode(message({ what: 0, cpu: 0xffffffff, seq: 1, ack: 2, data: [1] }))[0], {
     kind: "ack",
+    cpu: null,
     seq: 1,
     ack: 2,
     error: 1,

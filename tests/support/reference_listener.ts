@@ -3,14 +3,24 @@
  * so it keeps up while the test's main thread is busy making a storm: the
  * reference that the lossy watcher's loss reports are checked against.
  *
- * It records, in arrival order, each event's CPU and a key: the pid for an
- * exit of a child of `parent` (markers and storm processes), else 0.
+ * It reads the socket itself (the decoder only, none of the watcher's loss
+ * accounting) and records, in arrival order, each message's CPU and a key:
+ * the pid for an exit of a child of `parent` (markers and storm processes),
+ * {@linkcode ACK_KEY} for an ACK (it takes a number on its CPU like an event,
+ * `send_msg()` in drivers/connector/cn_proc.c), else 0. It proves it lost
+ * nothing itself: no overrun, its socket's `Drops` at 0 and, when it gets
+ * every message, each CPU's numbers without a gap.
  *
  * @module
  */
 
-import type { EventType } from "../../lib/events.ts";
-import { watch } from "../../lib/watcher.ts";
+import { decodeDatagram, type DecodedMessage } from "../../lib/decode.ts";
+import { readNetlinkDrops } from "../../lib/netlink_drops.ts";
+import { PROC_EVENT_ALL } from "../../lib/protocol.ts";
+import { ignore, listen, openSocket } from "../../lib/subscription.ts";
+
+/** The key of an ACK in {@linkcode ReferenceReply}'s `keys`. */
+export const ACK_KEY = -2;
 
 /**
  * Messages the test sends.
@@ -22,7 +32,13 @@ import { watch } from "../../lib/watcher.ts";
  * ```
  */
 export type ReferenceCommand =
-  | { type: "start"; parent: number; events?: EventType[]; receiveBufferBytes: number }
+  | {
+    type: "start";
+    parent: number;
+    /** `proc_input.event_type` to ask for; default `PROC_EVENT_ALL`. */
+    eventMask?: number;
+    receiveBufferBytes: number;
+  }
   | { type: "stop"; endPids: number[] };
 
 /**
@@ -40,9 +56,10 @@ export type ReferenceReply =
     type: "done";
     cpus: number[];
     keys: number[];
+    /** Messages it lost itself: ENOBUFS episodes plus its socket's `Drops`. */
     lost: number;
-    /** ACK messages received: they take sequence numbers but are not events. */
-    acks: number;
+    /** Numbers missing between consecutive messages of a CPU (only with `PROC_EVENT_ALL`). */
+    gaps: number;
   }
   | { type: "error"; message: string };
 
@@ -54,7 +71,7 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 let pending: Set<number> | null = null;
 const seenExits = new Set<number>();
-let stop: (() => void) | null = null;
+let stopping = false;
 
 scope.onmessage = (message) => {
   const command = message.data;
@@ -62,39 +79,88 @@ scope.onmessage = (message) => {
     run(command).catch((error) => scope.postMessage({ type: "error", message: String(error) }));
   } else {
     pending = new Set(command.endPids.filter((pid) => !seenExits.has(pid)));
-    if (pending.size === 0) stop?.();
+    if (pending.size === 0) stopping = true;
   }
 };
 
 async function run(command: Extract<ReferenceCommand, { type: "start" }>): Promise<void> {
-  const watcher = watch({
-    events: command.events,
-    threads: true,
-    handleSignals: false,
-    receiveBufferBytes: command.receiveBufferBytes,
-  });
-  stop = () => watcher.close();
+  const mask = (command.eventMask ?? PROC_EVENT_ALL) >>> 0;
+  const everything = mask === PROC_EVENT_ALL >>> 0;
+  const socket = openSocket(command.receiveBufferBytes);
   const cpus: number[] = [];
   const keys: number[] = [];
-  scope.postMessage({ type: "ready" });
-  for await (const batch of watcher.batches()) {
-    for (const event of batch) {
-      if (event.type === "lost") continue;
-      cpus.push(event.cpu ?? -1);
-      const key = event.type === "exit" && event.parentPid === command.parent ? event.pid : 0;
-      keys.push(key);
-      if (key !== 0) {
-        seenExits.add(key);
-        if (pending?.delete(key) && pending.size === 0) watcher.close();
+  const next = new Map<number, number>();
+  const acks = new Map<number, number>();
+  const decoded: DecodedMessage[] = [];
+  let overruns = 0;
+  let gaps = 0;
+
+  const numbered = (cpu: number, seq: number) => {
+    const expected = next.get(cpu);
+    if (expected !== undefined && expected !== seq) gaps += (seq - expected) >>> 0;
+    next.set(cpu, (seq + 1) >>> 0);
+  };
+  const handle = (message: DecodedMessage) => {
+    if (message.kind === "ack") {
+      acks.set(message.ack, message.error);
+      if (message.cpu === null) return;
+      numbered(message.cpu, message.seq);
+      cpus.push(message.cpu);
+      keys.push(ACK_KEY);
+      return;
+    }
+    if (message.kind !== "event") return;
+    const event = message.event;
+    const cpu = event.cpu ?? -1;
+    if (cpu !== -1) numbered(cpu, message.seq);
+    cpus.push(cpu);
+    const key = event.type === "exit" && event.parentPid === command.parent ? event.pid : 0;
+    keys.push(key);
+    if (key !== 0) {
+      seenExits.add(key);
+      if (pending?.delete(key) && pending.size === 0) stopping = true;
+    }
+  };
+  const drain = () => {
+    for (;;) {
+      const result = socket.receiveMany();
+      if (result.kind === "empty") return;
+      if (result.kind === "overrun") {
+        overruns++;
+        continue;
+      }
+      for (let i = 0; i < result.count; i++) {
+        if (socket.sender(i) !== 0) continue;
+        const bytes = socket.datagram(i);
+        decoded.length = 0;
+        decodeDatagram(bytes, bytes.length, 0n, decoded);
+        for (const message of decoded) handle(message);
       }
     }
+  };
+
+  try {
+    listen(socket, mask, true, (ack) => {
+      drain();
+      const error = acks.get(ack);
+      return { seen: error !== undefined, error: error ?? 0 };
+    });
+    scope.postMessage({ type: "ready" });
+    while (!stopping) {
+      await socket.wait(50);
+      drain();
+    }
+    drain();
+    const drops = readNetlinkDrops(socket.portId);
+    scope.postMessage({
+      type: "done",
+      cpus,
+      keys,
+      lost: overruns + (drops ?? Number.NaN),
+      gaps: everything ? gaps : 0,
+    });
+  } finally {
+    ignore(socket);
+    await socket.close();
   }
-  const stats = watcher.stats;
-  scope.postMessage({
-    type: "done",
-    cpus,
-    keys,
-    lost: stats.lostByKernel + stats.lostInQueue,
-    acks: stats.received - stats.delivered - stats.filtered - stats.unknown,
-  });
 }
