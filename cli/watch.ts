@@ -337,11 +337,16 @@ function endWhenGone(
     }
     return false;
   };
+  const alive = (): boolean =>
+    targets.some(({ pid, startTicks }) => !processGone(pid, startTicks)) || treeAlive();
   const check = setInterval(() => {
-    if (closeTimer !== undefined || watcher.closed) return;
-    if (targets.some(({ pid, startTicks }) => !processGone(pid, startTicks))) return;
-    if (treeAlive()) return;
-    closeTimer = setTimeout(() => watcher.close(), GONE_GRACE_MS);
+    if (closeTimer !== undefined || watcher.closed || alive()) return;
+    // Look again after the grace: a child forked just before its parent's end
+    // is in the table only once the watcher has drained that fork event.
+    closeTimer = setTimeout(() => {
+      closeTimer = undefined;
+      if (!alive()) watcher.close();
+    }, GONE_GRACE_MS);
   }, GONE_CHECK_MS);
   return {
     stop() {

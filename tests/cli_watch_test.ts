@@ -128,21 +128,35 @@ kernelTest("human output: one line per event with decoded exit status and name",
 });
 
 kernelTest("watch -D stops after the duration; -p follows one process", async () => {
-  const sleeper = new Deno.Command("/bin/sleep", { args: ["0.3"] }).spawn();
+  // The process ends only when told to, once the watcher listens: no race with Deno's start-up.
+  const sleeper = new Deno.Command("/bin/sh", {
+    args: ["-c", "read go; exit 0"],
+    stdin: "piped",
+  }).spawn();
   const started = Date.now();
-  const result = await runCli([
+  const cli = startCli([
     "watch",
     "--json",
     "--keep-going",
+    "-v",
     "-p",
     String(sleeper.pid),
     "-D",
     "1",
   ]);
+  await cli.waitForStderr("listening");
+  const writer = sleeper.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("\n"));
+  await writer.close();
   await sleeper.status;
-  assert.equal(result.code, 0, result.stderr);
+  const lines: string[] = [];
+  for (let line = await cli.nextLine(); line !== null; line = await cli.nextLine()) {
+    lines.push(line);
+  }
+  const status = await cli.process.status;
+  assert.equal(status.code, 0, cli.stderr());
   assert.ok(Date.now() - started >= 900);
-  const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  const events = lines.filter((line) => line).map((line) => JSON.parse(line));
   assert.deepEqual(events.map((event) => [event.type, event.pid, event.exitCode]), [
     ["exit", sleeper.pid, 0],
   ]);
