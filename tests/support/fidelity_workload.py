@@ -467,6 +467,41 @@ def case_many_true():
         reap(record)
 
 
+def kill_descendants():
+    """After a failed case: SIGKILL whatever is left of our sub-tree and reap
+    it (as the subreaper, orphans are our children), so nothing outlives us."""
+    while True:
+        parents = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    stat = read(f"/proc/{name}/stat").decode()
+                    parents[int(name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+                except (OSError, ValueError):
+                    pass
+        tree, grew = {ROOT}, True
+        while grew:
+            grew = False
+            for pid, ppid in parents.items():
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        tree.discard(ROOT)
+        if not tree:
+            break
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                pass
+        except ChildProcessError:
+            pass
+        time.sleep(0.01)
+
+
 def main():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     print(f"ready {ROOT}", flush=True)
@@ -503,4 +538,8 @@ def main():
     print("done", flush=True)
 
 
-main()
+try:
+    main()
+except BaseException:
+    kill_descendants()
+    raise
