@@ -10,7 +10,9 @@
  *    kernel stamp plus the wall-clock offset the reference measured;
  * 2. the context (`process.cmdline`, `comm`, `ppid`, `durationNs`) equals the
  *    truth the workload recorded about itself (and the kernel's own stamps);
- * 3. each human line's time is the JSON `time` of the same event, in local time.
+ * 3. each human line's time is the JSON `time` of the same event, in local time;
+ * 4. `wait --json PID`, armed on the two processes whose main thread ends
+ *    before the process does, ends with the status the parent's waitpid() got.
  *
  * A mismatch prints a per-case table (case, event, field, expected, got).
  *
