@@ -53,7 +53,8 @@ interface ProcTruth {
   /** The wait status its parent's waitpid() got. */
   status: number | null;
   renames: string[];
-  reparent?: { after: number; to: number };
+  /** Re-parented when `after` exited; `seenNs`: the orphan's clock once getppid() changed. */
+  reparent?: { after: number; to: number; seenNs: number };
   minLifetimeNs?: number;
   tracer?: { pid: number; tid: number };
 }
@@ -564,13 +565,19 @@ function compare(observed: Observed, unnamed: Set<string>): Row[] {
     if (context.comm !== comm && !(context.comm === null && (intermediate || unread))) {
       add(p.case, `${label} (image ${image})`, "process.comm", comm, context.comm);
     }
-    // ppid: the parent at the event's time; after the parent's exit, the (sub)reaper.
+    // ppid: the parent at the event's time; after the parent's exit, the (sub)reaper. The
+    // re-parenting (exit_notify() in kernel/exit.c) comes before the parent's exit event
+    // (proc_exit_connector() follows it) and before the orphan saw getppid() change.
     let ppid = p.parent;
     if (p.reparent) {
       const parentExit = (byPid.get(p.reparent.after) ?? []).find((e) =>
         e.what === "exit" && e.fields.tid === p.reparent?.after
       );
-      if (parentExit && BigInt(parentExit.timestampNs) < ts) ppid = p.reparent.to;
+      let movedBy = BigInt(p.reparent.seenNs);
+      if (parentExit && BigInt(parentExit.timestampNs) < movedBy) {
+        movedBy = BigInt(parentExit.timestampNs);
+      }
+      if (ts > movedBy) ppid = p.reparent.to;
     }
     if (context.ppid !== ppid) add(p.case, label, "process.ppid", ppid, context.ppid);
 

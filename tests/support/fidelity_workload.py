@@ -400,10 +400,24 @@ def cases_for_wait():
         finish()
 
 
-def wait_reparented(old_parent):
+def orphan_child(w):
+    """In a child whose parent is about to exit: wait (a marker, getppid(),
+    not a sleep) until we are re-parented, and tell the root when we saw it:
+    every event of ours after that instant has the new parent."""
+    parent = os.getppid()
     deadline = time.monotonic() + 10
-    while os.getppid() == old_parent and time.monotonic() < deadline:
+    while os.getppid() == parent and time.monotonic() < deadline:
         time.sleep(0.002)
+    os.write(w, f"seen {now()} ".encode())
+    os.close(w)
+
+
+def read_orphan(r):
+    """The parent's 'pid before after' and the orphan's 'seen ns'."""
+    words = read_all(r).split()
+    at = words.index("seen")
+    numbers = [int(x) for x in words[:at] + words[at + 2:]]
+    return numbers[0], numbers[1], numbers[2], int(words[at + 1])
 
 
 def case_reparent():
@@ -416,18 +430,17 @@ def case_reparent():
         g_before = now()
         grandchild = os.fork()
         if grandchild == 0:
-            os.close(w)
-            wait_reparented(os.getppid() if os.getppid() != ROOT else -1)
+            orphan_child(w)
             os._exit(4)
         os.write(w, f"{grandchild} {g_before} {now()} ".encode())
         os._exit(0)
     after = now()
     os.close(w)
     parent = proc("reparent", pid, ROOT, [inherited()], before, after)
-    g, g_before, g_after = [int(x) for x in read_all(r).split()]
+    g, g_before, g_after, seen = read_orphan(r)
     reap(parent)
     orphan = proc("reparent", g, pid, [inherited()], g_before, g_after,
-                  reparent={"after": pid, "to": ROOT})
+                  reparent={"after": pid, "to": ROOT, "seenNs": seen})
     reap(orphan)
 
 
@@ -444,8 +457,7 @@ def case_daemon():
         d_before = now()
         daemon = os.fork()
         if daemon == 0:
-            os.close(w)
-            wait_reparented(os.getppid() if os.getppid() != ROOT else -1)
+            orphan_child(w)
             os.chdir("/")
             os.execv("/bin/sleep", argv)
         os.write(w, f"{daemon} {d_before} {now()} ".encode())
@@ -453,10 +465,10 @@ def case_daemon():
     after = now()
     os.close(w)
     first = proc("double-fork daemon", pid, ROOT, [inherited()], before, after)
-    d, d_before, d_after = [int(x) for x in read_all(r).split()]
+    d, d_before, d_after, seen = read_orphan(r)
     reap(first)
     daemon = proc("double-fork daemon", d, pid, [inherited(), image(argv)], d_before, d_after,
-                  reparent={"after": pid, "to": ROOT}, minLifetimeNs=50_000_000)
+                  reparent={"after": pid, "to": ROOT, "seenNs": seen}, minLifetimeNs=50_000_000)
     reap(daemon)
 
 
