@@ -21,169 +21,21 @@
 
 import assert from "node:assert/strict";
 import { type DenoChild, LineReader, serialKernelTest, spawnDeno } from "./support/subprocess.ts";
+import { CONTROL_ROOT, CONTROL_STOP, type ReferenceMessage } from "./support/fidelity_reference.ts";
 import {
-  CONTROL_ROOT,
-  CONTROL_STOP,
-  type RawEvent,
-  type ReferenceMessage,
-} from "./support/fidelity_reference.ts";
+  compare,
+  isoFromNs,
+  isoToNs,
+  type Json,
+  localMicrosOfDay,
+  type Observed,
+  printTable,
+  type Truth,
+  type WaitResult,
+} from "./support/fidelity_compare.ts";
 
 const WORKLOAD = new URL("./support/fidelity_workload.py", import.meta.url).pathname;
 const REFERENCE = new URL("./support/fidelity_reference.ts", import.meta.url);
-
-/** One image of a process: the argv it ran with and the comm the kernel gave it. */
-interface ImageTruth {
-  argv: string[];
-  comm: string;
-}
-
-/** What the workload recorded about one process or thread it made. */
-interface ProcTruth {
-  case: string;
-  kind: "process" | "thread";
-  pid: number;
-  tid: number;
-  parent: number;
-  /** images[0]: inherited at fork; then one per exec, in order. */
-  images: ImageTruth[];
-  startBefore: number;
-  startAfter: number;
-  endBefore: number | null;
-  endAfter: number | null;
-  /** The wait status its parent's waitpid() got. */
-  status: number | null;
-  renames: string[];
-  /** Re-parented when `after` exited; `seenNs`: the orphan's clock once getppid() changed. */
-  reparent?: { after: number; to: number; seenNs: number };
-  minLifetimeNs?: number;
-  tracer?: { pid: number; tid: number };
-}
-
-interface Truth {
-  root: number;
-  rootArgv: string[];
-  rootComm: string;
-  goNs: number;
-  endNs: number;
-  processes: ProcTruth[];
-}
-
-type Json = Record<string, unknown>;
-
-/** A row of the mismatch table. */
-interface Row {
-  case: string;
-  event: string;
-  field: string;
-  expected: string;
-  got: string;
-}
-
-const SIGNALS: Record<number, string> = {
-  1: "SIGHUP",
-  2: "SIGINT",
-  3: "SIGQUIT",
-  4: "SIGILL",
-  5: "SIGTRAP",
-  6: "SIGABRT",
-  7: "SIGBUS",
-  8: "SIGFPE",
-  9: "SIGKILL",
-  10: "SIGUSR1",
-  11: "SIGSEGV",
-  12: "SIGUSR2",
-  13: "SIGPIPE",
-  14: "SIGALRM",
-  15: "SIGTERM",
-};
-
-/** An image that lived less than this may end before anyone could read its /proc entry. */
-const SHORT_LIVED_NS = 5_000_000n;
-
-/** Duration tolerance: the workload's clock reads are near, not at, the kernel's stamps. */
-function tolerance(expectedNs: number): number {
-  return Math.max(2_000_000, expectedNs / 100);
-}
-
-/** The JSON `time` (ISO with nanoseconds) as nanoseconds since the epoch. */
-function isoToNs(iso: string): bigint {
-  const match = /^(.*T\d\d:\d\d:\d\d)\.(\d{9})Z$/.exec(iso);
-  if (!match) throw new Error(`not an ISO time with ns: ${iso}`);
-  return BigInt(Date.parse(`${match[1]}Z`)) * 1_000_000n + BigInt(match[2]);
-}
-
-/** Local time of day in microseconds, as the human column should show `wallNs`. */
-function localMicrosOfDay(wallNs: bigint): bigint {
-  const date = new Date(Number(wallNs / 1_000_000n));
-  const seconds = (date.getHours() * 60 + date.getMinutes()) * 60 + date.getSeconds();
-  return BigInt(seconds) * 1_000_000n + (wallNs % 1_000_000_000n) / 1000n;
-}
-
-/** Key of an event's process/thread for matching: type/pid/tid (the child for a fork). */
-function eventKey(type: string, fields: Record<string, unknown>): string {
-  return type === "fork"
-    ? `fork/${fields.childPid}/${fields.childTid}`
-    : `${type}/${fields.pid}/${fields.tid}`;
-}
-
-function describeRaw(event: RawEvent): string {
-  const f = event.fields;
-  return event.what === "fork"
-    ? `fork ${f.childPid}${f.thread ? `/${f.childTid}` : ""}`
-    : `${event.what} ${f.pid}${f.tid !== f.pid ? `/${f.tid}` : ""}`;
-}
-
-/** Text shown as is in the table (a description, not a value). */
-class Note {
-  constructor(readonly text: string) {}
-}
-
-function show(value: unknown): string {
-  if (value instanceof Note) return value.text;
-  return value === undefined
-    ? "(absent)"
-    : JSON.stringify(value, (_key, v) => typeof v === "bigint" ? String(v) : v);
-}
-
-/** Prints the rows as an aligned table, at most 8 per (case, field) plus a count. */
-function printTable(rows: Row[]): void {
-  const shown: Row[] = [];
-  const counts = new Map<string, number>();
-  for (const row of rows) {
-    const key = `${row.case}\0${row.field}`;
-    const n = (counts.get(key) ?? 0) + 1;
-    counts.set(key, n);
-    if (n <= 8) shown.push(row);
-  }
-  const cut = (text: string) => text.length > 70 ? `${text.slice(0, 67)}...` : text;
-  const cells = shown.map((r) => [r.case, r.event, r.field, cut(r.expected), cut(r.got)]);
-  const header = ["case", "event", "field", "expected", "got"];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((cell, i) => cell.padEnd(widths[i])).join(" | ");
-  const text = [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...cells.map(line)];
-  for (const [key, n] of counts) {
-    if (n > 8) text.push(`... ${n - 8} more rows for ${key.replace("\0", " / ")}`);
-  }
-  console.log(`\nfidelity mismatches (${rows.length}):\n${text.join("\n")}`);
-}
-
-interface Observed {
-  truth: Truth;
-  reference: Extract<ReferenceMessage, { type: "done" }>;
-  referenceStartOffsetNs: bigint;
-  json: Json[];
-  human: string[];
-  jsonStderr: string;
-  humanStderr: string;
-  /** `cli.ts wait --json PID` runs: exit code (null: still waiting after 10 s) and JSON line. */
-  waited: WaitResult[];
-}
-
-interface WaitResult {
-  pid: number;
-  code: number | null;
-  result: Json | null;
-}
 
 /** Runs the workload with the reference and both CLIs listening. */
 async function observe(dir: string): Promise<Observed> {
@@ -360,351 +212,6 @@ function rootExitJson(line: string, root: number): boolean {
   return event.type === "exit" && event.pid === root && event.tid === root;
 }
 
-/** Compares everything; returns the mismatch rows. */
-function compare(observed: Observed, unnamed: Set<string>): Row[] {
-  const { truth, reference } = observed;
-  const rows: Row[] = [];
-  const goNs = BigInt(truth.goNs);
-  const refEvents = reference.events.filter((e) => BigInt(e.timestampNs) >= goNs);
-
-  // Truth of the root itself (its parent is this test process), and indexes.
-  const rootTruth: ProcTruth = {
-    case: "workload root",
-    kind: "process",
-    pid: truth.root,
-    tid: truth.root,
-    parent: Deno.pid,
-    images: [{ argv: truth.rootArgv, comm: truth.rootComm }],
-    startBefore: 0,
-    startAfter: 0,
-    endBefore: null,
-    endAfter: null,
-    status: 0,
-    renames: [],
-  };
-  const processes = new Map<number, ProcTruth>([[truth.root, rootTruth]]);
-  const threads = new Map<number, ProcTruth>();
-  for (const p of truth.processes) (p.kind === "process" ? processes : threads).set(p.tid, p);
-  const caseOf = (pid: number) => processes.get(pid)?.case ?? "?";
-
-  // Kernel truth by process: its events in order, its fork stamp, threads' fork stamps.
-  const byPid = new Map<number, RawEvent[]>();
-  const forkNs = new Map<string, bigint>(); // "p/PID" or "t/TID"
-  for (const event of refEvents) {
-    const f = event.fields;
-    const pid = (event.what === "fork" ? f.childPid : f.pid) as number;
-    byPid.set(pid, [...(byPid.get(pid) ?? []), event]);
-    if (event.what === "fork") {
-      forkNs.set(f.thread ? `t/${f.childTid}` : `p/${f.childPid}`, BigInt(event.timestampNs));
-    }
-  }
-  const add = (c: string, event: string, field: string, expected: unknown, got: unknown) =>
-    rows.push({ case: c, event, field, expected: show(expected), got: show(got) });
-
-  // 0. The workload's truth agrees with the kernel (checks the test itself).
-  if (reference.overruns > 0) {
-    add("reference", "-", "overruns", 0, reference.overruns);
-  }
-  for (const p of truth.processes.filter((p) => p.kind === "process")) {
-    const events = byPid.get(p.pid) ?? [];
-    const execs = events.filter((e) => e.what === "exec").length;
-    if (execs !== p.images.length - 1) {
-      add(p.case, `pid ${p.pid}`, "truth: execs", p.images.length - 1, execs);
-    }
-    const exits = events.filter((e) => e.what === "exit");
-    const last = exits[exits.length - 1];
-    if (last?.fields.status !== p.status) {
-      add(p.case, `pid ${p.pid}`, "truth: waitpid status", p.status, last?.fields.status);
-    }
-    const renames = events.filter((e) => e.what === "comm" && e.fields.tid === p.pid)
-      .map((e) => e.fields.comm);
-    if (JSON.stringify(renames) !== JSON.stringify(p.renames)) {
-      add(p.case, `pid ${p.pid}`, "truth: comm events", p.renames, renames);
-    }
-    if (p.tracer) {
-      const attach = events.find((e) => e.what === "ptrace" && e.fields.tracerPid !== 0);
-      if (attach?.fields.tracerPid !== p.tracer.pid || attach?.fields.tracerTid !== p.tracer.tid) {
-        add(p.case, `pid ${p.pid}`, "truth: tracer", p.tracer, attach?.fields);
-      }
-    }
-  }
-
-  // 1. Every kernel message in the JSON output with equal fields, and nothing more.
-  const jsonEvents = observed.json.filter((e) =>
-    e.type !== "lost" && BigInt(e.timestampNs as string) >= goNs
-  );
-  for (const lost of observed.json.filter((e) => e.type === "lost")) {
-    add("watch --json", "lost", "count", 0, lost.count);
-  }
-  const jsonByKey = new Map<string, Json>();
-  for (const e of jsonEvents) {
-    jsonByKey.set(`${eventKey(e.type as string, e)}@${e.timestampNs}`, e);
-  }
-  const matched = new Set<Json>();
-  const startOffset = observed.referenceStartOffsetNs;
-  const endOffset = BigInt(reference.offsetNs);
-  // The offset only moves on a clock step (settimeofday, NTP step): then time can't be checked.
-  const offsetStable =
-    (startOffset > endOffset ? startOffset - endOffset : endOffset - startOffset) <
-      1000n;
-  const pairs: { ref: RawEvent; json: Json }[] = [];
-  for (const ref of refEvents) {
-    const pid = (ref.what === "fork" ? ref.fields.childPid : ref.fields.pid) as number;
-    const c = caseOf(pid);
-    const label = describeRaw(ref);
-    const json = jsonByKey.get(`${eventKey(ref.what, ref.fields)}@${ref.timestampNs}`);
-    if (json === undefined) {
-      add(c, label, "event", new Note(`${ref.what} at ${ref.timestampNs}`), new Note("missing"));
-      continue;
-    }
-    matched.add(json);
-    pairs.push({ ref, json });
-    if (json.cpu !== ref.cpu) add(c, label, "cpu", ref.cpu, json.cpu);
-    for (const [field, value] of Object.entries(ref.fields)) {
-      if (json[field] !== value) add(c, label, field, value, json[field]);
-    }
-    if (ref.what === "exit") {
-      const status = ref.fields.status as number;
-      const signal = status & 0x7f;
-      const expected = {
-        exitCode: signal === 0 ? (status >> 8) & 0xff : null,
-        signal: signal === 0 ? null : SIGNALS[signal] ?? `SIG${signal}`,
-        coreDumped: (status & 0x80) !== 0,
-      };
-      for (const [field, value] of Object.entries(expected)) {
-        if (json[field] !== value) add(c, label, field, value, json[field]);
-      }
-    }
-    if (offsetStable) {
-      const expected = BigInt(ref.timestampNs) + startOffset;
-      const got = isoToNs(json.time as string);
-      const diff = got > expected ? got - expected : expected - got;
-      // Both offsets come from bracketed reads of a clock pair whose difference is constant
-      // between steps; 2 µs covers the two measurements' error.
-      if (diff > 2000n) {
-        add(c, label, "time (vs reference offset, ±2 µs)", isoFromNs(expected), json.time);
-      }
-    }
-  }
-  for (const e of jsonEvents) {
-    if (!matched.has(e)) {
-      const pid = (e.type === "fork" ? e.childPid : e.pid) as number;
-      add(
-        caseOf(pid),
-        eventKey(e.type as string, e),
-        "event",
-        new Note("none (not sent by the kernel)"),
-        e,
-      );
-    }
-  }
-
-  // 2. Context against the workload's truth (and the kernel's own stamps for durations).
-  for (const { ref, json } of pairs) {
-    const pid = (ref.what === "fork" ? ref.fields.childPid : ref.fields.pid) as number;
-    const p = processes.get(pid);
-    const label = describeRaw(ref);
-    if (p === undefined) {
-      add("?", label, "truth", new Note("a process the workload made"), new Note("unknown pid"));
-      continue;
-    }
-    const context = json.process as Json | undefined;
-    if (context === undefined) {
-      add(p.case, label, "process", new Note("context"), undefined);
-      continue;
-    }
-    const ts = BigInt(ref.timestampNs);
-    const own = byPid.get(pid) ?? [];
-    const image = own.filter((e) => e.what === "exec" && BigInt(e.timestampNs) <= ts).length;
-    const intermediate = image < p.images.length - 1;
-    const renames = own.filter((e) =>
-      e.what === "comm" && e.fields.tid === pid && BigInt(e.timestampNs) <= ts
-    );
-    const truthImage = p.images[Math.min(image, p.images.length - 1)];
-
-    // cmdline: the image's own argv; null only for an image replaced by a later exec, with a reason.
-    const cmdline = context.cmdline;
-    // The issue asks for "cmdline: null plus a reason": any field named like one
-    // (e.g. `cmdlineUnknown: "replaced"`) with a non-empty string.
-    const reason = Object.entries(context).find(([key, value]) =>
-      /reason|unknown/i.test(key) && typeof value === "string" && value !== ""
-    );
-    // A final image that lived under SHORT_LIVED_NS may have ended before procwatch could read
-    // it: `procGone: true` with a null cmdline says so honestly (README: "When /proc was
-    // already gone, the event says so"). Counted and printed, not hidden.
-    const imageStart = image === 0
-      ? forkNs.get(`p/${pid}`)
-      : BigInt(own.filter((e) => e.what === "exec")[image - 1].timestampNs);
-    const lastExit = own.filter((e) => e.what === "exit").pop();
-    const shortLived = !intermediate && imageStart !== undefined && lastExit !== undefined &&
-      BigInt(lastExit.timestampNs) - imageStart < SHORT_LIVED_NS;
-    const unread = cmdline === null && context.procGone === true && shortLived;
-    if (unread) unnamed.add(`${p.case}: pid ${pid} ${show(truthImage.argv)}`);
-    if (cmdline === null && (intermediate || unread)) {
-      if (intermediate && reason === undefined) {
-        add(
-          p.case,
-          label,
-          "process.cmdline",
-          new Note(`${show(truthImage.argv)} or null + reason`),
-          new Note("null, no reason field"),
-        );
-      }
-    } else if (JSON.stringify(cmdline) !== JSON.stringify(truthImage.argv)) {
-      const gone = context.procGone === true ? " (procGone)" : "";
-      add(
-        p.case,
-        `${label} (image ${image})`,
-        "process.cmdline",
-        truthImage.argv,
-        new Note(`${show(cmdline)}${gone}`),
-      );
-    }
-    // comm: the image's name, or the last name the process gave itself.
-    const comm = renames.length > 0 ? renames[renames.length - 1].fields.comm : truthImage.comm;
-    if (context.comm !== comm && !(context.comm === null && (intermediate || unread))) {
-      add(p.case, `${label} (image ${image})`, "process.comm", comm, context.comm);
-    }
-    // ppid: the parent at the event's time; after the parent's exit, the (sub)reaper. The
-    // re-parenting (exit_notify() in kernel/exit.c) comes before the parent's exit event
-    // (proc_exit_connector() follows it) and before the orphan saw getppid() change.
-    let ppid = p.parent;
-    if (p.reparent) {
-      const parentExit = (byPid.get(p.reparent.after) ?? []).find((e) =>
-        e.what === "exit" && e.fields.tid === p.reparent?.after
-      );
-      let movedBy = BigInt(p.reparent.seenNs);
-      if (parentExit && BigInt(parentExit.timestampNs) < movedBy) {
-        movedBy = BigInt(parentExit.timestampNs);
-      }
-      if (ts > movedBy) ppid = p.reparent.to;
-    }
-    if (context.ppid !== ppid) add(p.case, label, "process.ppid", ppid, context.ppid);
-
-    // durationNs at exit: the process's life for its main thread, a thread's own life for a thread.
-    if (ref.what !== "exit" || pid === truth.root) continue;
-    const tid = ref.fields.tid as number;
-    const got = context.durationNs === null || context.durationNs === undefined
-      ? null
-      : Number(context.durationNs as string);
-    const started = tid === pid ? forkNs.get(`p/${pid}`) : forkNs.get(`t/${tid}`);
-    if (started === undefined) {
-      add(
-        p.case,
-        label,
-        "truth: fork event",
-        new Note("seen by the reference"),
-        new Note("missing"),
-      );
-      continue;
-    }
-    const kernelNs = Number(ts - started);
-    if (got === null || Math.abs(got - kernelNs) > tolerance(kernelNs)) {
-      add(p.case, label, "process.durationNs (kernel fork→exit)", kernelNs, got);
-    }
-    // The workload's own bracket: fork/clone and exit each lie between two of its clock reads.
-    const own2 = tid === pid ? p : threads.get(tid);
-    const final = own[own.length - 1] === ref;
-    if (own2 !== undefined && own2.endAfter !== null && (tid !== pid || final)) {
-      const low = Math.max(
-        own2.endBefore === null ? 0 : own2.endBefore - own2.startAfter,
-        own2.minLifetimeNs ?? 0,
-      );
-      const high = own2.endAfter - own2.startBefore;
-      if (got === null || got < low - tolerance(low) || got > high + tolerance(high)) {
-        add(
-          p.case,
-          label,
-          "process.durationNs (workload's clock)",
-          new Note(`${low}..${high}`),
-          got,
-        );
-      }
-    }
-  }
-
-  // 2b. `wait` ends with the status the parent's waitpid() got, when the whole process ends.
-  for (const { pid, code, result } of observed.waited) {
-    const p = processes.get(pid);
-    const c = p?.case ?? "?";
-    const status = p?.status ?? null;
-    const shell = status === null
-      ? null
-      : (status & 0x7f) === 0
-      ? (status >> 8) & 0xff
-      : 128 + (status & 0x7f);
-    if (code !== shell) add(c, `wait ${pid}`, "wait exit code", shell, code);
-    if (result?.status !== status) add(c, `wait ${pid}`, "wait status", status, result?.status);
-    const exits = (byPid.get(pid) ?? []).filter((e) => e.what === "exit");
-    const end = exits[exits.length - 1];
-    if (
-      end !== undefined && typeof result?.timestampNs === "string" &&
-      BigInt(result.timestampNs) < BigInt(end.timestampNs)
-    ) {
-      add(
-        c,
-        `wait ${pid}`,
-        "wait timestampNs (not before the process's end)",
-        end.timestampNs,
-        result.timestampNs,
-      );
-    }
-  }
-
-  // 3. Human lines: same events, and the time column equal to the JSON time in local time.
-  const humanByKey = new Map<string, { micros: bigint; line: string }[]>();
-  const humanLine = /^(\d\d):(\d\d):(\d\d)\.(\d{6}) (\S+) +(\d+) (.*)$/;
-  for (const line of observed.human) {
-    const m = humanLine.exec(line);
-    if (!m) continue;
-    const [, h, min, s, us, type, pidText, rest] = m;
-    const thread = /(?:^|\s)(?:tid|thread) (\d+)(?:\s|$)/.exec(rest);
-    const pid = Number(pidText);
-    const tid = thread ? Number(thread[1]) : pid;
-    const key = `${type}/${pid}/${tid}`;
-    const micros = BigInt((Number(h) * 60 + Number(min)) * 60 + Number(s)) * 1_000_000n +
-      BigInt(us);
-    humanByKey.set(key, [...(humanByKey.get(key) ?? []), { micros, line }]);
-  }
-  const jsonByIdentity = new Map<string, Json[]>();
-  for (const e of observed.json.filter((e) => e.type !== "lost")) {
-    const key = eventKey(e.type as string, e);
-    jsonByIdentity.set(key, [...(jsonByIdentity.get(key) ?? []), e]);
-  }
-  const day = 86_400_000_000n;
-  for (const key of new Set([...jsonByIdentity.keys(), ...humanByKey.keys()])) {
-    const js = jsonByIdentity.get(key) ?? [];
-    const hs = humanByKey.get(key) ?? [];
-    const pid = Number(key.split("/")[1]);
-    if (js.length !== hs.length) {
-      add(caseOf(pid), key, "human lines", js.length, hs.length);
-      continue;
-    }
-    js.forEach((e, i) => {
-      const expected = localMicrosOfDay(isoToNs(e.time as string));
-      let diff = hs[i].micros - expected;
-      if (diff < 0n) diff = -diff;
-      if (diff > day / 2n) diff = day - diff;
-      // Two processes measure the same wall-clock offset; truncating to µs may differ by one.
-      if (diff > 1n) {
-        add(caseOf(pid), key, "human time (±1 µs)", fromMicros(expected), hs[i].line.slice(0, 15));
-      }
-    });
-  }
-  return rows;
-}
-
-function fromMicros(micros: bigint): string {
-  const pad = (n: bigint, w = 2) => String(n).padStart(w, "0");
-  const s = micros / 1_000_000n;
-  return `${pad(s / 3600n)}:${pad((s / 60n) % 60n)}:${pad(s % 60n)}.${pad(micros % 1_000_000n, 6)}`;
-}
-
-function isoFromNs(ns: bigint): string {
-  const iso = new Date(Number(ns / 1_000_000n)).toISOString();
-  return iso.replace(/\.\d{3}Z$/, `.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`);
-}
-
 serialKernelTest(
   "fidelity: a scripted workload, a reference listener and watch agree field by field",
   async () => {
@@ -736,3 +243,254 @@ serialKernelTest(
     }
   },
 );
+
+// The comparison's tolerances on made-up observations: it accepts what the issue allows and
+// flags everything else. Process 1001 execs `env sleep 1` then `sleep 1`, has a thread 1002.
+
+const OFFSET = 1_700_000_000_000_000_000n;
+const ROOT_PID = 1000;
+const ROOT_ARGV = ["python3", "workload.py"];
+
+function syntheticRun(): Observed {
+  const image0 = { argv: ROOT_ARGV, comm: "python3" };
+  const truth: Truth = {
+    root: ROOT_PID,
+    rootArgv: ROOT_ARGV,
+    rootComm: "python3",
+    goNs: 0,
+    endNs: 140_000_000,
+    processes: [
+      {
+        case: "chain",
+        kind: "process",
+        pid: 1001,
+        tid: 1001,
+        parent: ROOT_PID,
+        images: [image0, { argv: ["env", "sleep", "1"], comm: "env" }, {
+          argv: ["sleep", "1"],
+          comm: "sleep",
+        }],
+        startBefore: 900_000,
+        startAfter: 1_100_000,
+        endBefore: null,
+        endAfter: 111_000_000,
+        status: 0,
+        renames: [],
+      },
+      {
+        case: "chain",
+        kind: "thread",
+        pid: 1001,
+        tid: 1002,
+        parent: ROOT_PID,
+        images: [],
+        startBefore: 39_900_000,
+        startAfter: 40_100_000,
+        endBefore: 99_900_000,
+        endAfter: 111_000_000,
+        status: null,
+        renames: [],
+      },
+    ],
+  };
+  const exit = (pid: number, tid: number, parentPid: number, ts: number) => ({
+    what: "exit",
+    ts,
+    fields: {
+      tid,
+      pid,
+      status: 0,
+      exitSignal: tid === pid ? 17 : -1,
+      parentTid: parentPid,
+      parentPid,
+    },
+  });
+  const fork = (parentPid: number, childPid: number, childTid: number, ts: number) => ({
+    what: "fork",
+    ts,
+    fields: { parentTid: parentPid, parentPid, childTid, childPid, thread: childPid !== childTid },
+  });
+  const raw: { what: string; ts: number; fields: Record<string, number | boolean> }[] = [
+    fork(ROOT_PID, 1001, 1001, 1_000_000),
+    { what: "exec", ts: 2_000_000, fields: { tid: 1001, pid: 1001 } },
+    { what: "exec", ts: 3_000_000, fields: { tid: 1001, pid: 1001 } },
+    fork(ROOT_PID, 1001, 1002, 40_000_000),
+    exit(1001, 1002, ROOT_PID, 100_000_000),
+    exit(1001, 1001, ROOT_PID, 110_000_000),
+    exit(ROOT_PID, ROOT_PID, Deno.pid, 130_000_000),
+  ];
+  const context = (pid: number, ts: number, tid: number, what: string): Json => {
+    const root = pid === ROOT_PID;
+    const image = root ? 0 : ts >= 3_000_000 ? 2 : ts >= 2_000_000 ? 1 : 0;
+    const info = image === 0 ? image0 : truth.processes[0].images[image];
+    const started = root ? null : tid === pid ? 1_000_000 : 40_000_000;
+    return {
+      pid,
+      comm: info.comm,
+      cmdline: info.argv,
+      ppid: root ? Deno.pid : ROOT_PID,
+      procGone: false,
+      durationNs: what === "exit" && started !== null ? String(ts - started) : null,
+    };
+  };
+  const json: Json[] = raw.map((event) => {
+    const pid = (event.what === "fork" ? event.fields.childPid : event.fields.pid) as number;
+    const tid = (event.what === "fork" ? event.fields.childTid : event.fields.tid) as number;
+    const fields: Json = { ...event.fields };
+    if (event.what === "exit") {
+      Object.assign(fields, { exitCode: 0, signal: null, coreDumped: false });
+    }
+    return {
+      type: event.what,
+      cpu: 0,
+      timestampNs: String(event.ts),
+      time: isoFromNs(BigInt(event.ts) + OFFSET),
+      ...fields,
+      process: context(pid, event.ts, tid, event.what),
+    };
+  });
+  const human = json.map((event) => {
+    const micros = localMicrosOfDay(isoToNs(event.time as string));
+    const pid = (event.type === "fork" ? event.childPid : event.pid) as number;
+    const tid = (event.type === "fork" ? event.childTid : event.tid) as number;
+    const details = event.type === "fork"
+      ? (tid !== pid ? `thread ${tid}` : `child of ${event.parentPid}`)
+      : (tid !== pid ? `tid ${tid} ` : "");
+    return `${clock(micros)} ${String(event.type).padEnd(8)} ${
+      String(pid).padStart(7)
+    } root ${details}`;
+  });
+  return {
+    truth,
+    reference: {
+      type: "done",
+      events: raw.map((e) => ({
+        what: e.what,
+        cpu: 0,
+        timestampNs: String(e.ts),
+        fields: e.fields,
+      })),
+      overruns: 0,
+      offsetNs: String(OFFSET),
+      offsetBracketNs: "100",
+    },
+    referenceStartOffsetNs: OFFSET,
+    json,
+    human,
+    jsonStderr: "",
+    humanStderr: "",
+    waited: [{ pid: 1001, code: 0, result: { pid: 1001, status: 0, timestampNs: "110000000" } }],
+  };
+}
+
+function clock(micros: bigint): string {
+  const pad = (n: bigint, width = 2) => String(n).padStart(width, "0");
+  const s = micros / 1_000_000n;
+  return `${pad(s / 3600n)}:${pad((s / 60n) % 60n)}:${pad(s % 60n)}.${pad(micros % 1_000_000n, 6)}`;
+}
+
+/** The (case, field) pairs the comparison flags after `change` spoils a correct run. */
+function flagged(change: (run: Observed) => void): string[] {
+  const run = syntheticRun();
+  change(run);
+  return compare(run, new Set()).map((row) => `${row.event} ${row.field}`);
+}
+
+function processOf(run: Observed, type: string, ts: number): Json {
+  const event = run.json.find((e) => e.type === type && e.timestampNs === String(ts));
+  assert.ok(event, `${type} at ${ts}`);
+  return event.process as Json;
+}
+
+Deno.test("fidelity comparison: a correct run has no mismatch", () => {
+  assert.deepEqual(flagged(() => {}), []);
+});
+
+Deno.test("fidelity comparison: an intermediate image may be unknown only with a reason", () => {
+  assert.deepEqual(
+    flagged((run) => {
+      Object.assign(processOf(run, "exec", 2_000_000), {
+        cmdline: null,
+        comm: null,
+        cmdlineUnknown: "replaced",
+      });
+    }),
+    [],
+  );
+  assert.deepEqual(
+    flagged((run) => Object.assign(processOf(run, "exec", 2_000_000), { cmdline: null })),
+    ["exec 1001 process.cmdline"],
+  );
+  // Never another image's argv: the later `sleep 1` on the `env` image's exec.
+  assert.deepEqual(
+    flagged((run) => Object.assign(processOf(run, "exec", 2_000_000), { cmdline: ["sleep", "1"] })),
+    ["exec 1001 (image 1) process.cmdline"],
+  );
+});
+
+Deno.test("fidelity comparison: a final image that lived 107 ms must be named", () => {
+  assert.deepEqual(
+    flagged((run) =>
+      Object.assign(processOf(run, "exit", 110_000_000), { cmdline: null, procGone: true })
+    ),
+    ["exit 1001 (image 2) process.cmdline"],
+  );
+});
+
+Deno.test("fidelity comparison: durations within 2 ms pass, a thread given the process's age fails", () => {
+  assert.deepEqual(
+    flagged((run) =>
+      Object.assign(processOf(run, "exit", 100_000_000), { durationNs: "61000000" })
+    ),
+    [],
+  );
+  assert.deepEqual(
+    flagged((run) =>
+      Object.assign(processOf(run, "exit", 100_000_000), { durationNs: "99000000" })
+    ),
+    [
+      "exit 1001/1002 process.durationNs (kernel fork→exit)",
+      "exit 1001/1002 process.durationNs (workload's clock)",
+    ],
+  );
+});
+
+Deno.test("fidelity comparison: a wrong parent, status, time or event is flagged", () => {
+  assert.deepEqual(
+    flagged((run) => Object.assign(processOf(run, "exit", 110_000_000), { ppid: 4242 })),
+    ["exit 1001 process.ppid"],
+  );
+  assert.deepEqual(
+    flagged((run) => {
+      const exit = run.json.find((e) => e.type === "exit" && e.timestampNs === "110000000");
+      Object.assign(exit ?? {}, { status: 256, exitCode: 1 });
+    }),
+    ["exit 1001 status", "exit 1001 exitCode"],
+  );
+  assert.deepEqual(
+    flagged((run) => {
+      const exit = run.json.find((e) => e.type === "exit" && e.timestampNs === "110000000");
+      Object.assign(exit ?? {}, { time: isoFromNs(110_000_000n + OFFSET + 3000n) });
+    }),
+    ["exit 1001 time (vs reference offset, ±2 µs)", "exit/1001/1001 human time (±1 µs)"],
+  );
+  assert.deepEqual(
+    flagged((run) => run.json.splice(1, 1)),
+    ["exec 1001 event", "exec/1001/1001 human lines"],
+  );
+  assert.deepEqual(
+    flagged((run) => run.waited[0].result = { pid: 1001, status: 0, timestampNs: "9000000" }),
+    ["wait 1001 wait timestampNs (not before the process's end)"],
+  );
+});
+
+Deno.test("fidelity comparison: the human time may differ from the JSON time by 1 µs, not 2", () => {
+  const shift = (micros: bigint) => (run: Observed) => {
+    const line = run.human[1];
+    const [h, m, s] = line.slice(0, 8).split(":").map(BigInt);
+    const at = ((h * 60n + m) * 60n + s) * 1_000_000n + BigInt(line.slice(9, 15)) + micros;
+    run.human[1] = `${clock(at)}${line.slice(15)}`;
+  };
+  assert.deepEqual(flagged(shift(1n)), []);
+  assert.deepEqual(flagged(shift(2n)), ["exec/1001/1001 human time (±1 µs)"]);
+});
