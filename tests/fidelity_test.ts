@@ -11,7 +11,9 @@
  * 2. the context (`process.cmdline`, `comm`, `ppid`, `durationNs`) equals the
  *    truth the workload recorded about itself (and the kernel's own stamps);
  * 3. each human line's time is the JSON `time` of the same event, in local time;
- * 4. `wait --json PID`, armed on the two processes whose main thread ends
+ * 4. `watch -p ROOT --threads` shows the root's events and its forks, not its
+ *    children's threads;
+ * 5. `wait --json PID`, armed on the two processes whose main thread ends
  *    before the process does, ends with the status the parent's waitpid() got.
  *
  * A mismatch prints a per-case table (case, event, field, expected, got).
@@ -100,7 +102,16 @@ async function observe(dir: string): Promise<Observed> {
       env: { NO_COLOR: "1" },
     });
     const human = spawnDeno("cli.ts", ["watch", ...tree], { env: { NO_COLOR: "1" } });
-    clis.push(json, human);
+    // Item 7: `-p ROOT --threads` sees the root's own events and the forks of its children.
+    const onlyRoot = spawnDeno("cli.ts", [
+      "watch",
+      "--json",
+      "--threads",
+      "-v",
+      "-p",
+      String(root),
+    ]);
+    clis.push(json, human, onlyRoot);
     await Promise.all(
       clis.map((cli) => cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"))),
     );
@@ -127,10 +138,12 @@ async function observe(dir: string): Promise<Observed> {
     // The root's own exit is the last event of its sub-tree (it reaped everything first).
     const rootExit = new RegExp(`^\\S+ exit +${root} `);
     await Promise.all([
-      json.stdout.waitFor((line) => line.includes(`"type":"exit","`) && rootExitJson(line, root)),
+      ...[json, onlyRoot].map((cli) =>
+        cli.stdout.waitFor((line) => line.includes(`"type":"exit","`) && rootExitJson(line, root))
+      ),
       human.stdout.waitFor((line) => rootExit.test(line)),
     ]);
-    await Promise.all([json, human].map((cli) => cli.stop("SIGINT")));
+    await Promise.all([json, human, onlyRoot].map((cli) => cli.stop("SIGINT")));
     const waited: WaitResult[] = [];
     for (const { pid, cli } of waits) {
       const code = await Promise.race([
@@ -151,7 +164,10 @@ async function observe(dir: string): Promise<Observed> {
       referenceStartOffsetNs: BigInt(ready.offsetNs),
       json: json.stdout.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Json),
       human: human.stdout.lines,
-      jsonStderr: json.stderr.lines.join("\n"),
+      onlyRoot: onlyRoot.stdout.lines.filter((l) => l.startsWith("{")).map((l) =>
+        JSON.parse(l) as Json
+      ),
+      jsonStderr: [json, onlyRoot].map((cli) => cli.stderr.lines.join("\n")).join("\n"),
       humanStderr: human.stderr.lines.join("\n"),
       waited,
     };
@@ -377,6 +393,9 @@ function syntheticRun(): Observed {
     referenceStartOffsetNs: OFFSET,
     json,
     human,
+    onlyRoot: json.filter((e) =>
+      e.type === "fork" ? e.parentPid === ROOT_PID && !e.thread : e.pid === ROOT_PID
+    ),
     jsonStderr: "",
     humanStderr: "",
     waited: [{ pid: 1001, code: 0, result: { pid: 1001, status: 0, timestampNs: "110000000" } }],
@@ -477,6 +496,11 @@ Deno.test("fidelity comparison: a wrong parent, status, time or event is flagged
   assert.deepEqual(
     flagged((run) => run.json.splice(1, 1)),
     ["exec 1001 event", "exec/1001/1001 human lines"],
+  );
+  // A thread of the root's child under `-p ROOT` (the kernel names ROOT as its parentPid).
+  assert.deepEqual(
+    flagged((run) => run.onlyRoot.push(run.json[3])),
+    ["fork/1001/1002 watch -p ROOT: event"],
   );
   assert.deepEqual(
     flagged((run) => run.waited[0].result = { pid: 1001, status: 0, timestampNs: "9000000" }),

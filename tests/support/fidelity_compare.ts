@@ -155,6 +155,8 @@ export interface Observed {
   referenceStartOffsetNs: bigint;
   json: Json[];
   human: string[];
+  /** `watch --json --threads -p ROOT` lines. */
+  onlyRoot: Json[];
   jsonStderr: string;
   humanStderr: string;
   /** `cli.ts wait --json PID` runs: exit code (null: still waiting after 10 s) and JSON line. */
@@ -458,6 +460,48 @@ export function compare(observed: Observed, unnamed: Set<string>): Row[] {
         "wait timestampNs (not before the process's end)",
         end.timestampNs,
         result.timestampNs,
+      );
+    }
+  }
+
+  // 1b. `-p ROOT --threads`: the root's own events, and a fork counts for parent and child, but
+  // a new thread belongs to its process: the kernel reports the process's parent as the
+  // thread's parent (copy_process() with CLONE_THREAD keeps real_parent), so a thread of a
+  // child of ROOT must not show up.
+  const wanted = refEvents.filter((e) =>
+    e.what === "fork"
+      ? e.fields.childPid === truth.root || (e.fields.parentPid === truth.root && !e.fields.thread)
+      : e.fields.pid === truth.root
+  );
+  const seenByPid = new Set(
+    observed.onlyRoot.filter((e) => e.type !== "lost").map((e) =>
+      `${eventKey(e.type as string, e)}@${e.timestampNs}`
+    ),
+  );
+  const wantedKeys = new Set<string>();
+  for (const e of wanted) {
+    const key = `${eventKey(e.what, e.fields)}@${e.timestampNs}`;
+    wantedKeys.add(key);
+    if (!seenByPid.has(key)) {
+      add(
+        caseOf(truth.root),
+        describeRaw(e),
+        "watch -p ROOT: event",
+        new Note("shown"),
+        new Note("missing"),
+      );
+    }
+  }
+  for (const e of observed.onlyRoot.filter((e) => e.type !== "lost")) {
+    if (BigInt(e.timestampNs as string) < goNs) continue;
+    if (!wantedKeys.has(`${eventKey(e.type as string, e)}@${e.timestampNs}`)) {
+      const pid = (e.type === "fork" ? e.childPid : e.pid) as number;
+      add(
+        caseOf(pid),
+        eventKey(e.type as string, e),
+        "watch -p ROOT: event",
+        new Note("not shown"),
+        e,
       );
     }
   }
