@@ -30,6 +30,7 @@ import {
   isoToNs,
   type Json,
   localMicrosOfDay,
+  MAX_UNNAMED,
   type Observed,
   printTable,
   type Truth,
@@ -236,6 +237,15 @@ serialKernelTest(
       const observed = await observe(dir);
       const unnamed = new Set<string>();
       const rows = compare(observed, unnamed);
+      if (unnamed.size > MAX_UNNAMED) {
+        rows.push({
+          case: "short-lived images",
+          event: "-",
+          field: "unnamed (procGone)",
+          expected: `at most ${MAX_UNNAMED}`,
+          got: String(unnamed.size),
+        });
+      }
       if (unnamed.size > 0) {
         console.log(
           `note: ${unnamed.size} short-lived final image(s) ended before procwatch read them ` +
@@ -292,6 +302,7 @@ function syntheticRun(): Observed {
         endAfter: 111_000_000,
         status: 0,
         renames: [],
+        waited: true,
       },
       {
         case: "chain",

@@ -219,6 +219,7 @@ function run(controlBuffer: SharedArrayBuffer, scope: WorkerScope): void {
     const view = new DataView(buffer.buffer);
     const events: RawEvent[] = [];
     const tree = new Set<number>();
+    let rooted = false;
     let overruns = 0;
     while (Atomics.load(flags, CONTROL_STOP) === 0) {
       const n = Number(c.recv(fd, buffer, BigInt(buffer.length), 0));
@@ -230,7 +231,10 @@ function run(controlBuffer: SharedArrayBuffer, scope: WorkerScope): void {
       }
       const root = Atomics.load(flags, CONTROL_ROOT);
       if (root === 0) continue;
-      if (tree.size === 0) tree.add(root);
+      if (!rooted) {
+        tree.add(root);
+        rooted = true;
+      }
       // Walk the netlink messages of the datagram (one per datagram in practice).
       for (let at = 0; at + 16 <= n;) {
         const length = view.getUint32(at, true);
@@ -240,8 +244,12 @@ function run(controlBuffer: SharedArrayBuffer, scope: WorkerScope): void {
           if (event !== null) {
             const f = event.fields;
             if (event.what === "fork") {
-              if (tree.has(f.parentPid as number)) tree.add(f.childPid as number);
-              if (tree.has(f.childPid as number)) events.push(event);
+              const child = f.childPid as number;
+              if (!f.thread && tree.has(f.parentPid as number)) tree.add(child);
+              // A new process forked by someone else under a pid we knew: the pid was reused
+              // (pid_max can be 32768 on a busy machine), it is not ours any more.
+              else if (!f.thread && child !== root) tree.delete(child);
+              if (tree.has(child)) events.push(event);
             } else if (tree.has(f.pid as number)) {
               events.push(event);
             }

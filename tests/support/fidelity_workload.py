@@ -338,7 +338,8 @@ def case_thread_exec(gate):
             time.sleep(30)  # never returns: the exec ends this thread
         finally:
             os._exit(99)
-    record = proc("non-main thread exec, exit 5", pid, ROOT, [inherited(), image(argv)], before, after)
+    record = proc("non-main thread exec, exit 5", pid, ROOT, [inherited(), image(argv)], before, after,
+                  waited=True)
     return lambda: reap(record)
 
 
@@ -368,7 +369,8 @@ def case_pthread_exit(gate):
         libc.syscall(SYS_EXIT, 0)
         os._exit(98)  # not reached
     os.close(w)
-    record = proc("main pthread_exit, thread exits 7", pid, ROOT, [inherited()], before, after)
+    record = proc("main pthread_exit, thread exits 7", pid, ROOT, [inherited()], before, after,
+                  waited=True)
 
     def finish():
         parts = [int(x) for x in read_all(r).split()]
