@@ -114,7 +114,7 @@ async function observe(dir: string): Promise<Observed> {
     ]);
     clis.push(json, human, onlyRoot);
     await Promise.all(
-      clis.map((cli) => cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"))),
+      clis.map((cli) => cli.stderr.waitFor(isListening, 60_000)),
     );
 
     const stdin = workload.stdin.getWriter();
@@ -128,7 +128,9 @@ async function observe(dir: string): Promise<Observed> {
       clis.push(waiter);
     }
     await Promise.all(
-      waits.map(({ cli }) => cli.stderr.waitFor((line) => line.startsWith("procwatch: armed"))),
+      waits.map(({ cli }) =>
+        cli.stderr.waitFor((line) => line.startsWith("procwatch: armed"), 60_000)
+      ),
     );
     await stdin.write(new TextEncoder().encode("go\n"));
     await stdin.close();
@@ -140,9 +142,12 @@ async function observe(dir: string): Promise<Observed> {
     const rootExit = new RegExp(`^\\S+ exit +${root} `);
     await Promise.all([
       ...[json, onlyRoot].map((cli) =>
-        cli.stdout.waitFor((line) => line.includes(`"type":"exit","`) && rootExitJson(line, root))
+        cli.stdout.waitFor(
+          (line) => line.includes(`"type":"exit","`) && rootExitJson(line, root),
+          60_000,
+        )
       ),
-      human.stdout.waitFor((line) => rootExit.test(line)),
+      human.stdout.waitFor((line) => rootExit.test(line), 60_000),
     ]);
     await Promise.all([json, human, onlyRoot].map((cli) => cli.stop("SIGINT")));
     const waited: WaitResult[] = [];
@@ -186,6 +191,17 @@ async function observe(dir: string): Promise<Observed> {
     // Give the worker its 20 ms receive timeout to see the flag, then end it.
     await nextMessage("done", 2_000).catch(() => {});
     worker.terminate();
+  }
+}
+
+/** `watch -v`'s "listening" line: a sentence, or with `--json` a JSON object of type "listening". */
+function isListening(line: string): boolean {
+  if (line.startsWith("procwatch: listening")) return true;
+  if (!line.startsWith("{")) return false;
+  try {
+    return (JSON.parse(line) as Json).type === "listening";
+  } catch {
+    return false;
   }
 }
 
