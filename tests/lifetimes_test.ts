@@ -138,7 +138,7 @@ kernelTest("reparenting: watch --json --ppid REAPER -e exit prints the orphan's 
     "-v",
   ]);
   try {
-    await cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"));
+    await cli.stderr.waitFor((line) => line.includes("listening"));
     const { pid, newParent } = await runOrphan();
     assert.equal(newParent, reaper);
     const line = await cli.stdout.waitFor((text) => text.includes(`"pid":${pid},`));
@@ -323,7 +323,7 @@ kernelTest("watch --json -p PID --threads: the CLI shows PID's own threads only"
     String(python.pid),
   ]);
   try {
-    await cli.stderr.waitFor((line) => line.startsWith("procwatch: listening"));
+    await cli.stderr.waitFor((line) => line.includes("listening"));
     gate.open();
     const text = new TextDecoder().decode((await python.output()).stdout);
     await cli.stdout.waitFor((line) => line.includes(`"tid":${python.pid},`));
