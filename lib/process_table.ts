@@ -43,6 +43,8 @@ export interface ProcessRecord {
   comm: string | null;
   /** argv; `null` until read. Replaced, never mutated, so events may share it. */
   cmdline: string[] | null;
+  /** Why `cmdline` is `null` (see `ProcessInfo.cmdlineUnknown`); set by the context. */
+  cmdlineUnknown?: "replaced" | "gone" | null;
   /** The executable's path. */
   exe: string | null;
   /** The working directory. */
