@@ -184,6 +184,70 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   param[0] = 1;
   if (tid > 0 && Number(c.sched_setscheduler(tid, 1, param)) !== 0) c.setpriority(0, tid, -20);
 
+  const ring = new Uint8Array(config.ring);
+  const ints = new Int32Array(config.ring);
+  const stop = shared;
+  const cmdlineBuffer = new Uint8Array(layout.cmdlineMax);
+  const exeBuffer = new Uint8Array(layout.exeMax);
+  const statBuffer = new Uint8Array(1024);
+  /** What the last reads found (set by readImage). */
+  const image = { cmdline: 0, exe: 0, comm: new Uint8Array(0), readEndNs: 0n };
+  // cmdline and exe first: both live in the process's memory map, which exit_mm() drops
+  // long before the process is reaped; stat (for the name) stays readable until then.
+  const readImage = (pid: number): boolean => {
+    image.cmdline = readInto(pathOf(pid, suffixes.cmdline), cmdlineBuffer);
+    image.exe = image.cmdline > 0 ? readLink(pathOf(pid, suffixes.exe), exeBuffer) : 0;
+    const stat = readInto(pathOf(pid, suffixes.stat), statBuffer);
+    image.comm = new Uint8Array(0);
+    if (stat > 0) {
+      let open = 0;
+      while (open < stat && statBuffer[open] !== 40) open++; // "("
+      let close = stat - 1;
+      while (close > open && statBuffer[close] !== 41) close--; // ")"
+      if (close > open) image.comm = statBuffer.subarray(open + 1, close);
+    }
+    image.readEndNs = now();
+    return image.cmdline > 0;
+  };
+  const setStatus = (index: number, status: number): void => {
+    const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
+    Atomics.add(ints, at, 1); // odd: being written
+    Atomics.store(ints, at + 4, status);
+    Atomics.add(ints, at, 1); // even: complete
+  };
+  const publish = (pid: number, timestampNs: bigint, status: number): number => {
+    const index = Atomics.load(ints, 0);
+    const base = layout.ringHeader + (index % layout.slots) * layout.slotBytes;
+    const at = base / 4;
+    const captured = status === layout.captured;
+    const comm = status === layout.replaced ? 0 : Math.min(image.comm.length, layout.commMax);
+    const exe = captured ? image.exe : 0;
+    const cmdline = captured ? image.cmdline : 0;
+    Atomics.add(ints, at, 1); // odd: being written
+    ring.set(image.comm.subarray(0, comm), base + layout.commAt);
+    ring.set(exeBuffer.subarray(0, exe), base + layout.exeAt);
+    ring.set(cmdlineBuffer.subarray(0, cmdline), base + layout.cmdlineAt);
+    Atomics.store(ints, at + 1, pid);
+    Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 4, status);
+    Atomics.store(ints, at + 5, comm);
+    Atomics.store(ints, at + 6, exe);
+    Atomics.store(ints, at + 7, cmdline);
+    Atomics.store(ints, at + 8, Number(image.readEndNs & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 9, Number((image.readEndNs >> 32n) & 0xffffffffn) | 0);
+    Atomics.add(ints, at, 1); // even: complete
+    Atomics.store(ints, 0, index + 1);
+    return index;
+  };
+
+  // Warm up before subscribing: the first runs of this code are interpreted and its
+  // FFI calls take the slow path, ~10x slower than optimised — long enough to miss a
+  // /bin/true that lives a millisecond. The garbage of start-up is collected now too.
+  // Subscribed only afterwards, so no backlog of execs piles up meanwhile.
+  const selfPid = Number(decoder.decode(scratch.subarray(0, selfLength)).split("/")[0]);
+  for (let round = 0; round < 300; round++) readImage(selfPid);
+
   // Netlink connector socket (AF_NETLINK 16, SOCK_DGRAM|SOCK_CLOEXEC, NETLINK_CONNECTOR 11).
   const fd = Number(c.socket(16, 2 | 0o2000000, 11));
   if (fd < 0) fail("socket() failed");
@@ -276,69 +340,6 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   Atomics.store(shared, words.filterMode, BigInt(filterMode));
   Atomics.store(shared, words.portId, BigInt(portId));
   Atomics.store(shared, words.fd, BigInt(fd));
-
-  const ring = new Uint8Array(config.ring);
-  const ints = new Int32Array(config.ring);
-  const stop = shared;
-  const cmdlineBuffer = new Uint8Array(layout.cmdlineMax);
-  const exeBuffer = new Uint8Array(layout.exeMax);
-  const statBuffer = new Uint8Array(1024);
-  /** What the last reads found (set by readImage). */
-  const image = { cmdline: 0, exe: 0, comm: new Uint8Array(0), readEndNs: 0n };
-  // cmdline and exe first: both live in the process's memory map, which exit_mm() drops
-  // long before the process is reaped; stat (for the name) stays readable until then.
-  const readImage = (pid: number): boolean => {
-    image.cmdline = readInto(pathOf(pid, suffixes.cmdline), cmdlineBuffer);
-    image.exe = image.cmdline > 0 ? readLink(pathOf(pid, suffixes.exe), exeBuffer) : 0;
-    const stat = readInto(pathOf(pid, suffixes.stat), statBuffer);
-    image.comm = new Uint8Array(0);
-    if (stat > 0) {
-      let open = 0;
-      while (open < stat && statBuffer[open] !== 40) open++; // "("
-      let close = stat - 1;
-      while (close > open && statBuffer[close] !== 41) close--; // ")"
-      if (close > open) image.comm = statBuffer.subarray(open + 1, close);
-    }
-    image.readEndNs = now();
-    return image.cmdline > 0;
-  };
-  const setStatus = (index: number, status: number): void => {
-    const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
-    Atomics.add(ints, at, 1); // odd: being written
-    Atomics.store(ints, at + 4, status);
-    Atomics.add(ints, at, 1); // even: complete
-  };
-  const publish = (pid: number, timestampNs: bigint, status: number): number => {
-    const index = Atomics.load(ints, 0);
-    const base = layout.ringHeader + (index % layout.slots) * layout.slotBytes;
-    const at = base / 4;
-    const captured = status === layout.captured;
-    const comm = status === layout.replaced ? 0 : Math.min(image.comm.length, layout.commMax);
-    const exe = captured ? image.exe : 0;
-    const cmdline = captured ? image.cmdline : 0;
-    Atomics.add(ints, at, 1); // odd: being written
-    ring.set(image.comm.subarray(0, comm), base + layout.commAt);
-    ring.set(exeBuffer.subarray(0, exe), base + layout.exeAt);
-    ring.set(cmdlineBuffer.subarray(0, cmdline), base + layout.cmdlineAt);
-    Atomics.store(ints, at + 1, pid);
-    Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 4, status);
-    Atomics.store(ints, at + 5, comm);
-    Atomics.store(ints, at + 6, exe);
-    Atomics.store(ints, at + 7, cmdline);
-    Atomics.store(ints, at + 8, Number(image.readEndNs & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 9, Number((image.readEndNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.add(ints, at, 1); // even: complete
-    Atomics.store(ints, 0, index + 1);
-    return index;
-  };
-
-  // Warm up before saying "ready": the first runs of this code are interpreted and its
-  // FFI calls take the slow path, ~10x slower than optimised — long enough to miss a
-  // /bin/true that lives a millisecond. The garbage of start-up is collected now too.
-  const selfPid = Number(decoder.decode(scratch.subarray(0, selfLength)).split("/")[1]);
-  for (let round = 0; round < 300; round++) readImage(selfPid);
 
   // Per pid: the ring index and read end of its newest capture, to void it if need be.
   const latest = new Map<number, { index: number; readEndNs: bigint; gone: boolean }>();

@@ -153,6 +153,25 @@ export class CaptureRing {
     return this.#find(pid, (found) => found > afterNs && found <= untilNs) !== -1;
   }
 
+  /**
+   * Per pid, the timestamp of its newest exec in the ring later than `afterNs`
+   * (what a scan of /proc begun at `afterNs` may have missed).
+   */
+  newestExecsAfter(afterNs: bigint): Map<number, bigint> {
+    const found = new Map<number, bigint>();
+    const written = Atomics.load(this.#ints, 0);
+    for (let index = Math.max(0, written - SLOTS); index < written; index++) {
+      const at = (RING_HEADER + (index % SLOTS) * SLOT_BYTES) / 4;
+      const timestampNs = BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 2))) |
+        (BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 3))) << 32n);
+      const pid = Atomics.load(this.#ints, at + 1);
+      if (timestampNs > afterNs && timestampNs > (found.get(pid) ?? 0n)) {
+        found.set(pid, timestampNs);
+      }
+    }
+    return found;
+  }
+
   /** The slot of the newest entry of `pid` whose timestamp passes `match`, or -1. */
   #find(pid: number, match: (timestampNs: bigint) => boolean): number {
     const written = Atomics.load(this.#ints, 0);

@@ -75,6 +75,8 @@ export class EventContext {
   readonly #wantCapture: boolean;
   readonly #pids: ReadonlySet<number> | null;
   #capture: ExecCapture | null = null;
+  /** When the scan before subscribing began (only with a running capture worker). */
+  #seededAtNs: bigint | null = null;
   /** Per pid, the newest exec timestamp in the batch being handled. */
   readonly #batchExecs = new Map<number, bigint>();
 
@@ -121,10 +123,33 @@ export class EventContext {
    */
   arm(kernelFilter: boolean): void {
     if (this.#wantCapture && this.#capture === null) this.#capture = new ExecCapture(kernelFilter);
+    if (this.#capture?.running) {
+      // Scan /proc before subscribing too: a process that exits between the subscription
+      // and the scan after it is then still known (a scan takes 20 ms, far more on a
+      // loaded machine). What it misses — programs exec'd before the subscription —
+      // the armed worker has caught; start() applies them.
+      this.#seededAtNs = monotonicNs();
+      this.table.seed();
+    }
   }
 
-  /** Call once subscribed: loads the processes that already run. */
+  /**
+   * Call once subscribed: loads the processes that already run (those not yet
+   * known), and brings the ones scanned before subscribing up to date.
+   */
   start(): void {
+    const capture = this.#capture;
+    if (this.#seededAtNs !== null && capture !== null) {
+      for (const [pid, execNs] of capture.newestExecsAfter(this.#seededAtNs)) {
+        const record = this.table.get(pid);
+        // Newer than what the scan read, unless an event since has settled it already.
+        if (record === undefined || (record.execNs !== null && record.execNs >= execNs)) continue;
+        const found = capture.lookup(pid, execNs);
+        record.execNs = execNs;
+        if (found !== null) this.#takeCapture(record, found);
+        else this.#unknownImage(record, "replaced", null);
+      }
+    }
     this.table.seed();
   }
 
@@ -180,7 +205,10 @@ export class EventContext {
         return false;
       }
       if (this.#filters.comm !== null || this.#filters.match !== null) return false;
-      if (this.#context) event.process = unknownProcess(pid);
+      if (this.#context) {
+        event.process = (exited ? this.#bornWhileStarting(pid, event.timestampNs) : null) ??
+          unknownProcess(pid);
+      }
       return true;
     }
     if (!this.#cheapMatch(record)) return false;
@@ -203,6 +231,26 @@ export class EventContext {
     }
     if (this.#context) event.process = this.#info(record, event);
     return true;
+  }
+
+  /**
+   * The context of a process unknown at its exit: born after the scan before
+   * subscribing began (no fork event, gone before the scan after), yet the
+   * armed worker may have caught its exec — its newest, so its last program.
+   */
+  #bornWhileStarting(pid: number, exitNs: bigint): ProcessInfo | null {
+    const capture = this.#capture;
+    if (capture === null || this.#seededAtNs === null) return null;
+    const execNs = capture.newestExecsAfter(this.#seededAtNs).get(pid);
+    const found = execNs === undefined || execNs >= exitNs ? null : capture.lookup(pid, execNs);
+    if (found?.status !== "captured") return null;
+    return {
+      ...unknownProcess(pid),
+      comm: found.comm,
+      cmdline: found.cmdline,
+      cmdlineUnknown: null,
+      exe: found.exe,
+    };
   }
 
   /**

@@ -150,6 +150,11 @@ export class ExecCapture {
     return found;
   }
 
+  /** Per pid, its newest exec the worker saw after `afterNs` (see CaptureRing). */
+  newestExecsAfter(afterNs: bigint): Map<number, bigint> {
+    return this.#ring.newestExecsAfter(afterNs);
+  }
+
   /**
    * Whether `pid` exec'd after `afterNs` and no later than `untilNs`, as far
    * as the worker knows — waiting up to 2 ms for it to have handled every exec

@@ -141,7 +141,9 @@ export class ProcessTable {
    * are already in the table and win over /proc.
    */
   seed(): void {
-    for (const pid of listPids()) {
+    // Newest first: the highest pids are the youngest processes, the likeliest to exit
+    // before the scan reaches them (and then their exit could not be named).
+    for (const pid of listPids().reverse()) {
       if (!this.#records.has(pid)) this.load(pid);
     }
     if (this.#treeRoot !== null) {
@@ -163,8 +165,12 @@ export class ProcessTable {
     }
   }
 
-  /** Reads `pid` from /proc into the table; `undefined` when it does not exist. */
-  load(pid: number): ProcessRecord | undefined {
+  /**
+   * Reads `pid` from /proc into the table; `undefined` when it does not exist
+   * — unless `keepGone`: then it is entered anyway, marked `gone`, with
+   * nothing known (an exec's event names a process even when /proc no longer does).
+   */
+  load(pid: number, keepGone = false): ProcessRecord | undefined {
     const record: ProcessRecord = {
       pid,
       ppid: null,
@@ -183,7 +189,7 @@ export class ProcessTable {
       detailed: false,
       gone: false,
     };
-    if (!this.refresh(record, this.#details, true)) return undefined;
+    if (!this.refresh(record, this.#details, true) && !keepGone) return undefined;
     const parent = record.ppid === null ? undefined : this.#records.get(record.ppid);
     if (parent?.inTree) record.inTree = true;
     this.#insert(record);
@@ -292,7 +298,9 @@ export class ProcessTable {
       case "exec": {
         let record = this.#records.get(event.pid);
         if (record === undefined) {
-          record = this.load(event.pid); // read now: already the new program
+          // Read now (the context settles which program it shows); kept even when gone,
+          // so that the exec-capture worker's entry for this exec can still name it.
+          record = this.load(event.pid, true);
         } else {
           record.stale = true;
           record.detailed = false;

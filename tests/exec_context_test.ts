@@ -104,29 +104,38 @@ serialKernelTest(
 serialKernelTest(
   "the first events after a watcher starts are named (beside a /bin/true loop)",
   async () => {
-    const loop = spawnShell("while :; do /bin/true first-events; sleep 0.02; done");
+    // The loop prints each child's pid: the truth about which events are its children's,
+    // whether or not procwatch could name them.
+    const loop = spawnShell(
+      "while :; do /bin/true first-events & echo $!; wait; sleep 0.02 & echo $!; wait; done",
+    );
+    const argvOf = (pid: number) =>
+      loop.stdout.lines.indexOf(String(pid)) % 2 === 0
+        ? ["/bin/true", "first-events"]
+        : ["sleep", "0.02"];
+    const isChild = (pid: number) => loop.stdout.lines.includes(String(pid));
     try {
+      await loop.stdout.waitFor(() => loop.stdout.lines.length >= 4);
       for (let round = 0; round < 4; round++) {
-        await using watcher = watchAll({ events: ["exec"], context: true });
+        await using watcher = watchAll({ events: ["exec", "exit"], context: true });
         // No `await watcher.ready`: what watch() returns must already name the first events.
         const seen = await collectUntil(
           watcher,
           (_, events) =>
-            events.filter((event) =>
-              event.type === "exec" && event.process?.ppid === loop.child.pid
-            ).length >= 6,
+            events.filter((event) => event.type === "exit" && isChild(event.pid)).length >= 6,
           20_000,
         );
         const first = seen.filter((event) =>
-          event.type === "exec" && event.process?.ppid === loop.child.pid
+          (event.type === "exec" || event.type === "exit") && isChild(event.pid)
         );
+        assert.ok(first.some((event) => event.type === "exec"), "execs seen");
         for (const event of first) {
-          const argv = event.process?.cmdline;
-          assert.ok(
-            argv !== null && argv !== undefined &&
-              (argv.join(" ") === "/bin/true first-events" || argv.join(" ") === "sleep 0.02"),
-            `round ${round}: first execs named: ${
-              first.map((e) => JSON.stringify(e.process?.cmdline)).join(", ")
+          if (event.type !== "exec" && event.type !== "exit") continue;
+          assert.deepEqual(
+            event.process?.cmdline,
+            argvOf(event.pid),
+            `round ${round}: ${event.type} ${event.pid} named; first events: ${
+              first.map((e) => `${e.type} ${JSON.stringify(e.process?.cmdline)}`).join(", ")
             }`,
           );
         }
