@@ -258,7 +258,12 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const addressView = new DataView(address.buffer);
   addressView.setUint16(0, 16, true); // nl_family
   addressView.setUint32(8, 1, true); // nl_groups: CN_IDX_PROC
-  if (Number(c.bind(fd, address, 12)) < 0) fail("bind() failed");
+  // Failing from here on: the descriptor is the process's, close it (the worker ends).
+  const failClosing = (why: string): never => {
+    c.close(fd);
+    return fail(why);
+  };
+  if (Number(c.bind(fd, address, 12)) < 0) failClosing("bind() failed");
   const length = new Uint8Array(4);
   new DataView(length.buffer).setUint32(0, 12, true);
   c.getsockname(fd, address, length);
@@ -326,7 +331,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   if (config.kernelFilter) {
     control(1, sequence, config.allBits); // PROC_CN_MCAST_LISTEN, everything first (ACKs pass)
     const error = awaitAck(sequence, 200);
-    if (error !== null && error !== 0) fail(`LISTEN refused (errno ${error})`);
+    if (error !== null && error !== 0) failClosing(`LISTEN refused (errno ${error})`);
     if (error === 0) {
       control(1, sequence + 2, config.execBit);
       filterMode = 1;
@@ -335,7 +340,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   if (filterMode === 2) {
     control(1, sequence + 4);
     const error = awaitAck(sequence + 4, 1000);
-    if (error !== 0) fail(error === null ? "no answer to LISTEN" : `LISTEN refused (${error})`);
+    if (error !== 0) {
+      failClosing(error === null ? "no answer to LISTEN" : `LISTEN refused (errno ${error})`);
+    }
   }
   Atomics.store(shared, words.filterMode, BigInt(filterMode));
   Atomics.store(shared, words.portId, BigInt(portId));
