@@ -172,6 +172,18 @@ export class CaptureRing {
     return found;
   }
 
+  /** The timestamp of the newest exec of `pid` after `afterNs` and before `beforeNs`, or `null`. */
+  newestExecOf(pid: number, afterNs: bigint, beforeNs: bigint): bigint | null {
+    let newest: bigint | null = null;
+    this.#find(pid, (found) => {
+      if (found > afterNs && found < beforeNs && (newest === null || found > newest)) {
+        newest = found;
+      }
+      return false;
+    });
+    return newest;
+  }
+
   /** The slot of the newest entry of `pid` whose timestamp passes `match`, or -1. */
   #find(pid: number, match: (timestampNs: bigint) => boolean): number {
     const written = Atomics.load(this.#ints, 0);

@@ -77,6 +77,8 @@ export class EventContext {
   #capture: ExecCapture | null = null;
   /** When the scan before subscribing began (only with a running capture worker). */
   #seededAtNs: bigint | null = null;
+  /** When the scan after subscribing ended. */
+  #startedAtNs = 0n;
   /** Per pid, the newest exec timestamp in the batch being handled. */
   readonly #batchExecs = new Map<number, bigint>();
 
@@ -151,6 +153,7 @@ export class EventContext {
       }
     }
     this.table.seed();
+    this.#startedAtNs = monotonicNs();
   }
 
   /**
@@ -240,9 +243,10 @@ export class EventContext {
    */
   #bornWhileStarting(pid: number, exitNs: bigint): ProcessInfo | null {
     const capture = this.#capture;
-    if (capture === null || this.#seededAtNs === null) return null;
-    const execNs = capture.newestExecsAfter(this.#seededAtNs).get(pid);
-    const found = execNs === undefined || execNs >= exitNs ? null : capture.lookup(pid, execNs);
+    // Only then: a process alive when start() ended was loaded by its scan.
+    if (capture === null || this.#seededAtNs === null || exitNs > this.#startedAtNs) return null;
+    const execNs = capture.newestExecOf(pid, this.#seededAtNs, exitNs);
+    const found = execNs === null ? null : capture.lookup(pid, execNs);
     if (found?.status !== "captured") return null;
     return {
       ...unknownProcess(pid),

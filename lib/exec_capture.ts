@@ -150,6 +150,11 @@ export class ExecCapture {
     return found;
   }
 
+  /** The newest exec of `pid` the worker saw between the two times, or `null`. */
+  newestExecOf(pid: number, afterNs: bigint, beforeNs: bigint): bigint | null {
+    return this.#ring.newestExecOf(pid, afterNs, beforeNs);
+  }
+
   /** Per pid, its newest exec the worker saw after `afterNs` (see CaptureRing). */
   newestExecsAfter(afterNs: bigint): Map<number, bigint> {
     return this.#ring.newestExecsAfter(afterNs);
