@@ -162,9 +162,11 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const readInto = (file: Uint8Array, into: Uint8Array): number => {
     const fd = Number(c.open(file, 0o2000000, 0)); // O_RDONLY | O_CLOEXEC
     if (fd < 0) return -1;
-    let length = 0;
-    while (length < into.length) {
-      const n = Number(c.read(fd, into.subarray(length), BigInt(into.length - length)));
+    // The first read takes the buffer itself: no view, no BigInt (garbage means V8
+    // collections, and a collection is a pause this thread cannot afford).
+    let length = Math.max(0, Number(c.read(fd, into, into.length)));
+    while (length > 0 && length < into.length) {
+      const n = Number(c.read(fd, into.subarray(length), into.length - length));
       if (n <= 0) break;
       length += n;
     }
@@ -173,7 +175,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   };
   const scratch = new Uint8Array(4096);
   const readLink = (file: Uint8Array, into: Uint8Array): number =>
-    Math.max(0, Number(c.readlink(file, into, BigInt(into.length))));
+    Math.max(0, Number(c.readlink(file, into, into.length)));
 
   // Run ahead of the workload: this thread sleeps in poll() and works microseconds per exec,
   // so SCHED_FIFO (lowest real-time priority, root only) costs the machine next to nothing;
@@ -190,15 +192,16 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const cmdlineBuffer = new Uint8Array(layout.cmdlineMax);
   const exeBuffer = new Uint8Array(layout.exeMax);
   const statBuffer = new Uint8Array(1024);
+  const noName = new Uint8Array(0);
   /** What the last reads found (set by readImage). */
-  const image = { cmdline: 0, exe: 0, comm: new Uint8Array(0), readEndNs: 0n };
+  const image = { cmdline: 0, exe: 0, comm: noName, readEndNs: 0n };
   // cmdline and exe first: both live in the process's memory map, which exit_mm() drops
   // long before the process is reaped; stat (for the name) stays readable until then.
   const readImage = (pid: number): boolean => {
     image.cmdline = readInto(pathOf(pid, suffixes.cmdline), cmdlineBuffer);
     image.exe = image.cmdline > 0 ? readLink(pathOf(pid, suffixes.exe), exeBuffer) : 0;
     const stat = readInto(pathOf(pid, suffixes.stat), statBuffer);
-    image.comm = new Uint8Array(0);
+    image.comm = noName;
     if (stat > 0) {
       let open = 0;
       while (open < stat && statBuffer[open] !== 40) open++; // "("
@@ -247,6 +250,8 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   // Subscribed only afterwards, so no backlog of execs piles up meanwhile.
   const selfPid = Number(decoder.decode(scratch.subarray(0, selfLength)).split("/")[0]);
   for (let round = 0; round < 300; round++) readImage(selfPid);
+  // The publishing path too, as pid 0 (no process has it: a lookup never matches it).
+  for (let round = 0; round < 50; round++) publish(0, 0n, layout.captured);
 
   // Netlink connector socket (AF_NETLINK 16, SOCK_DGRAM|SOCK_CLOEXEC, NETLINK_CONNECTOR 11).
   const fd = Number(c.socket(16, 2 | 0o2000000, 11));
@@ -411,7 +416,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
         let later = false;
         for (let j = i + 1; j < roundSize && !later; j++) later = roundPids[j] === pid;
         if (later) {
-          image.comm = new Uint8Array(0);
+          image.comm = noName;
           publish(pid, timestampNs, layout.replaced);
           latest.delete(pid);
         } else {
