@@ -162,11 +162,12 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const readInto = (file: Uint8Array, into: Uint8Array): number => {
     const fd = Number(c.open(file, 0o2000000, 0)); // O_RDONLY | O_CLOEXEC
     if (fd < 0) return -1;
-    // The first read takes the buffer itself: no view, no BigInt (garbage means V8
-    // collections, and a collection is a pause this thread cannot afford).
-    let length = Math.max(0, Number(c.read(fd, into, into.length)));
+    // The first read takes the buffer itself, no view (garbage means V8 collections, and
+    // a collection is a pause this thread cannot afford). Sizes stay BigInts: a number for
+    // a usize parameter measured slower here (the FFI call leaves its fast path).
+    let length = Math.max(0, Number(c.read(fd, into, BigInt(into.length))));
     while (length > 0 && length < into.length) {
-      const n = Number(c.read(fd, into.subarray(length), into.length - length));
+      const n = Number(c.read(fd, into.subarray(length), BigInt(into.length - length)));
       if (n <= 0) break;
       length += n;
     }
@@ -175,7 +176,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   };
   const scratch = new Uint8Array(4096);
   const readLink = (file: Uint8Array, into: Uint8Array): number =>
-    Math.max(0, Number(c.readlink(file, into, into.length)));
+    Math.max(0, Number(c.readlink(file, into, BigInt(into.length))));
 
   // Run ahead of the workload: this thread sleeps in poll() and works microseconds per exec,
   // so SCHED_FIFO (lowest real-time priority, root only) costs the machine next to nothing;
