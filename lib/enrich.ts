@@ -77,8 +77,8 @@ export class EventContext {
   #capture: ExecCapture | null = null;
   /** When the scan before subscribing began (only with a running capture worker). */
   #seededAtNs: bigint | null = null;
-  /** When the scan after subscribing ended. */
-  #startedAtNs = 0n;
+  /** When the scan after subscribing ended (`null` before: events drained while subscribing). */
+  #startedAtNs: bigint | null = null;
   /** Per pid, the newest exec timestamp in the batch being handled. */
   readonly #batchExecs = new Map<number, bigint>();
 
@@ -244,7 +244,8 @@ export class EventContext {
   #bornWhileStarting(pid: number, exitNs: bigint): ProcessInfo | null {
     const capture = this.#capture;
     // Only then: a process alive when start() ended was loaded by its scan.
-    if (capture === null || this.#seededAtNs === null || exitNs > this.#startedAtNs) return null;
+    if (capture === null || this.#seededAtNs === null) return null;
+    if (this.#startedAtNs !== null && exitNs > this.#startedAtNs) return null;
     const execNs = capture.newestExecOf(pid, this.#seededAtNs, exitNs);
     const found = execNs === null ? null : capture.lookup(pid, execNs);
     if (found?.status !== "captured") return null;

@@ -25,6 +25,12 @@ import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
 
 /** How long to wait for a capture the worker may be writing right now. */
 const LATE_WAIT_NS = 2_000_000n;
+/**
+ * Longest time assumed between an exec event's timestamp and its arrival in
+ * the sockets' queues (measured: microseconds; more when the exec'ing task is
+ * preempted in between, as seen on a loaded 2-CPU machine).
+ */
+const ENQUEUE_SLACK_NS = 300_000n;
 /** After a wait for the worker ran out, how long not to wait again. */
 const BEHIND_PAUSE_NS = 50_000_000n;
 /**
@@ -192,10 +198,16 @@ export class ExecCapture {
     if (deadline > this.#behindUntilNs) this.#behindUntilNs = monotonicNs() + BEHIND_PAUSE_NS;
   }
 
-  /** Whether every exec that began by `timeNs` has been handled by the worker. */
+  /**
+   * Whether every exec that began by `timeNs` has been handled by the worker.
+   * An exec's event reaches the sockets a little after its timestamp is taken
+   * (proc_exec_connector() reads the clock, then send_msg() queues it), so
+   * the worker must have looked {@linkcode ENQUEUE_SLACK_NS} later than that.
+   */
   #settled(timeNs: bigint): boolean {
-    return Atomics.load(this.#control, CONTROL.settledNs) >= timeNs ||
-      Atomics.load(this.#control, CONTROL.lastExecNs) >= timeNs || this.#idle(timeNs);
+    const after = timeNs + ENQUEUE_SLACK_NS;
+    return Atomics.load(this.#control, CONTROL.settledNs) >= after ||
+      Atomics.load(this.#control, CONTROL.lastExecNs) >= after || this.#idle(after);
   }
 
   /**
