@@ -32,36 +32,85 @@ export const CAPTURE_WORKER_SYMBOLS = [
   "close",
   "setpriority",
   "sched_setscheduler",
+  "clock_gettime",
 ] as const;
+
+/**
+ * Words of the worker's control block (a BigInt64Array over
+ * {@linkcode CaptureWorkerConfig.control}).
+ */
+export const CONTROL = {
+  /** Set to 1 to stop the worker. */
+  stop: 0,
+  /** Timestamp of the last exec event the worker handled. */
+  lastExecNs: 1,
+  /** The worker's socket descriptor (for {@linkcode unsubscribeWorker}). */
+  fd: 2,
+  /** The worker's netlink port id. */
+  portId: 3,
+  /** 0 while starting, 1 once it listens and is warmed up, -1 when it failed. */
+  state: 4,
+  /**
+   * Monotonic time before the worker's last receive that found its socket
+   * empty: every exec enqueued before it has been handled (and has voided
+   * the captures it overlapped).
+   */
+  settledNs: 5,
+  /** How the kernel filters for it: 1 by event type (Linux >= 6.6), 2 not at all. */
+  filterMode: 6,
+  /**
+   * Odd while the worker waits in poll() with everything it received handled
+   * and published; it changes whenever poll() returns.
+   */
+  idle: 7,
+  /** Number of words. */
+  size: 8,
+} as const;
 
 /** Everything the worker needs, sent with `postMessage`. */
 export interface CaptureWorkerConfig {
   symbols: Record<string, Deno.ForeignFunction>;
   ring: SharedArrayBuffer;
-  /**
-   * BigInt64Array view: [0] stop flag, [1] timestamp of the last exec handled,
-   * [2] the socket's descriptor, [3] its netlink port id (for {@linkcode unsubscribeWorker}).
-   */
+  /** BigInt64Array of {@linkcode CONTROL}.size words; see {@linkcode CONTROL}. */
   control: SharedArrayBuffer;
-  /** Ask the kernel for exec events only (Linux ≥ 6.6), else take all and skip. */
+  /** May the kernel filter event types (it is asked only if it acknowledges the filter). */
   kernelFilter: boolean;
   /** `PROC_EVENT_EXEC`. */
   execBit: number;
+  /** `PROC_EVENT_ALL`. */
+  allBits: number;
+  /** {@linkcode CONTROL}, passed along because the worker's source may not refer to outer names. */
+  words: typeof CONTROL;
   layout: {
     slots: number;
     slotBytes: number;
+    ringHeader: number;
     commAt: number;
     commMax: number;
     exeAt: number;
     exeMax: number;
     cmdlineAt: number;
     cmdlineMax: number;
+    captured: number;
+    replaced: number;
+    gone: number;
   };
 }
 
 /**
  * The worker's main loop; returns when the stop flag is set. Must stay
  * self-contained (its source text is what runs).
+ *
+ * Each round it first receives every exec event queued on its socket, then
+ * reads /proc only for the last exec of each pid in the round: an earlier
+ * exec of the same pid has already been replaced, and /proc would show the
+ * later program (an `env env sleep 1` chain execs three times in a few ms).
+ * A capture whose reads ended after a later exec of its pid began (that
+ * exec's timestamp <= the read's end) is voided the same way when that exec
+ * arrives: the kernel takes the exec event's timestamp in
+ * proc_exec_connector(), after the new image's argv is in place
+ * (create_elf_tables() in fs/binfmt_elf.c), so a read that ended before that
+ * timestamp saw the older image, and one that ended after may not have.
  *
  * @example
  * ```ts ignore
@@ -71,43 +120,143 @@ export interface CaptureWorkerConfig {
  * ```
  */
 export function captureWorker(config: CaptureWorkerConfig): void {
+  const words = config.words;
+  const shared = new BigInt64Array(config.control);
+  const fail = (why: string): never => {
+    Atomics.store(shared, words.state, -1n);
+    Atomics.notify(shared, words.state);
+    throw new Error(`exec capture: ${why}`);
+  };
   const c = Deno.dlopen("libc.so.6", config.symbols).symbols as Record<
     string,
     (...args: unknown[]) => number | bigint
   >;
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
-  const cstr = (text: string) => encoder.encode(text + "\0");
-  const scratch = new Uint8Array(64 * 1024);
+  const layout = config.layout;
+  const timespec = new BigInt64Array(2);
+  const now = (): bigint => {
+    c.clock_gettime(1, timespec); // CLOCK_MONOTONIC, the clock of the events' timestamps
+    return timespec[0] * 1_000_000_000n + timespec[1];
+  };
 
-  const readFile = (path: string, limit: number): Uint8Array | null => {
-    const fd = Number(c.open(cstr(path), 0o2000000, 0));
-    if (fd < 0) return null;
-    let length = 0;
-    while (length < limit) {
-      const n = Number(c.read(fd, scratch.subarray(length), BigInt(limit - length)));
+  // "/proc/<pid>/<name>\0" built in place: no strings in the hot path.
+  const path = new Uint8Array(64);
+  path.set(encoder.encode("/proc/"));
+  const suffixes = {
+    cmdline: encoder.encode("/cmdline\0"),
+    stat: encoder.encode("/stat\0"),
+    exe: encoder.encode("/exe\0"),
+  };
+  const digits = new Uint8Array(12);
+  const pathOf = (pid: number, suffix: Uint8Array): Uint8Array => {
+    let count = 0;
+    for (let rest = pid; count === 0 || rest > 0; rest = Math.floor(rest / 10)) {
+      digits[count++] = 48 + (rest % 10);
+    }
+    let at = 6;
+    while (count > 0) path[at++] = digits[--count];
+    path.set(suffix, at);
+    return path;
+  };
+  const readInto = (file: Uint8Array, into: Uint8Array): number => {
+    const fd = Number(c.open(file, 0o2000000, 0)); // O_RDONLY | O_CLOEXEC
+    if (fd < 0) return -1;
+    // The first read takes the buffer itself, no view (garbage means V8 collections, and
+    // a collection is a pause this thread cannot afford). Sizes stay BigInts: a number for
+    // a usize parameter measured slower here (the FFI call leaves its fast path).
+    let length = Math.max(0, Number(c.read(fd, into, BigInt(into.length))));
+    while (length > 0 && length < into.length) {
+      const n = Number(c.read(fd, into.subarray(length), BigInt(into.length - length)));
       if (n <= 0) break;
       length += n;
     }
     c.close(fd);
-    return scratch.slice(0, length);
+    return length;
   };
-  const readLink = (path: string): string => {
-    const n = Number(c.readlink(cstr(path), scratch, BigInt(4096)));
-    return n > 0 ? decoder.decode(scratch.subarray(0, n)) : "";
-  };
+  const scratch = new Uint8Array(4096);
+  const readLink = (file: Uint8Array, into: Uint8Array): number =>
+    Math.max(0, Number(c.readlink(file, into, BigInt(into.length))));
 
   // Run ahead of the workload: this thread sleeps in poll() and works microseconds per exec,
   // so SCHED_FIFO (lowest real-time priority, root only) costs the machine next to nothing;
   // else nice -20. The kernel's RT throttling bounds it even in an exec storm.
-  const tid = Number(readLink("/proc/thread-self").split("/").at(-1));
+  const selfLength = readLink(encoder.encode("/proc/thread-self\0"), scratch);
+  const tid = Number(decoder.decode(scratch.subarray(0, selfLength)).split("/").at(-1));
   const param = new Uint8Array(4);
   param[0] = 1;
   if (tid > 0 && Number(c.sched_setscheduler(tid, 1, param)) !== 0) c.setpriority(0, tid, -20);
 
+  const ring = new Uint8Array(config.ring);
+  const ints = new Int32Array(config.ring);
+  const stop = shared;
+  const cmdlineBuffer = new Uint8Array(layout.cmdlineMax);
+  const exeBuffer = new Uint8Array(layout.exeMax);
+  const statBuffer = new Uint8Array(1024);
+  const noName = new Uint8Array(0);
+  /** What the last reads found (set by readImage). */
+  const image = { cmdline: 0, exe: 0, comm: noName, readEndNs: 0n };
+  // cmdline and exe first: both live in the process's memory map, which exit_mm() drops
+  // long before the process is reaped; stat (for the name) stays readable until then.
+  const readImage = (pid: number): boolean => {
+    image.cmdline = readInto(pathOf(pid, suffixes.cmdline), cmdlineBuffer);
+    image.exe = image.cmdline > 0 ? readLink(pathOf(pid, suffixes.exe), exeBuffer) : 0;
+    const stat = readInto(pathOf(pid, suffixes.stat), statBuffer);
+    image.comm = noName;
+    if (stat > 0) {
+      let open = 0;
+      while (open < stat && statBuffer[open] !== 40) open++; // "("
+      let close = stat - 1;
+      while (close > open && statBuffer[close] !== 41) close--; // ")"
+      if (close > open) image.comm = statBuffer.subarray(open + 1, close);
+    }
+    image.readEndNs = now();
+    return image.cmdline > 0;
+  };
+  const setStatus = (index: number, status: number): void => {
+    const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
+    Atomics.add(ints, at, 1); // odd: being written
+    Atomics.store(ints, at + 4, status);
+    Atomics.add(ints, at, 1); // even: complete
+  };
+  const publish = (pid: number, timestampNs: bigint, status: number): number => {
+    const index = Atomics.load(ints, 0);
+    const base = layout.ringHeader + (index % layout.slots) * layout.slotBytes;
+    const at = base / 4;
+    const captured = status === layout.captured;
+    const comm = status === layout.replaced ? 0 : Math.min(image.comm.length, layout.commMax);
+    const exe = captured ? image.exe : 0;
+    const cmdline = captured ? image.cmdline : 0;
+    Atomics.add(ints, at, 1); // odd: being written
+    ring.set(image.comm.subarray(0, comm), base + layout.commAt);
+    ring.set(exeBuffer.subarray(0, exe), base + layout.exeAt);
+    ring.set(cmdlineBuffer.subarray(0, cmdline), base + layout.cmdlineAt);
+    Atomics.store(ints, at + 1, pid);
+    Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 4, status);
+    Atomics.store(ints, at + 5, comm);
+    Atomics.store(ints, at + 6, exe);
+    Atomics.store(ints, at + 7, cmdline);
+    Atomics.store(ints, at + 8, Number(image.readEndNs & 0xffffffffn) | 0);
+    Atomics.store(ints, at + 9, Number((image.readEndNs >> 32n) & 0xffffffffn) | 0);
+    Atomics.add(ints, at, 1); // even: complete
+    Atomics.store(ints, 0, index + 1);
+    return index;
+  };
+
+  // Warm up before subscribing: the first runs of this code are interpreted and its
+  // FFI calls take the slow path, ~10x slower than optimised — long enough to miss a
+  // /bin/true that lives a millisecond. The garbage of start-up is collected now too.
+  // Subscribed only afterwards, so no backlog of execs piles up meanwhile.
+  const selfPid = Number(decoder.decode(scratch.subarray(0, selfLength)).split("/")[0]);
+  for (let round = 0; round < 300; round++) readImage(selfPid);
+  // The publishing path too, as pid 0 (no process has it: a lookup never matches it).
+  for (let round = 0; round < 50; round++) publish(0, 0n, layout.captured);
+
   // Netlink connector socket (AF_NETLINK 16, SOCK_DGRAM|SOCK_CLOEXEC, NETLINK_CONNECTOR 11).
   const fd = Number(c.socket(16, 2 | 0o2000000, 11));
-  if (fd < 0) throw new Error("exec capture: socket() failed");
+  if (fd < 0) fail("socket() failed");
   const size = new Uint8Array(4);
   new DataView(size.buffer).setInt32(0, 4 << 20, true);
   c.setsockopt(fd, 1, 33, size, 4); // SO_RCVBUFFORCE
@@ -115,57 +264,34 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const addressView = new DataView(address.buffer);
   addressView.setUint16(0, 16, true); // nl_family
   addressView.setUint32(8, 1, true); // nl_groups: CN_IDX_PROC
-  if (Number(c.bind(fd, address, 12)) < 0) throw new Error("exec capture: bind() failed");
+  // Failing from here on: the descriptor is the process's, close it (the worker ends).
+  const failClosing = (why: string): never => {
+    c.close(fd);
+    return fail(why);
+  };
+  if (Number(c.bind(fd, address, 12)) < 0) failClosing("bind() failed");
   const length = new Uint8Array(4);
   new DataView(length.buffer).setUint32(0, 12, true);
   c.getsockname(fd, address, length);
   const portId = addressView.getUint32(4, true);
 
   // struct nlmsghdr + struct cn_msg + op (+ event mask: struct proc_input).
-  const control = (op: number): void => {
-    const payload = config.kernelFilter && op === 1 ? 8 : 4;
+  const control = (op: number, sequence: number, mask?: number): void => {
+    const payload = mask === undefined ? 4 : 8;
     const message = new Uint8Array(36 + payload);
     const view = new DataView(message.buffer);
     view.setUint32(0, message.length, true);
     view.setUint16(4, 3, true); // NLMSG_DONE
+    view.setUint32(8, sequence, true);
     view.setUint32(12, portId, true);
     view.setUint32(16, 1, true); // CN_IDX_PROC
     view.setUint32(20, 1, true); // CN_VAL_PROC
+    view.setUint32(24, sequence, true); // cn_msg.seq
+    view.setUint32(28, sequence, true); // cn_msg.ack
     view.setUint16(32, payload, true);
     view.setUint32(36, op, true);
-    if (payload === 8) view.setUint32(40, config.execBit >>> 0, true);
+    if (mask !== undefined) view.setUint32(40, mask >>> 0, true);
     c.send(fd, message, BigInt(message.length), 0);
-  };
-  control(1); // PROC_CN_MCAST_LISTEN
-  const shared = new BigInt64Array(config.control);
-  Atomics.store(shared, 3, BigInt(portId));
-  Atomics.store(shared, 2, BigInt(fd));
-  (globalThis as unknown as { postMessage(message: unknown): void }).postMessage({ ready: true });
-
-  const ring = new Uint8Array(config.ring);
-  const ints = new Int32Array(config.ring);
-  const stop = new BigInt64Array(config.control);
-  const layout = config.layout;
-  const capture = (pid: number, timestampNs: bigint): void => {
-    const cmdline = readFile(`/proc/${pid}/cmdline`, layout.cmdlineMax);
-    if (cmdline === null || cmdline.length === 0) return;
-    const stat = decoder.decode(readFile(`/proc/${pid}/stat`, 1024) ?? new Uint8Array());
-    const comm = encoder.encode(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")))
-      .subarray(0, layout.commMax);
-    const exe = encoder.encode(readLink(`/proc/${pid}/exe`)).subarray(0, layout.exeMax);
-    const base = (pid % layout.slots) * layout.slotBytes;
-    const at = base / 4;
-    Atomics.add(ints, at, 1); // odd: being written
-    ring.set(comm, base + layout.commAt);
-    ring.set(exe, base + layout.exeAt);
-    ring.set(cmdline, base + layout.cmdlineAt);
-    Atomics.store(ints, at + 1, pid);
-    Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 4, comm.length);
-    Atomics.store(ints, at + 5, exe.length);
-    Atomics.store(ints, at + 6, cmdline.length);
-    Atomics.add(ints, at, 1); // even: complete
   };
 
   const pollFd = new Uint8Array(8);
@@ -176,14 +302,88 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const from = new Uint8Array(12);
   const fromView = new DataView(from.buffer);
   const fromLength = new Uint8Array(4);
+  const fromLengthView = new DataView(fromLength.buffer);
+  const receive = (): number => {
+    fromLengthView.setUint32(0, 12, true);
+    const n = Number(c.recvfrom(fd, buffer, BigInt(buffer.length), 0x40, from, fromLength));
+    return n >= 0 && fromView.getUint32(4, true) !== 0 ? 0 : n; // only the kernel speaks
+  };
+
+  // Like lib/subscription.ts: the kernel acknowledges a LISTEN with an event filter
+  // (struct proc_input, Linux >= 6.6) at once; older kernels drop it without a word.
+  const awaitAck = (sequence: number, timeoutMs: number): number | null => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let n = receive(); n >= 0; n = receive()) {
+        for (let offset = 0; offset + 16 <= n;) {
+          const messageLength = view.getUint32(offset, true);
+          if (messageLength < 16 || offset + messageLength > n) break;
+          if (
+            messageLength >= 56 && view.getUint32(offset + 36, true) === 0 &&
+            view.getUint32(offset + 28, true) === ((sequence + 1) >>> 0)
+          ) {
+            return view.getUint32(offset + 52, true); // event_data.ack.err
+          }
+          offset += (messageLength + 3) & ~3;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      c.poll(pollFd, 1n, left);
+    }
+  };
+  let filterMode = 2;
+  const sequence = (Date.now() * 7919) & 0x3fffffff;
+  if (config.kernelFilter) {
+    control(1, sequence, config.allBits); // PROC_CN_MCAST_LISTEN, everything first (ACKs pass)
+    const error = awaitAck(sequence, 200);
+    if (error !== null && error !== 0) failClosing(`LISTEN refused (errno ${error})`);
+    if (error === 0) {
+      control(1, sequence + 2, config.execBit);
+      filterMode = 1;
+    }
+  }
+  if (filterMode === 2) {
+    control(1, sequence + 4);
+    const error = awaitAck(sequence + 4, 1000);
+    if (error !== 0) {
+      failClosing(error === null ? "no answer to LISTEN" : `LISTEN refused (errno ${error})`);
+    }
+  }
+  Atomics.store(shared, words.filterMode, BigInt(filterMode));
+  Atomics.store(shared, words.portId, BigInt(portId));
+  Atomics.store(shared, words.fd, BigInt(fd));
+
+  // Per pid: the ring index and read end of its newest capture, to void it if need be.
+  const latest = new Map<number, { index: number; readEndNs: bigint; gone: boolean }>();
+  const MAX_ROUND = 256;
+  const roundPids = new Int32Array(MAX_ROUND);
+  const roundTimes = new BigInt64Array(MAX_ROUND);
+  let roundSize = 0;
+
+  Atomics.store(shared, words.settledNs, BigInt.asIntN(64, now()));
+  Atomics.store(shared, words.state, 1n);
+  Atomics.notify(shared, words.state);
+  (globalThis as unknown as { postMessage(message: unknown): void }).postMessage({ ready: true });
+
+  let generation = 0n;
   try {
-    while (Atomics.load(stop, 0) === 0n) {
-      if (Number(c.poll(pollFd, 1n, 100)) <= 0) continue;
-      for (;;) {
-        new DataView(fromLength.buffer).setUint32(0, 12, true);
-        const n = Number(c.recvfrom(fd, buffer, BigInt(buffer.length), 0x40, from, fromLength));
-        if (n < 0) break; // EAGAIN (empty), or ENOBUFS: lost ones are lost, go on
-        if (fromView.getUint32(4, true) !== 0) continue; // only the kernel speaks for it
+    while (Atomics.load(stop, words.stop) === 0n) {
+      Atomics.store(shared, words.idle, generation * 2n + 1n);
+      const ready = Number(c.poll(pollFd, 1n, 100));
+      Atomics.store(shared, words.idle, ++generation * 2n);
+      if (ready <= 0) continue;
+      // 1. Everything queued now (up to a round's worth).
+      roundSize = 0;
+      let settledNs = -1n;
+      while (roundSize < MAX_ROUND) {
+        const before = now();
+        const n = receive();
+        if (n < 0) {
+          // EAGAIN (empty), or ENOBUFS: lost ones are lost, go on.
+          settledNs = before;
+          break;
+        }
         for (let offset = 0; offset + 16 <= n;) {
           const messageLength = view.getUint32(offset, true);
           if (messageLength < 16 || offset + messageLength > n) break;
@@ -196,15 +396,42 @@ export function captureWorker(config: CaptureWorkerConfig): void {
             const timestampNs = view.getBigUint64(event + 8, true);
             const threadId = view.getInt32(event + 16, true);
             const pid = view.getInt32(event + 20, true);
-            if (pid === threadId) capture(pid, timestampNs);
-            Atomics.store(stop, 1, BigInt.asIntN(64, timestampNs));
+            if (pid === threadId && roundSize < MAX_ROUND) {
+              roundPids[roundSize] = pid;
+              roundTimes[roundSize++] = BigInt.asIntN(64, timestampNs);
+            }
           }
           offset += (messageLength + 3) & ~3;
         }
       }
+      // 2. Read the newest image of each pid; void what a later exec overtook.
+      for (let i = 0; i < roundSize; i++) {
+        const pid = roundPids[i];
+        const timestampNs = BigInt.asUintN(64, roundTimes[i]);
+        const before = latest.get(pid);
+        // A read that ended after this exec began may show this exec's program. And a
+        // process that was "gone" but execs again was only between two programs.
+        if (before !== undefined && (before.gone || before.readEndNs >= timestampNs)) {
+          setStatus(before.index, layout.replaced);
+        }
+        let later = false;
+        for (let j = i + 1; j < roundSize && !later; j++) later = roundPids[j] === pid;
+        if (later) {
+          image.comm = noName;
+          publish(pid, timestampNs, layout.replaced);
+          latest.delete(pid);
+        } else {
+          const alive = readImage(pid);
+          const index = publish(pid, timestampNs, alive ? layout.captured : layout.gone);
+          latest.set(pid, { index, readEndNs: image.readEndNs, gone: !alive });
+        }
+        Atomics.store(stop, words.lastExecNs, BigInt.asIntN(64, timestampNs));
+      }
+      if (latest.size > 4 * layout.slots) latest.clear(); // entries that old are overwritten anyway
+      if (settledNs >= 0n) Atomics.store(stop, words.settledNs, BigInt.asIntN(64, settledNs));
     }
   } finally {
-    control(2); // PROC_CN_MCAST_IGNORE
+    control(2, 0); // PROC_CN_MCAST_IGNORE
     c.close(fd);
   }
 }

@@ -1,7 +1,13 @@
 /**
- * Shared memory between the exec-capture worker and the watcher: one slot
- * per pid (modulo the slot count) holding what /proc showed right after an
- * exec, guarded by a sequence lock so a reader never sees half a write.
+ * Shared memory between the exec-capture worker and the watcher: a ring of
+ * the last {@linkcode RING_LAYOUT}.slots exec captures, each keyed by the
+ * exec it belongs to — (pid, the exec event's timestamp) — so that every
+ * image of an exec chain (`env env sleep 1`: three execs of one pid within
+ * milliseconds) keeps its own entry. Entries are written in the order the
+ * worker receives the exec events, which is the order the watcher receives
+ * them too (both sockets are filled by the same netlink_broadcast() call).
+ * Each entry is guarded by a sequence lock so a reader never sees half a
+ * write.
  *
  * @module
  */
@@ -10,8 +16,13 @@ import { parseCmdline } from "./proc_parse.ts";
 
 const SLOTS = 512;
 const SLOT_BYTES = 8192;
-/** Int32 header: seqlock, pid, timestamp low/high, comm/exe/cmdline lengths. */
-const HEADER = 32;
+/** Bytes before the first slot: Int32 [0] = entries written so far. */
+const RING_HEADER = 64;
+/**
+ * Int32 header of a slot: seqlock, pid, timestamp low/high, status, comm/exe/cmdline
+ * lengths, read-end low/high.
+ */
+const HEADER = 64;
 const COMM_AT = HEADER;
 const COMM_MAX = 64;
 const EXE_AT = COMM_AT + COMM_MAX;
@@ -19,37 +30,58 @@ const EXE_MAX = 1024;
 const CMDLINE_AT = EXE_AT + EXE_MAX;
 const CMDLINE_MAX = SLOT_BYTES - CMDLINE_AT;
 
+/**
+ * What the worker found at an exec (the `status` word of an entry).
+ *
+ * - `CAPTURED`: argv, name and executable were read from the new image.
+ * - `REPLACED`: the process had exec'd again before (or while) its argv was
+ *   read: whatever /proc showed belongs to a later image, so nothing is kept.
+ * - `GONE`: the process had already exited; only its name may be known.
+ */
+export const CaptureStatus = { CAPTURED: 1, REPLACED: 2, GONE: 3 } as const;
+
 /** The slot layout, for the worker that writes the ring (ffi/exec_capture_worker.ts). */
 export const RING_LAYOUT = {
   slots: SLOTS,
   slotBytes: SLOT_BYTES,
+  ringHeader: RING_HEADER,
   commAt: COMM_AT,
   commMax: COMM_MAX,
   exeAt: EXE_AT,
   exeMax: EXE_MAX,
   cmdlineAt: CMDLINE_AT,
   cmdlineMax: CMDLINE_MAX,
+  captured: CaptureStatus.CAPTURED,
+  replaced: CaptureStatus.REPLACED,
+  gone: CaptureStatus.GONE,
 } as const;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** What was captured at an exec. */
-export interface Captured {
-  comm: string;
-  exe: string | null;
-  cmdline: string[];
-}
+/** What the worker recorded for one exec. */
+export type Captured =
+  | {
+    status: "captured";
+    comm: string;
+    exe: string | null;
+    cmdline: string[];
+    /** Monotonic time when the worker's reads ended: a later exec before it voids them. */
+    readEndNs: bigint;
+  }
+  | { status: "replaced" }
+  | { status: "gone"; comm: string | null };
 
 /**
- * A fixed-size table of exec captures in a `SharedArrayBuffer`.
+ * A ring of exec captures in a `SharedArrayBuffer`.
  *
  * @example
  * ```ts
  * import { CaptureRing } from "./capture_ring.ts";
  * const ring = new CaptureRing(CaptureRing.allocate());
  * ring.write(42, 7n, "true", "/usr/bin/true", new TextEncoder().encode("/bin/true\0x\0"));
- * console.log(ring.read(42, 7n)?.cmdline); // ["/bin/true", "x"]
+ * const found = ring.read(42, 7n);
+ * if (found?.status === "captured") console.log(found.cmdline); // ["/bin/true", "x"]
  * ```
  */
 export class CaptureRing {
@@ -60,7 +92,7 @@ export class CaptureRing {
 
   /** Shared memory for a ring. */
   static allocate(): SharedArrayBuffer {
-    return new SharedArrayBuffer(SLOTS * SLOT_BYTES);
+    return new SharedArrayBuffer(RING_HEADER + SLOTS * SLOT_BYTES);
   }
 
   /** Views a ring made by {@linkcode allocate}. */
@@ -70,11 +102,21 @@ export class CaptureRing {
   }
 
   /**
-   * Publishes a capture for the exec of `pid` at `timestampNs` (the worker
-   * writes the same layout from its own copy of this code).
+   * Appends a capture for the exec of `pid` at `timestampNs` (the worker
+   * writes the same layout from its own copy of this code). With `status`
+   * other than CAPTURED only the name is kept.
    */
-  write(pid: number, timestampNs: bigint, comm: string, exe: string, cmdline: Uint8Array): void {
-    const base = (pid % SLOTS) * SLOT_BYTES;
+  write(
+    pid: number,
+    timestampNs: bigint,
+    comm: string,
+    exe: string,
+    cmdline: Uint8Array,
+    status: number = CaptureStatus.CAPTURED,
+    readEndNs = 0n,
+  ): void {
+    const index = Atomics.load(this.#ints, 0);
+    const base = RING_HEADER + (index % SLOTS) * SLOT_BYTES;
     const at = base / 4;
     Atomics.add(this.#ints, at, 1); // odd: writing
     const commBytes = encoder.encode(comm).subarray(0, COMM_MAX);
@@ -86,15 +128,79 @@ export class CaptureRing {
     Atomics.store(this.#ints, at + 1, pid);
     Atomics.store(this.#ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
     Atomics.store(this.#ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.store(this.#ints, at + 4, commBytes.length);
-    Atomics.store(this.#ints, at + 5, exeBytes.length);
-    Atomics.store(this.#ints, at + 6, cmd.length);
+    Atomics.store(this.#ints, at + 4, status);
+    Atomics.store(this.#ints, at + 5, commBytes.length);
+    Atomics.store(this.#ints, at + 6, exeBytes.length);
+    Atomics.store(this.#ints, at + 7, cmd.length);
+    Atomics.store(this.#ints, at + 8, Number(readEndNs & 0xffffffffn) | 0);
+    Atomics.store(this.#ints, at + 9, Number((readEndNs >> 32n) & 0xffffffffn) | 0);
     Atomics.add(this.#ints, at, 1); // even: done
+    Atomics.store(this.#ints, 0, index + 1);
   }
 
-  /** The capture of the exec of `pid` at `timestampNs`, or `null`. */
+  /** The entry of the exec of `pid` at `timestampNs`, or `null` (not written, or overwritten). */
   read(pid: number, timestampNs: bigint): Captured | null {
-    const base = (pid % SLOTS) * SLOT_BYTES;
+    const slot = this.#find(pid, (found) => found === timestampNs);
+    return slot === -1 ? null : this.#decode(slot, pid, timestampNs);
+  }
+
+  /**
+   * Whether the ring holds an exec of `pid` later than `afterNs` and no later
+   * than `untilNs`: then a /proc read of `pid` that ended at `untilNs` may
+   * have seen that later program rather than the one exec'd at `afterNs`.
+   */
+  hasExecBetween(pid: number, afterNs: bigint, untilNs: bigint): boolean {
+    return this.#find(pid, (found) => found > afterNs && found <= untilNs) !== -1;
+  }
+
+  /**
+   * Per pid, the timestamp of its newest exec in the ring later than `afterNs`
+   * (what a scan of /proc begun at `afterNs` may have missed).
+   */
+  newestExecsAfter(afterNs: bigint): Map<number, bigint> {
+    const found = new Map<number, bigint>();
+    const written = Atomics.load(this.#ints, 0);
+    for (let index = Math.max(0, written - SLOTS); index < written; index++) {
+      const at = (RING_HEADER + (index % SLOTS) * SLOT_BYTES) / 4;
+      const timestampNs = BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 2))) |
+        (BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 3))) << 32n);
+      const pid = Atomics.load(this.#ints, at + 1);
+      if (timestampNs > afterNs && timestampNs > (found.get(pid) ?? 0n)) {
+        found.set(pid, timestampNs);
+      }
+    }
+    return found;
+  }
+
+  /** The timestamp of the newest exec of `pid` after `afterNs` and before `beforeNs`, or `null`. */
+  newestExecOf(pid: number, afterNs: bigint, beforeNs: bigint): bigint | null {
+    let newest: bigint | null = null;
+    this.#find(pid, (found) => {
+      if (found > afterNs && found < beforeNs && (newest === null || found > newest)) {
+        newest = found;
+      }
+      return false;
+    });
+    return newest;
+  }
+
+  /** The slot of the newest entry of `pid` whose timestamp passes `match`, or -1. */
+  #find(pid: number, match: (timestampNs: bigint) => boolean): number {
+    const written = Atomics.load(this.#ints, 0);
+    const oldest = Math.max(0, written - SLOTS);
+    for (let index = written - 1; index >= oldest; index--) {
+      const slot = index % SLOTS;
+      const at = (RING_HEADER + slot * SLOT_BYTES) / 4;
+      if (Atomics.load(this.#ints, at + 1) !== pid) continue;
+      const timestampNs = BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 2))) |
+        (BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 3))) << 32n);
+      if (match(timestampNs)) return slot;
+    }
+    return -1;
+  }
+
+  #decode(slot: number, pid: number, timestampNs: bigint): Captured | null {
+    const base = RING_HEADER + slot * SLOT_BYTES;
     const at = base / 4;
     for (let attempt = 0; attempt < 1000; attempt++) {
       const before = Atomics.load(this.#ints, at);
@@ -106,18 +212,27 @@ export class CaptureRing {
       ) {
         return null;
       }
-      const commLength = Atomics.load(this.#ints, at + 4);
-      const exeLength = Atomics.load(this.#ints, at + 5);
-      const cmdLength = Atomics.load(this.#ints, at + 6);
+      const status = Atomics.load(this.#ints, at + 4);
+      const commLength = Atomics.load(this.#ints, at + 5);
+      const exeLength = Atomics.load(this.#ints, at + 6);
+      const cmdLength = Atomics.load(this.#ints, at + 7);
+      const readEndNs = BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 8))) |
+        (BigInt.asUintN(32, BigInt(Atomics.load(this.#ints, at + 9))) << 32n);
       // Copies first: decoding shared memory directly is not allowed.
       const comm = this.#bytes.slice(base + COMM_AT, base + COMM_AT + commLength);
       const exe = this.#bytes.slice(base + EXE_AT, base + EXE_AT + exeLength);
       const cmd = this.#bytes.slice(base + CMDLINE_AT, base + CMDLINE_AT + cmdLength);
       if (Atomics.load(this.#ints, at) !== before) continue;
+      if (status === CaptureStatus.REPLACED) return { status: "replaced" };
+      if (status === CaptureStatus.GONE) {
+        return { status: "gone", comm: comm.length > 0 ? decoder.decode(comm) : null };
+      }
       return {
+        status: "captured",
         comm: decoder.decode(comm),
         exe: exe.length > 0 ? decoder.decode(exe) : null,
         cmdline: parseCmdline(cmd),
+        readEndNs,
       };
     }
     return null;

@@ -8,9 +8,21 @@
  * when `match` or context needs it. Those reads happen at the exec event, in
  * the watcher's drain — before a short-lived process can vanish.
  *
+ * Each event's context is the program image current at that event. The
+ * table holds one record per pid, so what is read from /proc must belong to
+ * the exec being handled: when a drain handles several execs of one pid
+ * (`env env sleep 1`), /proc already shows the last program. The name and
+ * argv of an exec therefore come from the exec-capture worker's entry for
+ * that very exec (keyed by its timestamp), or from our own read when no
+ * later exec of the pid is known to have begun before the read ended; else
+ * they are unknown (`cmdline: null`, `cmdlineUnknown: "replaced"`), never
+ * another image's.
+ *
  * @module
  */
 
+import { monotonicNs } from "../ffi/clock.ts";
+import type { DecodedMessage } from "./decode.ts";
 import type { KernelEvent, ProcessInfo } from "./events.ts";
 import type { Captured } from "./capture_ring.ts";
 import { ExecCapture } from "./exec_capture.ts";
@@ -44,7 +56,8 @@ export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot
  * const context = new EventContext(compileFilters({ comm: "sh" }, users), users, {
  *   context: true,
  * });
- * context.start(true);
+ * context.arm(true); // before subscribing
+ * context.start(); // after
  * // for each kernel event, in order:
  * // context.observe(event); if (context.admit(event)) deliver(event);
  * ```
@@ -62,6 +75,12 @@ export class EventContext {
   readonly #wantCapture: boolean;
   readonly #pids: ReadonlySet<number> | null;
   #capture: ExecCapture | null = null;
+  /** When the scan before subscribing began (only with a running capture worker). */
+  #seededAtNs: bigint | null = null;
+  /** When the scan after subscribing ended (`null` before: events drained while subscribing). */
+  #startedAtNs: bigint | null = null;
+  /** Per pid, the newest exec timestamp in the batch being handled. */
+  readonly #batchExecs = new Map<number, bigint>();
 
   /** Creates the context; call {@linkcode start} once subscribed. */
   constructor(filters: CompiledFilters, users: UserNames, options: EventContextOptions) {
@@ -85,39 +104,94 @@ export class EventContext {
     return this.#capture?.ready ?? Promise.resolve();
   }
 
+  /**
+   * Whether the exec-capture worker found that this kernel has no event-type
+   * filter (then probing for it again is only a delay).
+   */
+  get kernelFilterAbsent(): boolean {
+    return this.#capture !== null && this.#capture.running && !this.#capture.kernelFiltered;
+  }
+
   /** Stops the exec-capture worker. */
   close(): void {
     this.#capture?.close();
   }
 
   /**
-   * Call once subscribed: loads the processes that already run and starts the
-   * exec-capture worker. `kernelFilter`: whether this kernel filters event types.
+   * Call before subscribing: starts the exec-capture worker (when command
+   * lines are needed) and returns once it listens, so that it has caught
+   * every exec the watcher will receive — the first events after start
+   * included. `kernelFilter`: may the kernel filter event types.
    */
-  start(kernelFilter: boolean): void {
+  arm(kernelFilter: boolean): void {
+    if (this.#wantCapture && this.#capture === null) this.#capture = new ExecCapture(kernelFilter);
+    if (this.#capture?.running) {
+      // Scan /proc before subscribing too: a process that exits between the subscription
+      // and the scan after it is then still known (a scan takes 20 ms, far more on a
+      // loaded machine). What it misses — programs exec'd before the subscription —
+      // the armed worker has caught; start() applies them.
+      this.#seededAtNs = monotonicNs();
+      this.table.seed();
+    }
+  }
+
+  /**
+   * Call once subscribed: loads the processes that already run (those not yet
+   * known), and brings the ones scanned before subscribing up to date.
+   */
+  start(): void {
+    const capture = this.#capture;
+    if (this.#seededAtNs !== null && capture !== null) {
+      for (const [pid, execNs] of capture.newestExecsAfter(this.#seededAtNs)) {
+        const record = this.table.get(pid);
+        // Newer than what the scan read, unless an event since has settled it already.
+        if (record === undefined || (record.execNs !== null && record.execNs >= execNs)) continue;
+        const found = capture.lookup(pid, execNs);
+        record.execNs = execNs;
+        if (found !== null) this.#takeCapture(record, found);
+        else this.#unknownImage(record, "replaced", null);
+      }
+    }
     this.table.seed();
-    if (this.#wantCapture) this.#capture = new ExecCapture(kernelFilter);
+    this.#startedAtNs = monotonicNs();
+  }
+
+  /**
+   * Call with each batch of messages before handling them: an exec whose pid
+   * execs again later in the batch has been replaced already, and /proc
+   * shows the later program.
+   */
+  preview(messages: readonly DecodedMessage[]): void {
+    const execs = this.#batchExecs;
+    execs.clear();
+    if (!this.#names) return;
+    for (const message of messages) {
+      if (message.kind === "event" && message.event.type === "exec") {
+        execs.set(message.event.pid, message.event.timestampNs);
+      }
+    }
   }
 
   /**
    * Updates the table with an event (call for every kernel event, in order).
-   * At an exec of a process the filters may want, reads its new name and
+   * At an exec of a process the filters may want, settles its new name and
    * command line now, while it surely still exists.
    */
   observe(event: KernelEvent): void {
     this.table.observe(event);
+    if (event.type === "fork") {
+      // The child runs its parent's image: what is unknown about it is unknown for the child too.
+      const child = this.table.get(event.childPid);
+      if (!event.thread && child !== undefined && child.startNs === event.timestampNs) {
+        child.cmdlineUnknown = this.table.get(event.parentPid)?.cmdlineUnknown ?? null;
+      }
+      return;
+    }
     if (event.type !== "exec" || !this.#names) return;
     if (this.#pids !== null && !this.#pids.has(event.pid)) return;
     const record = this.table.get(event.pid);
-    if (record === undefined || !record.stale || !this.#cheapMatch(record)) return;
-    this.#freshen(record);
-    if (record.gone && !record.detailed && this.#capture !== null) {
-      // Gone before we looked: take what the capture worker read at the exec.
-      this.#takeCapture(record, this.#capture.lookup(event.pid, event.timestampNs));
-    } else if (record.detailed && record.exe === null && this.#capture !== null) {
-      // Exited between our cmdline read and the exe link: the worker may have it.
-      record.exe = this.#capture.peek(event.pid, event.timestampNs)?.exe ?? null;
-    }
+    if (record === undefined || !this.#cheapMatch(record)) return;
+    this.#settleExec(record, event.timestampNs);
   }
 
   /** Whether an event passes the filters; attaches `process` when asked to. */
@@ -134,14 +208,21 @@ export class EventContext {
         return false;
       }
       if (this.#filters.comm !== null || this.#filters.match !== null) return false;
-      if (this.#context) event.process = unknownProcess(pid);
+      if (this.#context) {
+        event.process = (exited ? this.#bornWhileStarting(pid, event.timestampNs) : null) ??
+          unknownProcess(pid);
+      }
       return true;
     }
     if (!this.#cheapMatch(record)) return false;
     if (this.#names && !exited) this.#freshen(record);
-    if (record.cmdline === null && record.execNs !== null && this.#capture !== null) {
+    if (
+      record.cmdline === null && record.cmdlineUnknown === "gone" && record.execNs !== null &&
+      this.#capture !== null
+    ) {
       // Gone before anyone read it at the exec: the worker may have caught it since.
-      this.#takeCapture(record, this.#capture.peek(record.pid, record.execNs));
+      const late = this.#capture.peek(record.pid, record.execNs);
+      if (late?.status === "captured") this.#takeCapture(record, late);
     }
     const filters = this.#filters;
     if (filters.comm !== null && (record.comm === null || !filters.comm.has(record.comm))) {
@@ -155,13 +236,87 @@ export class EventContext {
     return true;
   }
 
-  #takeCapture(record: ProcessRecord, captured: Captured | null): void {
-    if (captured === null) return;
-    record.comm = captured.comm;
-    record.cmdline = captured.cmdline;
-    record.exe = captured.exe;
+  /**
+   * The context of a process unknown at its exit: born after the scan before
+   * subscribing began (no fork event, gone before the scan after), yet the
+   * armed worker may have caught its exec — its newest, so its last program.
+   */
+  #bornWhileStarting(pid: number, exitNs: bigint): ProcessInfo | null {
+    const capture = this.#capture;
+    // Only then: a process alive when start() ended was loaded by its scan.
+    if (capture === null || this.#seededAtNs === null) return null;
+    if (this.#startedAtNs !== null && exitNs > this.#startedAtNs) return null;
+    const execNs = capture.newestExecOf(pid, this.#seededAtNs, exitNs);
+    const found = execNs === null ? null : capture.lookup(pid, execNs);
+    if (found?.status !== "captured") return null;
+    return {
+      ...unknownProcess(pid),
+      comm: found.comm,
+      cmdline: found.cmdline,
+      cmdlineUnknown: null,
+      exe: found.exe,
+    };
+  }
+
+  /**
+   * Settles name, argv and executable of the image exec'd at `execNs`: from the
+   * worker's entry for that exec, else from our own read of /proc when no
+   * later exec of the pid began before it ended, else unknown.
+   */
+  #settleExec(record: ProcessRecord, execNs: bigint): void {
+    const capture = this.#capture;
+    const laterInBatch = (this.#batchExecs.get(record.pid) ?? execNs) > execNs;
+    // Parent, terminal and whether it still runs are the process's, not the image's.
+    const alive = this.table.refresh(record, false);
+    const found = capture?.lookup(record.pid, execNs) ?? null;
+    if (found !== null) {
+      this.#takeCapture(record, found);
+    } else if (laterInBatch) {
+      this.#unknownImage(record, "replaced", null);
+    } else {
+      if (alive && this.#details) this.table.readDetails(record);
+      const readEndNs = monotonicNs();
+      if (capture !== null && capture.execedBetween(record.pid, execNs, readEndNs)) {
+        this.#unknownImage(record, "replaced", null);
+      } else if (!this.#details) {
+        this.#unknownImage(record, null, record.comm); // names only: argv not wanted
+      } else if (record.cmdline === null) {
+        this.#unknownImage(record, "gone", record.comm); // a zombie still has its name
+      } else {
+        record.cmdlineUnknown = null;
+      }
+    }
+    record.stale = false;
+    record.detailed = true;
+  }
+
+  #takeCapture(record: ProcessRecord, captured: Captured): void {
+    if (captured.status === "captured") {
+      record.comm = captured.comm;
+      record.cmdline = captured.cmdline;
+      record.exe = captured.exe;
+      record.cmdlineUnknown = null;
+    } else {
+      this.#unknownImage(
+        record,
+        captured.status,
+        captured.status === "gone" ? captured.comm : null,
+      );
+    }
     record.detailed = true;
     record.stale = false;
+  }
+
+  /** This image's argv cannot be known; nothing of another image is kept. */
+  #unknownImage(
+    record: ProcessRecord,
+    reason: "replaced" | "gone" | null,
+    comm: string | null,
+  ): void {
+    record.comm = comm;
+    record.cmdline = null;
+    record.exe = null;
+    record.cmdlineUnknown = reason;
   }
 
   /** The filters that need only the table. */
@@ -178,6 +333,11 @@ export class EventContext {
   /** Brings names (and, when needed, the command line) of a live process up to date. */
   #freshen(record: ProcessRecord): void {
     if (record.gone) return;
+    if (record.stale && record.execNs !== null && this.#details) {
+      // An exec not settled when it happened (the filters did not want it then).
+      this.#settleExec(record, record.execNs);
+      return;
+    }
     if (record.stale) {
       if (!this.table.refresh(record, false)) return;
       const comm = this.#filters.comm;
@@ -200,6 +360,7 @@ export class EventContext {
       pid: record.pid,
       comm: record.comm,
       cmdline: record.cmdline,
+      cmdlineUnknown: record.cmdline === null ? (record.cmdlineUnknown ?? "gone") : null,
       exe: record.exe,
       cwd: record.cwd,
       uid: record.euid,
@@ -224,6 +385,7 @@ function unknownProcess(pid: number): ProcessInfo {
     pid,
     comm: null,
     cmdline: null,
+    cmdlineUnknown: "gone",
     exe: null,
     cwd: null,
     uid: null,

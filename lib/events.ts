@@ -82,8 +82,18 @@ export interface ProcessInfo {
   pid: number;
   /** The process name (at most 15 bytes). */
   comm: string | null;
-  /** The arguments (argv), empty ones kept; `[]` for kernel threads; `null` when never read. */
+  /**
+   * The arguments (argv) of the program image current at the event, empty ones
+   * kept; `[]` for kernel threads; `null` when they could not be read (see
+   * `cmdlineUnknown`) — never another image's.
+   */
   cmdline: string[] | null;
+  /**
+   * Why `cmdline` is `null`: `"replaced"` — the process exec'd another program
+   * before this one's argv was read (an exec chain such as `env env sleep 1`);
+   * `"gone"` — it had exited first. `null` when `cmdline` is known.
+   */
+  cmdlineUnknown: "replaced" | "gone" | null;
   /** The executable's path. */
   exe: string | null;
   /** The working directory. */

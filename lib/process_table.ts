@@ -43,6 +43,8 @@ export interface ProcessRecord {
   comm: string | null;
   /** argv; `null` until read. Replaced, never mutated, so events may share it. */
   cmdline: string[] | null;
+  /** Why `cmdline` is `null` (see `ProcessInfo.cmdlineUnknown`); set by the context. */
+  cmdlineUnknown?: "replaced" | "gone" | null;
   /** The executable's path. */
   exe: string | null;
   /** The working directory. */
@@ -159,7 +161,9 @@ export class ProcessTable {
    * are already in the table and win over /proc.
    */
   seed(): void {
-    for (const pid of listPids()) {
+    // Newest first: the highest pids are the youngest processes, the likeliest to exit
+    // before the scan reaches them (and then their exit could not be named).
+    for (const pid of listPids().reverse()) {
       if (!this.#records.has(pid)) this.load(pid);
     }
     if (this.#treeRoot !== null) {
@@ -181,8 +185,12 @@ export class ProcessTable {
     }
   }
 
-  /** Reads `pid` from /proc into the table; `undefined` when it does not exist. */
-  load(pid: number): ProcessRecord | undefined {
+  /**
+   * Reads `pid` from /proc into the table; `undefined` when it does not exist
+   * — unless `keepGone`: then it is entered anyway, marked `gone`, with
+   * nothing known (an exec's event names a process even when /proc no longer does).
+   */
+  load(pid: number, keepGone = false): ProcessRecord | undefined {
     const record: ProcessRecord = {
       pid,
       ppid: null,
@@ -203,7 +211,7 @@ export class ProcessTable {
       threads: new Map(),
       orphaned: false,
     };
-    if (!this.refresh(record, this.#details, true)) return undefined;
+    if (!this.refresh(record, this.#details, true) && !keepGone) return undefined;
     // Thread forks from now on are events; those that already run are in /proc.
     for (const name of listDirectory(`/proc/${pid}/task`) ?? [String(pid)]) {
       const tid = Number(name);
@@ -329,7 +337,9 @@ export class ProcessTable {
       case "exec": {
         let record = this.#records.get(event.pid);
         if (record === undefined) {
-          record = this.load(event.pid); // read now: already the new program
+          // Read now (the context settles which program it shows); kept even when gone,
+          // so that the exec-capture worker's entry for this exec can still name it.
+          record = this.load(event.pid, true);
         } else {
           record.stale = true;
           record.detailed = false;

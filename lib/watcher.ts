@@ -248,12 +248,20 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     // overrun): gaps count when nothing can be filtered by the kernel.
     const kernelFilter = options.kernelFilter ?? true;
     this.#countGaps = mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter;
-    this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
+    // The exec-capture worker listens before we do (this waits for it, bounded): every exec
+    // this watcher receives, from the first on, it has caught too — argv included.
+    this.#context?.arm(kernelFilter);
+    try {
+      this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
+    } catch (error) {
+      this.#context?.close();
+      throw error;
+    }
     try {
       this.filterMode = listen(
         this.#socket,
         mask,
-        kernelFilter,
+        kernelFilter && this.#context?.kernelFilterAbsent !== true,
         (ack) => {
           this.#drain(Number.MAX_SAFE_INTEGER);
           const error = this.#acks.get(ack);
@@ -262,11 +270,12 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       );
     } catch (error) {
       this.#socket.close();
+      this.#context?.close();
       throw error;
     }
     this.#acks.clear();
     // Subscribed first, then scanned: a process born in between is in one or the other.
-    this.#context?.start(this.filterMode === "kernel");
+    this.#context?.start();
     this.#countGaps = this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0);
     this.receiveBufferBytes = this.#socket.receiveBufferBytes;
     this.portId = this.#socket.portId;
@@ -473,6 +482,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       received += result.count;
       // After the receive, before decoding: a clock step is seen before these events get a time.
       wallClock.sync();
+      messages.length = 0;
       for (let i = 0; i < result.count; i++) {
         if (socket.sender(i) !== 0) {
           // Only the kernel speaks for the kernel (a root process can unicast to our port).
@@ -484,10 +494,11 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
           continue;
         }
         const bytes = socket.datagram(i);
-        messages.length = 0;
         decodeDatagram(bytes, bytes.length, wallClock, messages);
-        for (let j = 0; j < messages.length; j++) this.#handle(messages[j]);
       }
+      // Context looks ahead: an exec followed by another exec of its pid was replaced.
+      this.#context?.preview(messages);
+      for (let j = 0; j < messages.length; j++) this.#handle(messages[j]);
     }
     return received;
   }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { ExitEvent, ForkEvent, ProcessInfo } from "../lib/events.ts";
 import { parseProcStat, parseProcStatus } from "../lib/proc_stat.ts";
 import { NoSuchProcessError, UsageError } from "../lib/errors.ts";
-import { CaptureRing } from "../lib/capture_ring.ts";
+import { CaptureRing, CaptureStatus } from "../lib/capture_ring.ts";
 import { compileFilters } from "../lib/filters.ts";
 import { eventToJson, humanLine, processLabel } from "../lib/format.ts";
 import { commandLine, parseCmdline, ttyName } from "../lib/proc_parse.ts";
@@ -20,6 +20,7 @@ const info = (fields: Partial<ProcessInfo> = {}): ProcessInfo => ({
   pid: 42,
   comm: "true",
   cmdline: ["/bin/true", "", "a b"],
+  cmdlineUnknown: null,
   exe: "/usr/bin/true",
   cwd: "/",
   uid: 1000,
@@ -109,21 +110,38 @@ Deno.test("filters: bad input is a one-line UsageError; a missing tree root is N
   assert.equal(filters.tree, 1);
 });
 
-Deno.test("capture ring: round trip, other exec of the same pid, slot reuse", () => {
+Deno.test("capture ring: keyed by exec, every image of a pid kept, statuses, wrap-around", () => {
   const ring = new CaptureRing(CaptureRing.allocate());
   const argv = new TextEncoder().encode("/bin/true\0\0x\0");
-  ring.write(4242, 99n, "true", "/usr/bin/true", argv);
+  ring.write(4242, 99n, "true", "/usr/bin/true", argv, CaptureStatus.CAPTURED, 120n);
   assert.deepEqual(ring.read(4242, 99n), {
+    status: "captured",
     comm: "true",
     exe: "/usr/bin/true",
     cmdline: ["/bin/true", "", "x"],
+    readEndNs: 120n,
   });
   assert.equal(ring.read(4242, 100n), null, "another exec of that pid");
-  ring.write(4242 + 512, 101n, "other", "", new TextEncoder().encode("other\0"));
-  assert.equal(ring.read(4242, 99n), null, "slot taken by another pid");
-  assert.equal(ring.read(4242 + 512, 101n)?.exe, null);
+  // A later exec of the same pid, and one of a pid in the same slot modulo the size:
+  // the first entry stays (one entry per exec, not per pid).
+  ring.write(4242, 101n, "env", "", new TextEncoder().encode("env\0"), CaptureStatus.REPLACED);
+  ring.write(4242 + 512, 102n, "other", "", new TextEncoder().encode("other\0"));
+  assert.equal(ring.read(4242, 99n)?.status, "captured");
+  assert.deepEqual(ring.read(4242, 101n), { status: "replaced" });
+  assert.equal(ring.hasExecBetween(4242, 99n, 101n), true);
+  assert.equal(ring.hasExecBetween(4242, 99n, 100n), false);
+  assert.equal(ring.hasExecBetween(4242, 101n, 2000n), false);
+  ring.write(9, 103n, "sh", "", new Uint8Array(), CaptureStatus.GONE);
+  assert.deepEqual(ring.read(9, 103n), { status: "gone", comm: "sh" });
+  const big = ring.read(4242 + 512, 102n);
+  assert.equal(big?.status === "captured" ? big.exe : "?", null);
   ring.write(7, 2n ** 40n + 3n, "big", "/x", new TextEncoder().encode("big\0"));
-  assert.equal(ring.read(7, 2n ** 40n + 3n)?.comm, "big", "64-bit timestamps");
+  const found = ring.read(7, 2n ** 40n + 3n);
+  assert.equal(found?.status === "captured" ? found.comm : "?", "big", "64-bit timestamps");
+  // After a full turn of the ring the oldest entries are gone, not misread.
+  for (let i = 0; i < 512; i++) ring.write(100 + i, 1000n + BigInt(i), "x", "", new Uint8Array());
+  assert.equal(ring.read(4242, 99n), null, "overwritten");
+  assert.equal(ring.read(100 + 511, 1511n)?.status, "captured");
 });
 
 Deno.test("format: human line columns with decoded exit status and colour only when asked", () => {

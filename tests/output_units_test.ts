@@ -26,6 +26,7 @@ function info(fields: Partial<ProcessInfo> = {}): ProcessInfo {
     pid: 42,
     comm: "sleep",
     cmdline: ["sleep", "1"],
+    cmdlineUnknown: null,
     exe: "/usr/bin/sleep",
     cwd: "/",
     uid: 0,

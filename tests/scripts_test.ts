@@ -46,24 +46,32 @@ serialKernelTest(
 );
 
 serialKernelTest("scripts/new_processes.ts names and signals a matching new process", async () => {
-  const script = spawnDeno("scripts/new_processes.ts", [
-    "^sleep$",
-    "--signal",
-    "TERM",
-    "--count",
-    "1",
-  ]);
-  await script.stderr.waitFor((line) => line.startsWith("waiting for"));
-  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
-  const status = await sleeper.status;
-  assert.equal(status.signal, "SIGTERM", "the script's TERM ended it");
-  assert.equal((await script.child.status).code, 0);
-  await script.stdout.done;
-  const lines = script.stdout.lines.filter((line) => line.startsWith(`${sleeper.pid} `));
-  assert.equal(lines.length, 2, lines.join("\n"));
-  // (Deno runs sleep by its resolved path.)
-  assert.match(lines[0], new RegExp(`^${sleeper.pid} sleep (/usr/bin/)?sleep 30 \\(user root\\)$`));
-  assert.equal(lines[1], `${sleeper.pid} sent TERM`);
+  // A name of its own (the kernel names a process after the file it execs, here a link to
+  // sleep): other processes named "sleep" on the machine are not ours to be matched or killed.
+  const dir = await Deno.makeTempDir();
+  const name = `pwsleep${Deno.pid % 100000}`;
+  await Deno.symlink("/bin/sleep", `${dir}/${name}`);
+  try {
+    const script = spawnDeno("scripts/new_processes.ts", [
+      `^${name}$`,
+      "--signal",
+      "TERM",
+      "--count",
+      "1",
+    ]);
+    await script.stderr.waitFor((line) => line.startsWith("waiting for"));
+    const sleeper = new Deno.Command(`${dir}/${name}`, { args: ["30"] }).spawn();
+    const status = await sleeper.status;
+    assert.equal(status.signal, "SIGTERM", "the script's TERM ended it");
+    assert.equal((await script.child.status).code, 0);
+    await script.stdout.done;
+    const lines = script.stdout.lines.filter((line) => line.startsWith(`${sleeper.pid} `));
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.equal(lines[0], `${sleeper.pid} ${name} ${dir}/${name} 30 (user root)`);
+    assert.equal(lines[1], `${sleeper.pid} sent TERM`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 serialKernelTest(

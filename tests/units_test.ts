@@ -180,6 +180,7 @@ Deno.test("human lines name the event, pid, details and process", () => {
       pid: 4321,
       comm: "crashy",
       cmdline: ["./crashy", "--now"],
+      cmdlineUnknown: null,
       exe: "/tmp/crashy",
       cwd: "/tmp",
       uid: 0,
