@@ -93,8 +93,11 @@ kernelTest(
 async function ssReceiveBuffer(port: number): Promise<number | null> {
   const output = await new Deno.Command("ss", { args: ["-f", "netlink", "-m"], stderr: "null" })
     .output();
+  // ss prints the 32-bit port id as a signed number: an autobound port the
+  // kernel chose at random (the pid was taken) is negative there.
+  const shown = String(port | 0);
   for (const line of new TextDecoder().decode(output.stdout).split("\n")) {
-    if (!new RegExp(`connector:\\S*\\b${port}\\s`).test(line)) continue;
+    if (!new RegExp(`connector:(\\S*/)?${shown}\\s`).test(line)) continue;
     const rb = /\brb(\d+)/.exec(line);
     if (rb) return Number(rb[1]);
   }
