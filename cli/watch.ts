@@ -177,7 +177,15 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       startTicks: readProcStat(pid)?.startTicks ?? null,
     }));
 
-  const watcher = watch({
+  // Listen for signals before subscribing: watch() subscribes and scans /proc
+  // without yielding, and a SIGTERM in that window must still unregister.
+  let exitCode: number = ExitCode.OK;
+  let watcher: ProcWatcher | undefined;
+  const stopSignals = onTerminationSignal((signal) => {
+    exitCode = 128 + signal;
+    watcher?.close(); // unregisters from the kernel at once, stalled output or not
+  });
+  watcher = watch({
     events,
     pids: options.pid,
     threads: options.threads ?? false,
@@ -193,11 +201,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     context: format !== "json" || (options.context ?? false),
   });
   const started = monotonicNs();
-  let exitCode: number = ExitCode.OK;
-  const stopSignals = onTerminationSignal((signal) => {
-    exitCode = 128 + signal;
-    watcher.close(); // unregisters from the kernel at once, stalled output or not
-  });
+  if (exitCode !== ExitCode.OK) watcher.close(); // a signal came while it subscribed
   const timer = options.duration === undefined
     ? undefined
     : setTimeout(() => watcher.close(), options.duration * 1000);
