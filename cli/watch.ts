@@ -180,12 +180,12 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   // Listen for signals before subscribing: watch() subscribes and scans /proc
   // without yielding, and a SIGTERM in that window must still unregister.
   let exitCode: number = ExitCode.OK;
-  let watcher: ProcWatcher | undefined;
+  const subscribed: { watcher?: ProcWatcher } = {};
   const stopSignals = onTerminationSignal((signal) => {
     exitCode = 128 + signal;
-    watcher?.close(); // unregisters from the kernel at once, stalled output or not
+    subscribed.watcher?.close(); // unregisters from the kernel at once, stalled output or not
   });
-  watcher = watch({
+  const watcher = subscribed.watcher = watch({
     events,
     pids: options.pid,
     threads: options.threads ?? false,
