@@ -19,6 +19,10 @@ const EFD_FLAGS = 0o4000 | 0o2000000;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
+/** `SO_ATTACH_FILTER` (include/uapi/asm-generic/socket.h). */
+const SO_ATTACH_FILTER = 26;
+/** `struct sock_fprog` on 64-bit Linux: u16 len, padding, `struct sock_filter *`. */
+const SOCK_FPROG_SIZE = 16;
 /** `MSG_DONTWAIT` (include/linux/socket.h). */
 const MSG_DONTWAIT = 0x40;
 /** `POLLIN` (include/uapi/asm-generic/poll.h). */
@@ -107,6 +111,22 @@ export class ConnectorSocket {
   send(message: Uint8Array<ArrayBuffer>): void {
     const result = libc().send(this.fd, message, BigInt(message.length), 0);
     check("send", result, "(proc connector control message)");
+  }
+
+  /**
+   * Attaches a classic BPF program (`SO_ATTACH_FILTER`; it replaces any
+   * earlier one): `program` holds the encoded `struct sock_filter` array
+   * (see `lib/bpf.ts`). The kernel copies and checks it (sk_attach_filter(),
+   * net/core/filter.c). Throws {@linkcode ErrnoError}.
+   */
+  attachFilter(program: Uint8Array<ArrayBuffer>): void {
+    const instructions = program.length / 8;
+    const fprog = new Uint8Array(SOCK_FPROG_SIZE);
+    const view = new DataView(fprog.buffer);
+    view.setUint16(0, instructions, true);
+    view.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
+    const result = libc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE);
+    check("setsockopt", result, `(SO_ATTACH_FILTER, ${instructions} instructions)`);
   }
 
   #batch: ReceiveBatch | undefined;

@@ -1,0 +1,178 @@
+/**
+ * The classic BPF socket filter: unit tests run each program in a small cBPF
+ * interpreter (the kernel's semantics: big-endian word loads, out-of-bounds
+ * loads drop the packet, forward jumps only) over proc connector messages laid
+ * out as the kernel sends them (tests/support/fixtures.ts); real-kernel tests
+ * prove that a `wait` or a pid-filtered watcher receives only its pids'
+ * messages during a storm, that the forced type filter keeps only the wanted
+ * types, and that a pid list past the instruction limit falls back to procwatch.
+ */
+
+import assert from "node:assert/strict";
+import {
+  BPF,
+  BPF_MAXINSNS,
+  buildSocketFilter,
+  encodeProgram,
+  planSocketFilter,
+  type SockFilter,
+} from "../lib/bpf.ts";
+import { message, ProcEventWhat } from "./support/fixtures.ts";
+import { PROC_EVENT_ALL } from "../lib/protocol.ts";
+
+/** Runs `program` over `packet` as sk_run_filter() would; returns the bytes kept (0: dropped). */
+function run(program: readonly SockFilter[], packet: Uint8Array): number {
+  const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
+  const memory = new Uint32Array(16);
+  let a = 0;
+  let x = 0;
+  for (let pc = 0; pc < program.length; pc++) {
+    const { code, jt, jf, k } = program[pc];
+    const cls = code & 0x07;
+    switch (cls) {
+      case BPF.LD: {
+        const mode = code & 0xe0;
+        if (mode === BPF.ABS && (code & 0x18) === BPF.W) {
+          if (k + 4 > packet.length) return 0; // out of bounds: the kernel drops
+          a = view.getUint32(k, false); // big-endian, like the kernel
+        } else if (mode === BPF.MEM) a = memory[k];
+        else throw new Error(`unsupported load 0x${code.toString(16)}`);
+        break;
+      }
+      case BPF.LDX:
+        if ((code & 0xe0) !== BPF.MEM) throw new Error(`unsupported ldx 0x${code.toString(16)}`);
+        x = memory[k];
+        break;
+      case BPF.ST:
+        memory[k] = a;
+        break;
+      case BPF.JMP: {
+        const op = code & 0xf0;
+        const operand = (code & 0x08) === BPF.X ? x : k;
+        if (op === BPF.JA) {
+          pc += k;
+          break;
+        }
+        let taken: boolean;
+        if (op === BPF.JEQ) taken = a === operand;
+        else if (op === BPF.JSET) taken = ((a & operand) >>> 0) !== 0;
+        else throw new Error(`unsupported jump 0x${code.toString(16)}`);
+        pc += taken ? jt : jf;
+        break;
+      }
+      case BPF.RET:
+        return k;
+      default:
+        throw new Error(`unsupported class ${cls}`);
+    }
+    if (pc + 1 > program.length) throw new Error("jump past the end");
+  }
+  throw new Error("fell off the end of the program");
+}
+
+/** The kernel's verifier rules that matter here (sk_chk_filter()): length, jump range, a final RET. */
+function assertValid(program: readonly SockFilter[]): void {
+  assert.ok(program.length > 0 && program.length <= BPF_MAXINSNS);
+  program.forEach(({ code, jt, jf, k }, pc) => {
+    assert.ok(jt <= 255 && jf <= 255, `8-bit jump offsets at ${pc}`);
+    if ((code & 0x07) === BPF.JMP) {
+      const far = (code & 0xf0) === BPF.JA ? k : Math.max(jt, jf);
+      assert.ok(pc + 1 + far < program.length, `jump at ${pc} stays inside`);
+    }
+  });
+  assert.equal(program.at(-1)!.code & 0x07, BPF.RET);
+}
+
+const fork = (parentTid: number, parentPid: number, childTid: number, childPid: number) =>
+  message({ what: ProcEventWhat.FORK, data: [parentTid, parentPid, childTid, childPid] });
+const exec = (tid: number, pid: number) => message({ what: ProcEventWhat.EXEC, data: [tid, pid] });
+const exit = (tid: number, pid: number, status = 0) =>
+  message({ what: ProcEventWhat.EXIT, data: [tid, pid, status, 17, 1, 1] });
+const comm = (tid: number, pid: number) =>
+  message({ what: ProcEventWhat.COMM, data: [tid, pid, 0x61626364, 0, 0, 0] });
+const ack = message({ what: ProcEventWhat.NONE, ack: 5, data: [0] });
+
+Deno.test("bpf: the pid program keeps ACKs and the watcher's pid rule, drops the rest", () => {
+  const program = buildSocketFilter({ eventMask: null, pids: [4242, 77] })!;
+  assertValid(program);
+  const kept = (packet: Uint8Array) => run(program, packet) > 0;
+  assert.ok(kept(ack), "an ACK always passes");
+  assert.ok(kept(exit(4242, 4242)), "exit of a watched process");
+  assert.ok(kept(exit(4250, 4242)), "exit of a thread of a watched process");
+  assert.ok(!kept(exit(999, 999)), "exit of another process");
+  assert.ok(kept(exec(77, 77)) && !kept(exec(78, 78)));
+  assert.ok(kept(comm(77, 77)) && !kept(comm(76, 76)));
+  assert.ok(kept(fork(4242, 4242, 5000, 5000)), "a watched process's child");
+  assert.ok(kept(fork(1, 1, 4243, 4242)), "a new thread of a watched process");
+  assert.ok(kept(fork(1, 1, 77, 77)), "a new process with a watched pid (reused)");
+  assert.ok(
+    !kept(fork(4242, 4242, 6001, 6000)),
+    "a thread of a watched process's child: its parent_tgid is the grandparent",
+  );
+  assert.ok(!kept(fork(1, 1, 6000, 6000)), "another process's child");
+  // Pids whose bytes are the swap of each other must not be confused.
+  const swapped = buildSocketFilter({ eventMask: null, pids: [0x0100] })!;
+  assert.equal(run(swapped, exit(0x0001, 0x0001)), 0);
+  assert.ok(run(swapped, exit(0x0100, 0x0100)) > 0);
+  // A message too short for the fields the program reads is dropped, never misread.
+  assert.equal(run(program, exit(4242, 4242).subarray(0, 50)), 0);
+});
+
+Deno.test("bpf: the type program keeps the asked types and every ACK", () => {
+  const program = buildSocketFilter({
+    eventMask: ProcEventWhat.EXIT | ProcEventWhat.EXEC,
+    pids: null,
+  })!;
+  assertValid(program);
+  assert.ok(run(program, ack) > 0);
+  assert.ok(run(program, exit(5, 5)) > 0);
+  assert.ok(run(program, exec(5, 5)) > 0);
+  assert.equal(run(program, fork(1, 1, 5, 5)), 0);
+  assert.equal(run(program, comm(5, 5)), 0);
+  // NONZERO_EXIT has no `what` of its own: failed exits still arrive as EXIT.
+  const failed = buildSocketFilter({ eventMask: ProcEventWhat.NONZERO_EXIT, pids: null })!;
+  assert.ok(run(failed, exit(5, 5, 256)) > 0);
+  assert.equal(run(failed, fork(1, 1, 5, 5)), 0);
+  // Types and pids together: both must hold.
+  const both = buildSocketFilter({ eventMask: ProcEventWhat.EXIT, pids: [5] })!;
+  assert.ok(run(both, exit(5, 5)) > 0);
+  assert.equal(run(both, exit(6, 6)), 0);
+  assert.equal(run(both, exec(5, 5)), 0);
+  assert.ok(run(both, ack) > 0);
+});
+
+Deno.test("bpf: long pid lists stay within jump range up to the instruction limit", () => {
+  const pids = Array.from({ length: 1200 }, (_, i) => 300 + i * 7);
+  const program = buildSocketFilter({
+    eventMask: ProcEventWhat.EXIT | ProcEventWhat.FORK,
+    pids,
+  })!;
+  assert.ok(program !== null, "1,200 pids fit");
+  assertValid(program);
+  for (const pid of [pids[0], pids[249], pids[250], pids[777], pids.at(-1)!]) {
+    assert.ok(run(program, exit(pid, pid)) > 0, `pid ${pid} is kept`);
+    assert.ok(run(program, fork(pid, pid, 90_000, 90_000)) > 0, `the child of ${pid} is kept`);
+  }
+  assert.equal(run(program, exit(301, 301)), 0);
+  // Past the limit: no program with pids; the plan says why and keeps the types.
+  const many = Array.from({ length: 2000 }, (_, i) => 300 + i);
+  assert.equal(buildSocketFilter({ eventMask: null, pids: many }), null);
+  const plan = planSocketFilter(ProcEventWhat.EXIT, many, null);
+  assert.equal(plan.info.pids, false);
+  assert.equal(plan.info.types, true);
+  assert.match(plan.info.pidsInProcwatch ?? "", /2000 pids need more than the kernel's 4096/);
+  assert.equal(planSocketFilter(null, many, null).program, null);
+  // Nothing to select: no program at all.
+  assert.equal(buildSocketFilter({ eventMask: null, pids: null }), null);
+  assert.ok(buildSocketFilter({ eventMask: PROC_EVENT_ALL, pids: null }) !== null);
+});
+
+Deno.test("bpf: encoding is struct sock_filter, 8 bytes each in host order", () => {
+  const program = buildSocketFilter({ eventMask: null, pids: [1] })!;
+  const bytes = encodeProgram(program);
+  assert.equal(bytes.length, program.length * 8);
+  const view = new DataView(bytes.buffer);
+  // The first instruction: BPF_LD|BPF_W|BPF_ABS at offset 36 (struct proc_event.what).
+  assert.equal(view.getUint16(0, true), 0x20);
+  assert.equal(view.getUint32(4, true), 36);
+});
