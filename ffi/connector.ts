@@ -38,6 +38,13 @@ export interface ConnectorSocketOptions {
    * socket's `receiveBufferBytes` says what that was.
    */
   receiveBufferBytes: number;
+  /**
+   * A classic BPF program (encoded `struct sock_filter`s, see `lib/bpf.ts`)
+   * to attach before the socket joins the group, so that no message arrives
+   * unfiltered. When the kernel refuses it the socket opens without it and
+   * `filterError` says why.
+   */
+  filter?: Uint8Array<ArrayBuffer> | null;
 }
 
 /**
@@ -59,6 +66,8 @@ export class ConnectorSocket {
   readonly portId: number;
   /** The receive buffer size the kernel granted, in bytes. */
   readonly receiveBufferBytes: number;
+  /** Why the `filter` asked for at open was not attached (`null`: attached, or none asked for). */
+  filterError: string | null = null;
   #closed = false;
   #waiting: Promise<number> | undefined;
   readonly #pollFds = new Uint8Array(16);
@@ -89,6 +98,15 @@ export class ConnectorSocket {
     );
     try {
       const granted = setReceiveBuffer(fd, options.receiveBufferBytes);
+      let filterError: string | null = null;
+      if (options.filter) {
+        try {
+          attachFilter(fd, options.filter);
+        } catch (error) {
+          if (!(error instanceof ErrnoError)) throw error;
+          filterError = error.message;
+        }
+      }
       const address = new Uint8Array(SOCKADDR_NL_SIZE);
       const view = new DataView(address.buffer);
       view.setUint16(0, AF_NETLINK, true);
@@ -100,7 +118,9 @@ export class ConnectorSocket {
       check("getsockname", c.getsockname(fd, address, length));
       const portId = view.getUint32(4, true);
       const wakeFd = check("eventfd", c.eventfd(0, EFD_FLAGS));
-      return new ConnectorSocket(fd, wakeFd, portId, granted);
+      const socket = new ConnectorSocket(fd, wakeFd, portId, granted);
+      socket.filterError = filterError;
+      return socket;
     } catch (error) {
       c.close(fd);
       throw error;
@@ -120,13 +140,7 @@ export class ConnectorSocket {
    * net/core/filter.c). Throws {@linkcode ErrnoError}.
    */
   attachFilter(program: Uint8Array<ArrayBuffer>): void {
-    const instructions = program.length / 8;
-    const fprog = new Uint8Array(SOCK_FPROG_SIZE);
-    const view = new DataView(fprog.buffer);
-    view.setUint16(0, instructions, true);
-    view.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
-    const result = libc().setsockopt(this.fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE);
-    check("setsockopt", result, `(SO_ATTACH_FILTER, ${instructions} instructions)`);
+    attachFilter(this.fd, program);
   }
 
   #batch: ReceiveBatch | undefined;
@@ -235,6 +249,17 @@ export class ConnectorSocket {
   get closed(): boolean {
     return this.#closed;
   }
+}
+
+/** `setsockopt(SO_ATTACH_FILTER)` with a `struct sock_fprog` pointing at `program`. */
+function attachFilter(fd: number, program: Uint8Array<ArrayBuffer>): void {
+  const instructions = program.length / 8;
+  const fprog = new Uint8Array(SOCK_FPROG_SIZE);
+  const view = new DataView(fprog.buffer);
+  view.setUint16(0, instructions, true);
+  view.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
+  const result = libc().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE);
+  check("setsockopt", result, `(SO_ATTACH_FILTER, ${instructions} instructions)`);
 }
 
 /**

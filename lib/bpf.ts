@@ -53,9 +53,16 @@ export interface SockFilter {
 export interface SocketFilterSpec {
   /**
    * `enum proc_cn_event` bits of the event types to keep; `null` keeps every
-   * type. ACKs (`PROC_EVENT_NONE`) always pass: LISTEN waits for its own.
+   * type.
    */
   eventMask: number | null;
+  /**
+   * Keep ACKs (`PROC_EVENT_NONE`): needed while LISTEN waits for its own.
+   * Any listener's LISTEN or IGNORE is acknowledged to every listener, so
+   * afterwards they only cost wake-ups (and, dropped on an overrun, would
+   * count in the drop counter as if they were events).
+   */
+  acks: boolean;
   /**
    * Keep only events about these processes (thread group ids), as
    * `ProcWatcher`'s pid filter does: a fork when the child's process is one
@@ -126,7 +133,7 @@ function member(swapped: readonly number[]): SockFilter[] {
  * @example
  * ```ts
  * import { buildSocketFilter } from "./bpf.ts";
- * const program = buildSocketFilter({ eventMask: null, pids: [1234] });
+ * const program = buildSocketFilter({ eventMask: null, pids: [1234], acks: true });
  * console.log(program?.length); // 24
  * ```
  */
@@ -135,9 +142,9 @@ export function buildSocketFilter(spec: SocketFilterSpec): SockFilter[] | null {
   if (spec.eventMask === null && pids === null) return null;
   const program: SockFilter[] = [
     loadWord(WHAT),
-    // PROC_EVENT_NONE: an ACK (or a LISTEN's error), always kept.
+    // PROC_EVENT_NONE: an ACK (or a LISTEN's error), kept or not as a whole.
     insn(BPF.JMP | BPF.JEQ | BPF.K, 0, 0, 1),
-    ret(ACCEPT),
+    ret(spec.acks ? ACCEPT : DROP),
   ];
   if (spec.eventMask !== null) {
     // Each `what` is one bit; the exit of a failed process still arrives as EXIT.
@@ -216,23 +223,25 @@ export interface SocketFilterPlan {
  * Chooses the program for a watcher: event types when `eventMask` is given,
  * and `pids` when given and they fit in one program; past the instruction
  * limit the pids are left to procwatch and `pidsInProcwatch` says why.
- * `pidsReason` is why pids are not asked for at all (reported as is).
+ * `pidsReason` is why pids are not asked for at all (reported as is);
+ * `acks` keeps ACKs (while subscribing).
  *
  * @example
  * ```ts
  * import { planSocketFilter } from "./bpf.ts";
  * const many = Array.from({ length: 2000 }, (_, i) => i + 100);
- * console.log(planSocketFilter(null, many, null).info.pids); // false: too long for one program
+ * console.log(planSocketFilter(null, many, null, true).info.pids); // false: too long for one program
  * ```
  */
 export function planSocketFilter(
   eventMask: number | null,
   pids: readonly number[] | null,
   pidsReason: string | null,
+  acks: boolean,
 ): SocketFilterPlan {
   let reason = pidsReason;
   if (pids !== null) {
-    const program = buildSocketFilter({ eventMask, pids });
+    const program = buildSocketFilter({ eventMask, pids, acks });
     if (program !== null) {
       return {
         program,
@@ -247,7 +256,7 @@ export function planSocketFilter(
     reason = `${new Set(pids).size} pids need more than the kernel's ${BPF_MAXINSNS} ` +
       `BPF instructions`;
   }
-  const program = buildSocketFilter({ eventMask, pids: null });
+  const program = buildSocketFilter({ eventMask, pids: null, acks });
   return {
     program,
     info: {

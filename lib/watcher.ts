@@ -269,25 +269,33 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     const pidsReason = this.#pids !== null && kernelFilter !== false && this.#context !== null
       ? "the process table follows every process"
       : null;
-    // Already while LISTEN is answered (events may flow, the buffer may
-    // overrun): gaps count when nothing can be filtered by the kernel.
-    this.#countGaps = (mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter) && kernelPids === null;
+    const plan = (types: number | null, acks: boolean) =>
+      planSocketFilter(types, kernelPids, pidsReason, acks);
+    // While subscribing, ACKs pass (LISTEN waits for its own); the types wait
+    // for LISTEN's answer (proc_input or not) unless the program is forced.
+    const first = plan(kernelFilter === "bpf" ? typeMask : null, true);
     // The exec-capture worker listens before we do (this waits for it, bounded): every exec
     // this watcher receives, from the first on, it has caught too — argv included.
     this.#context?.arm(kernelFilter !== false);
     try {
-      this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
+      // The program is attached before the socket joins the group: no
+      // message reaches it unfiltered.
+      this.#socket = openSocket(
+        options.receiveBufferBytes ?? 16 << 20,
+        first.program === null ? null : encodeProgram(first.program),
+      );
     } catch (error) {
       this.#context?.close();
       throw error;
     }
+    this.socketFilter = this.#socket.filterError === null
+      ? first.info
+      : refused(first.info, this.#socket.filterError);
+    // Already while LISTEN is answered (events may flow, the buffer may
+    // overrun): gaps count when nothing can be filtered by the kernel.
+    this.#countGaps = (mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter) &&
+      this.socketFilter.instructions === 0;
     try {
-      // Before LISTEN: from the first event on, only what the program keeps
-      // arrives (ACKs always do). Types wait for LISTEN's answer unless forced.
-      this.socketFilter = this.#attach(
-        planSocketFilter(kernelFilter === "bpf" ? typeMask : null, kernelPids, pidsReason),
-      );
-      if (this.socketFilter.instructions > 0) this.#countGaps = false;
       const subscribed = listen(
         this.#socket,
         mask,
@@ -298,12 +306,13 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
           return { seen: error !== undefined, error: error ?? 0 };
         },
       );
-      if (
-        subscribed === "userspace" && kernelFilter === true && typeMask !== null &&
-        !this.socketFilter.types
-      ) {
-        // No proc_input filter (Linux < 6.6): the socket filter selects the types.
-        const replaced = this.#attach(planSocketFilter(typeMask, kernelPids, pidsReason));
+      // No proc_input filter (Linux < 6.6): the socket filter selects the types.
+      const bpfTypes = this.socketFilter.types ||
+        (subscribed === "userspace" && kernelFilter === true && typeMask !== null);
+      if (bpfTypes || this.socketFilter.instructions > 0) {
+        // Subscribed: from now on ACKs (other listeners' LISTEN and IGNORE)
+        // are dropped too, as the proc_input filter does.
+        const replaced = this.#attach(plan(bpfTypes ? typeMask : null, false));
         // A refused program leaves the one attached before in place.
         if (replaced.instructions > 0 || this.socketFilter.instructions === 0) {
           this.socketFilter = replaced;
@@ -340,14 +349,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       return plan.info;
     } catch (error) {
       if (!(error instanceof ErrnoError)) throw error;
-      return {
-        types: false,
-        pids: false,
-        pidsInProcwatch: plan.info.pids || plan.info.pidsInProcwatch !== null
-          ? `the kernel refused the socket filter (${error.message})`
-          : null,
-        instructions: 0,
-      };
+      return refused(plan.info, error.message);
     }
   }
 
@@ -681,6 +683,18 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       exact,
     });
   }
+}
+
+/** What filters when the kernel refused the program `info` describes: procwatch. */
+function refused(info: SocketFilterInfo, why: string): SocketFilterInfo {
+  return {
+    types: false,
+    pids: false,
+    pidsInProcwatch: info.pids || info.pidsInProcwatch !== null
+      ? `the kernel refused the socket filter (${why})`
+      : null,
+    instructions: 0,
+  };
 }
 
 /** Event types the process table needs to stay current. */

@@ -93,7 +93,7 @@ const comm = (tid: number, pid: number) =>
 const ack = message({ what: ProcEventWhat.NONE, ack: 5, data: [0] });
 
 Deno.test("bpf: the pid program keeps ACKs and the watcher's pid rule, drops the rest", () => {
-  const program = buildSocketFilter({ eventMask: null, pids: [4242, 77] })!;
+  const program = buildSocketFilter({ eventMask: null, pids: [4242, 77], acks: true })!;
   assertValid(program);
   const kept = (packet: Uint8Array) => run(program, packet) > 0;
   assert.ok(kept(ack), "an ACK always passes");
@@ -111,17 +111,18 @@ Deno.test("bpf: the pid program keeps ACKs and the watcher's pid rule, drops the
   );
   assert.ok(!kept(fork(1, 1, 6000, 6000)), "another process's child");
   // Pids whose bytes are the swap of each other must not be confused.
-  const swapped = buildSocketFilter({ eventMask: null, pids: [0x0100] })!;
+  const swapped = buildSocketFilter({ eventMask: null, pids: [0x0100], acks: true })!;
   assert.equal(run(swapped, exit(0x0001, 0x0001)), 0);
   assert.ok(run(swapped, exit(0x0100, 0x0100)) > 0);
   // A message too short for the fields the program reads is dropped, never misread.
   assert.equal(run(program, exit(4242, 4242).subarray(0, 50)), 0);
 });
 
-Deno.test("bpf: the type program keeps the asked types and every ACK", () => {
+Deno.test("bpf: the type program keeps the asked types, and ACKs while subscribing", () => {
   const program = buildSocketFilter({
     eventMask: ProcEventWhat.EXIT | ProcEventWhat.EXEC,
     pids: null,
+    acks: true,
   })!;
   assertValid(program);
   assert.ok(run(program, ack) > 0);
@@ -130,15 +131,27 @@ Deno.test("bpf: the type program keeps the asked types and every ACK", () => {
   assert.equal(run(program, fork(1, 1, 5, 5)), 0);
   assert.equal(run(program, comm(5, 5)), 0);
   // NONZERO_EXIT has no `what` of its own: failed exits still arrive as EXIT.
-  const failed = buildSocketFilter({ eventMask: ProcEventWhat.NONZERO_EXIT, pids: null })!;
+  const failed = buildSocketFilter({
+    eventMask: ProcEventWhat.NONZERO_EXIT,
+    pids: null,
+    acks: true,
+  })!;
   assert.ok(run(failed, exit(5, 5, 256)) > 0);
   assert.equal(run(failed, fork(1, 1, 5, 5)), 0);
   // Types and pids together: both must hold.
-  const both = buildSocketFilter({ eventMask: ProcEventWhat.EXIT, pids: [5] })!;
+  const both = buildSocketFilter({ eventMask: ProcEventWhat.EXIT, pids: [5], acks: true })!;
   assert.ok(run(both, exit(5, 5)) > 0);
   assert.equal(run(both, exit(6, 6)), 0);
   assert.equal(run(both, exec(5, 5)), 0);
   assert.ok(run(both, ack) > 0);
+  // Once subscribed, ACKs (any listener's LISTEN or IGNORE) are dropped too.
+  const subscribed = buildSocketFilter({ eventMask: ProcEventWhat.EXIT, pids: [5], acks: false })!;
+  assertValid(subscribed);
+  assert.equal(run(subscribed, ack), 0);
+  assert.ok(run(subscribed, exit(5, 5)) > 0);
+  const pidsOnly = buildSocketFilter({ eventMask: null, pids: [5], acks: false })!;
+  assert.equal(run(pidsOnly, ack), 0);
+  assert.ok(run(pidsOnly, exec(5, 5)) > 0);
 });
 
 Deno.test("bpf: long pid lists stay within jump range up to the instruction limit", () => {
@@ -146,6 +159,7 @@ Deno.test("bpf: long pid lists stay within jump range up to the instruction limi
   const program = buildSocketFilter({
     eventMask: ProcEventWhat.EXIT | ProcEventWhat.FORK,
     pids,
+    acks: true,
   })!;
   assert.ok(program !== null, "1,200 pids fit");
   assertValid(program);
@@ -156,19 +170,19 @@ Deno.test("bpf: long pid lists stay within jump range up to the instruction limi
   assert.equal(run(program, exit(301, 301)), 0);
   // Past the limit: no program with pids; the plan says why and keeps the types.
   const many = Array.from({ length: 2000 }, (_, i) => 300 + i);
-  assert.equal(buildSocketFilter({ eventMask: null, pids: many }), null);
-  const plan = planSocketFilter(ProcEventWhat.EXIT, many, null);
+  assert.equal(buildSocketFilter({ eventMask: null, pids: many, acks: true }), null);
+  const plan = planSocketFilter(ProcEventWhat.EXIT, many, null, true);
   assert.equal(plan.info.pids, false);
   assert.equal(plan.info.types, true);
   assert.match(plan.info.pidsInProcwatch ?? "", /2000 pids need more than the kernel's 4096/);
-  assert.equal(planSocketFilter(null, many, null).program, null);
+  assert.equal(planSocketFilter(null, many, null, true).program, null);
   // Nothing to select: no program at all.
-  assert.equal(buildSocketFilter({ eventMask: null, pids: null }), null);
-  assert.ok(buildSocketFilter({ eventMask: PROC_EVENT_ALL, pids: null }) !== null);
+  assert.equal(buildSocketFilter({ eventMask: null, pids: null, acks: true }), null);
+  assert.ok(buildSocketFilter({ eventMask: PROC_EVENT_ALL, pids: null, acks: true }) !== null);
 });
 
 Deno.test("bpf: encoding is struct sock_filter, 8 bytes each in host order", () => {
-  const program = buildSocketFilter({ eventMask: null, pids: [1] })!;
+  const program = buildSocketFilter({ eventMask: null, pids: [1], acks: true })!;
   const bytes = encodeProgram(program);
   assert.equal(bytes.length, program.length * 8);
   const view = new DataView(bytes.buffer);
