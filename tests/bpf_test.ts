@@ -18,6 +18,12 @@ import {
   type SockFilter,
 } from "../lib/bpf.ts";
 import { message, ProcEventWhat } from "./support/fixtures.ts";
+import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
+import { killQuietly, startWait } from "./support/processes.ts";
+import { spawnDeno } from "./support/subprocess.ts";
+import { readFileText } from "../ffi/proc_fs.ts";
+import { SleepingProcesses, spawnExitingMany } from "../ffi/clone.ts";
+import type { ProcEvent } from "../lib/events.ts";
 import { PROC_EVENT_ALL } from "../lib/protocol.ts";
 
 /** Runs `program` over `packet` as sk_run_filter() would; returns the bytes kept (0: dropped). */
@@ -190,3 +196,164 @@ Deno.test("bpf: encoding is struct sock_filter, 8 bytes each in host order", () 
   assert.equal(view.getUint16(0, true), 0x20);
   assert.equal(view.getUint32(4, true), 36);
 });
+
+// --- Real kernel ---
+
+const STORM = 3000;
+
+/** The `Rmem` (bytes queued) and `Drops` columns of netlink port `port` in /proc/net/netlink. */
+function socketQueue(port: number): { queued: number; drops: number } {
+  const lines = (readFileText("/proc/net/netlink") ?? "").trim().split("\n");
+  const header = lines[0].trim().split(/\s+/);
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[header.indexOf("Eth")] === "11" && Number(fields[header.indexOf("Pid")]) === port) {
+      return {
+        queued: Number(fields[header.indexOf("Rmem")]),
+        drops: Number(fields[header.indexOf("Drops")]),
+      };
+    }
+  }
+  throw new Error(`no connector socket with port ${port}`);
+}
+
+kernelTest(
+  "wait during a storm: the kernel queues none of the storm for it; the status is the target's",
+  async () => {
+    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const wait = await startWait([String(target.pid)]);
+    let stopped = false;
+    try {
+      const armed = await wait.armed;
+      // Beside it, a watcher without any kernel filter, never read during the storm.
+      using control = watchAll({ pids: [target.pid], kernelFilter: false });
+      // Stopped, the wait cannot read: whatever the kernel lets through stays queued.
+      Deno.kill(wait.child.pid, "SIGSTOP");
+      stopped = true;
+      const made = spawnExitingMany(STORM, Infinity);
+      const waitQueue = socketQueue(wait.child.pid);
+      const controlQueue = socketQueue(control.portId);
+      Deno.kill(wait.child.pid, "SIGCONT");
+      stopped = false;
+      assert.equal(made, STORM);
+      assert.equal(waitQueue.drops, 0);
+      // 2 × 3,000 messages take megabytes of the control's buffer (each skb's truesize);
+      // the wait's queue holds at most what other processes did meanwhile to nothing (0).
+      assert.ok(controlQueue.queued > STORM * 2 * 256, `control queued ${controlQueue.queued} B`);
+      assert.equal(waitQueue.queued, 0, `wait queued ${waitQueue.queued} B: ${armed}`);
+      target.kill("SIGTERM");
+      const status = await target.status;
+      assert.equal(status.signal, "SIGTERM");
+      const result = await wait.done;
+      assert.equal(result.code, 128 + 15, result.stderr);
+      assert.match(result.stdout, new RegExp(`^${target.pid} killed by SIGTERM$`, "m"));
+      assert.match(result.stderr, /learnt from: event/);
+      assert.match(result.stderr, /the kernel drops other processes' events \(BPF socket filter/);
+    } finally {
+      if (stopped) Deno.kill(wait.child.pid, "SIGCONT");
+      killQuietly(target.pid);
+      if (!wait.finished()) wait.child.kill("SIGKILL");
+      await wait.done.catch(() => {});
+    }
+  },
+);
+
+kernelTest(
+  "watch -p during a storm: only the pid's messages arrive, the same events as without the filter",
+  async () => {
+    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    try {
+      using watcher = watchAll({ pids: [target.pid] });
+      using control = watchAll({ pids: [target.pid], kernelFilter: false });
+      assert.equal(watcher.socketFilter.pids, true);
+      assert.equal(control.socketFilter.instructions, 0);
+      const made = spawnExitingMany(STORM, Infinity);
+      target.kill("SIGTERM");
+      assert.equal((await target.status).signal, "SIGTERM");
+      const isEnd = (event: ProcEvent) => event.type === "exit" && event.pid === target.pid;
+      const seen = await collectUntil(watcher, isEnd);
+      const reference = await collectUntil(control, isEnd);
+      const about = (events: ProcEvent[]) =>
+        events.filter((event) => event.type !== "lost").map((event) =>
+          JSON.stringify(event, plain)
+        );
+      assert.deepEqual(about(seen), about(reference));
+      const exit = seen.at(-1)!;
+      assert.ok(exit.type === "exit" && exit.signal === "SIGTERM");
+      // The control received the whole storm (two events per process); the
+      // filtered watcher its pid's exit and the ACKs of its own subscription.
+      assert.ok(control.stats.received >= 2 * made, `control received ${control.stats.received}`);
+      assert.ok(watcher.stats.received <= 8, `received ${watcher.stats.received}`);
+      assert.equal(watcher.stats.filtered, 0, "nothing left for procwatch to filter");
+      assert.equal(watcher.stats.lostByKernel, 0);
+    } finally {
+      killQuietly(target.pid);
+    }
+  },
+);
+
+kernelTest(
+  "cli watch -p --json -v during a storm: its counters show only the pid's messages",
+  async () => {
+    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const cli = spawnDeno("cli.ts", ["watch", "-v", "--json", "-p", String(target.pid)]);
+    try {
+      await cli.stderr.waitFor((line) => line.includes('"listening"'));
+      const made = spawnExitingMany(STORM, Infinity);
+      target.kill("SIGTERM");
+      await target.status;
+      // It ends by itself once its only pid is gone.
+      assert.equal((await cli.child.status).code, 0);
+      await Promise.all([cli.stdout.done, cli.stderr.done]);
+      const objects = cli.stderr.lines.filter((line) => line !== "").map((line) =>
+        JSON.parse(line)
+      );
+      assert.deepEqual(objects[0].socketFilter, {
+        types: false,
+        pids: true,
+        pidsInProcwatch: null,
+        instructions: objects[0].socketFilter.instructions,
+      });
+      const counters = objects.find((object) => object.type === "counters");
+      assert.equal(made, STORM);
+      assert.ok(counters.received <= 8, `received ${counters.received} while ${2 * made} happened`);
+      assert.equal(counters.filtered, 0);
+      const exits = cli.stdout.lines.filter((line) => line !== "").map((line) => JSON.parse(line));
+      assert.equal(exits.length, 1);
+      assert.equal(exits[0].pid, target.pid);
+      assert.equal(exits[0].signal, "SIGTERM");
+    } finally {
+      killQuietly(target.pid);
+      await cli.stop("SIGKILL").catch(() => -1);
+    }
+  },
+);
+
+kernelTest(
+  "wait on more pids than one program holds: procwatch filters them and -v says so",
+  async () => {
+    using sleepers = SleepingProcesses.spawn(1400);
+    const wait = await startWait(sleepers.pids.map(String));
+    try {
+      await wait.armed;
+      sleepers.killAll();
+      sleepers.reapAll();
+      const result = await wait.done;
+      assert.match(
+        result.stderr,
+        /procwatch: pids filtered in procwatch, not in the kernel: 1400 pids need more than the kernel's 4096 BPF instructions/,
+      );
+      assert.doesNotMatch(result.stderr, /BPF socket filter,/);
+      const killed = result.stdout.split("\n").filter((line) => / killed by SIGKILL$/.test(line));
+      assert.equal(killed.length, 1400, result.stderr.slice(-500));
+    } finally {
+      if (!wait.finished()) wait.child.kill("SIGKILL");
+      await wait.done.catch(() => {});
+    }
+  },
+);
+
+/** JSON of an event with its bigint timestamp as text. */
+function plain(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? String(value) : value;
+}
