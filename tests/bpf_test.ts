@@ -19,7 +19,7 @@ import {
 } from "../lib/bpf.ts";
 import { message, ProcEventWhat } from "./support/fixtures.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
-import { killQuietly, startWait } from "./support/processes.ts";
+import { killQuietly, startWait, until } from "./support/processes.ts";
 import { spawnDeno } from "./support/subprocess.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
 import { SleepingProcesses, spawnExitingMany } from "../ffi/clone.ts";
@@ -220,7 +220,7 @@ function socketQueue(port: number): { queued: number; drops: number } {
 kernelTest(
   "wait during a storm: the kernel queues none of the storm for it; the status is the target's",
   async () => {
-    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const target = await sleeper();
     const wait = await startWait([String(target.pid)]);
     let stopped = false;
     try {
@@ -261,7 +261,7 @@ kernelTest(
 kernelTest(
   "watch -p during a storm: only the pid's messages arrive, the same events as without the filter",
   async () => {
-    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const target = await sleeper();
     try {
       using watcher = watchAll({ pids: [target.pid] });
       using control = watchAll({ pids: [target.pid], kernelFilter: false });
@@ -295,7 +295,7 @@ kernelTest(
 kernelTest(
   "cli watch -p --json -v during a storm: its counters show only the pid's messages",
   async () => {
-    const target = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const target = await sleeper();
     const cli = spawnDeno("cli.ts", ["watch", "-v", "--json", "-p", String(target.pid)]);
     try {
       await cli.stderr.waitFor((line) => line.includes('"listening"'));
@@ -352,6 +352,16 @@ kernelTest(
     }
   },
 );
+
+/** Starts `sleep 60` and returns once it runs sleep (its exec done: no event of it comes later). */
+async function sleeper(): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  await until(
+    () => readFileText(`/proc/${child.pid}/comm`) === "sleep\n",
+    `sleep ${child.pid} to have exec'd`,
+  );
+  return child;
+}
 
 /** JSON of an event with its bigint timestamp as text. */
 function plain(_key: string, value: unknown): unknown {
