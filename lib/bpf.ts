@@ -79,6 +79,8 @@ const DATA = PROC_EVENT_OFFSET + 16;
 const FORK_PARENT_TGID = DATA + 4;
 const FORK_CHILD_PID = DATA + 8;
 const FORK_CHILD_TGID = DATA + 12;
+/** `exit_proc_event.exit_code`. */
+const EXIT_CODE = DATA + 8;
 /** Every other event's `process_tgid` (exec, id, sid, ptrace, comm, coredump, exit). */
 const PROCESS_TGID = DATA + 4;
 
@@ -148,9 +150,23 @@ export function buildSocketFilter(spec: SocketFilterSpec): SockFilter[] | null {
   ];
   if (spec.eventMask !== null) {
     // Each `what` is one bit; the exit of a failed process still arrives as EXIT.
-    let mask = spec.eventMask >>> 0;
-    if (mask & ProcEventWhat.NONZERO_EXIT) mask = (mask | ProcEventWhat.EXIT) >>> 0;
+    const asked = spec.eventMask >>> 0;
+    const failedOnly = (asked & ProcEventWhat.NONZERO_EXIT) !== 0 &&
+      (asked & ProcEventWhat.EXIT) === 0;
+    const mask = failedOnly ? (asked | ProcEventWhat.EXIT) >>> 0 : asked;
     program.push(insn(BPF.JMP | BPF.JSET | BPF.K, loaded(mask), 1, 0), ret(DROP));
+    if (failedOnly) {
+      // PROC_EVENT_NONZERO_EXIT as the kernel's own filter reads it
+      // (cn_filter(), drivers/connector/cn_proc.c): an exit with exit_code 0
+      // is dropped. Zero reads the same in either byte order.
+      program.push(
+        insn(BPF.JMP | BPF.JEQ | BPF.K, loaded(ProcEventWhat.EXIT), 0, 3),
+        loadWord(EXIT_CODE),
+        insn(BPF.JMP | BPF.JEQ | BPF.K, 0, 0, 1),
+        ret(DROP),
+        loadWord(WHAT),
+      );
+    }
   }
   if (pids !== null) {
     const swapped = pids.map(loaded);

@@ -22,7 +22,7 @@ import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 import { killQuietly, startWait, until } from "./support/processes.ts";
 import { spawnDeno } from "./support/subprocess.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
-import { SleepingProcesses, spawnExitingMany } from "../ffi/clone.ts";
+import { SleepingProcesses, spawnExiting, spawnExitingMany } from "../ffi/clone.ts";
 import type { ProcEvent } from "../lib/events.ts";
 import { PROC_EVENT_ALL } from "../lib/protocol.ts";
 
@@ -136,14 +136,28 @@ Deno.test("bpf: the type program keeps the asked types, and ACKs while subscribi
   assert.ok(run(program, exec(5, 5)) > 0);
   assert.equal(run(program, fork(1, 1, 5, 5)), 0);
   assert.equal(run(program, comm(5, 5)), 0);
-  // NONZERO_EXIT has no `what` of its own: failed exits still arrive as EXIT.
+  // NONZERO_EXIT has no `what` of its own: failed exits arrive as EXIT, with exit_code ≠ 0.
   const failed = buildSocketFilter({
     eventMask: ProcEventWhat.NONZERO_EXIT,
     pids: null,
     acks: true,
   })!;
-  assert.ok(run(failed, exit(5, 5, 256)) > 0);
+  assertValid(failed);
+  assert.ok(run(failed, exit(5, 5, 256)) > 0, "exit code 1");
+  assert.ok(run(failed, exit(5, 5, 9)) > 0, "killed by SIGKILL");
+  assert.equal(run(failed, exit(5, 5, 0)), 0, "a successful exit is not a failure");
   assert.equal(run(failed, fork(1, 1, 5, 5)), 0);
+  const failedOrFork = buildSocketFilter({
+    eventMask: ProcEventWhat.NONZERO_EXIT | ProcEventWhat.FORK,
+    pids: [5],
+    acks: true,
+  })!;
+  assertValid(failedOrFork);
+  assert.ok(run(failedOrFork, fork(5, 5, 6, 6)) > 0, "what is reloaded for the pid part");
+  assert.ok(run(failedOrFork, exit(5, 5, 256)) > 0);
+  assert.equal(run(failedOrFork, exit(5, 5, 0)), 0);
+  assert.equal(run(failedOrFork, exit(6, 6, 256)), 0);
+  assert.ok(run(failedOrFork, ack) > 0);
   // Types and pids together: both must hold.
   const both = buildSocketFilter({ eventMask: ProcEventWhat.EXIT, pids: [5], acks: true })!;
   assert.ok(run(both, exit(5, 5)) > 0);
@@ -326,6 +340,35 @@ kernelTest(
       killQuietly(target.pid);
       await cli.stop("SIGKILL").catch(() => -1);
     }
+  },
+);
+
+kernelTest(
+  "BPF type filter forced (as before Linux 6.6): only failed exits reach procwatch during a storm",
+  async () => {
+    using watcher = watchAll({ events: ["exit"], failedOnly: true, kernelFilter: "bpf" });
+    assert.equal(watcher.filterMode, "kernel");
+    assert.equal(watcher.socketFilter.types, true);
+    const made = spawnExitingMany(STORM, Infinity); // exit code 0: dropped in the kernel
+    const failed = spawnExiting(3);
+    const seen = await collectUntil(
+      watcher,
+      (event) => event.type === "exit" && event.pid === failed,
+    );
+    const last = seen.at(-1)!;
+    assert.ok(last.type === "exit" && last.exitCode === 3);
+    assert.equal(made, STORM);
+    for (const event of seen) {
+      assert.ok(event.type === "exit" && event.status !== 0, JSON.stringify(event, plain));
+    }
+    assert.ok(
+      !seen.some((event) =>
+        event.type === "exit" && event.parentPid === Deno.pid && event.pid !== failed
+      ),
+    );
+    // Nothing of the storm (3,000 forks and successful exits) was left for
+    // procwatch to filter: every event received was a failed exit.
+    assert.equal(watcher.stats.filtered, 0);
   },
 );
 
