@@ -67,13 +67,20 @@ export class ConnectorSocket {
   /** The receive buffer size the kernel granted, in bytes. */
   readonly receiveBufferBytes: number;
   /** Why the `filter` asked for at open was not attached (`null`: attached, or none asked for). */
-  filterError: string | null = null;
+  readonly filterError: string | null;
   #closed = false;
   #waiting: Promise<number> | undefined;
   readonly #pollFds = new Uint8Array(16);
 
-  private constructor(fd: number, wakeFd: number, portId: number, receiveBufferBytes: number) {
+  private constructor(
+    fd: number,
+    wakeFd: number,
+    portId: number,
+    receiveBufferBytes: number,
+    filterError: string | null,
+  ) {
     this.fd = fd;
+    this.filterError = filterError;
     this.wakeFd = wakeFd;
     this.portId = portId;
     this.receiveBufferBytes = receiveBufferBytes;
@@ -118,9 +125,7 @@ export class ConnectorSocket {
       check("getsockname", c.getsockname(fd, address, length));
       const portId = view.getUint32(4, true);
       const wakeFd = check("eventfd", c.eventfd(0, EFD_FLAGS));
-      const socket = new ConnectorSocket(fd, wakeFd, portId, granted);
-      socket.filterError = filterError;
-      return socket;
+      return new ConnectorSocket(fd, wakeFd, portId, granted, filterError);
     } catch (error) {
       c.close(fd);
       throw error;
