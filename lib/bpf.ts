@@ -29,15 +29,24 @@ export const BPF = {
   LD: 0x00,
   LDX: 0x01,
   ST: 0x02,
+  ALU: 0x04,
   JMP: 0x05,
   RET: 0x06,
+  MISC: 0x07,
   W: 0x00,
+  B: 0x10,
+  IMM: 0x00,
   ABS: 0x20,
   MEM: 0x60,
   K: 0x00,
   X: 0x08,
+  OR: 0x40,
+  LSH: 0x60,
+  TAX: 0x00,
   JA: 0x00,
   JEQ: 0x10,
+  JGT: 0x20,
+  JGE: 0x30,
   JSET: 0x40,
 } as const;
 
@@ -87,8 +96,8 @@ const PROCESS_TGID = DATA + 4;
 /** Keep the whole message (the return value is how many bytes to keep). */
 const ACCEPT = 0xffff_ffff;
 const DROP = 0;
-/** Most comparisons per block: a conditional jump reaches 255 instructions ahead. */
-const BLOCK = 250;
+/** Most pids or ranges in one leaf of the search tree (a conditional jump reaches 255 ahead). */
+const LEAF = 64;
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -107,36 +116,90 @@ const loadWord = (offset: number) => insn(BPF.LD | BPF.W | BPF.ABS, offset);
 const ret = (value: number) => insn(BPF.RET | BPF.K, value);
 
 /**
- * Instructions that end in ACCEPT when the accumulator (a loaded tgid) is
- * one of `swapped`, and fall through otherwise: blocks of comparisons, each
- * followed by its own ACCEPT so that every jump stays within reach.
+ * Loads the u32 at `offset` in host order (little-endian) into A, a byte at
+ * a time: word loads read big-endian, and the search below needs the pids'
+ * order, which a byte swap does not keep. Uses X.
  */
-function member(swapped: readonly number[]): SockFilter[] {
-  const out: SockFilter[] = [];
-  for (let start = 0; start < swapped.length; start += BLOCK) {
-    const block = swapped.slice(start, start + BLOCK);
-    block.forEach((value, i) => {
-      // Equal: jump to the ACCEPT after the `ja` that ends the block.
-      out.push(insn(BPF.JMP | BPF.JEQ | BPF.K, value, block.length - i, 0));
-    });
-    out.push(insn(BPF.JMP | BPF.JA, 1));
-    out.push(ret(ACCEPT));
+function loadHostWord(offset: number): SockFilter[] {
+  const out: SockFilter[] = [insn(BPF.LD | BPF.B | BPF.ABS, offset + 3)];
+  for (const byte of [2, 1, 0]) {
+    out.push(
+      insn(BPF.ALU | BPF.LSH | BPF.K, 8),
+      insn(BPF.MISC | BPF.TAX, 0),
+      insn(BPF.LD | BPF.B | BPF.ABS, offset + byte),
+      insn(BPF.ALU | BPF.OR | BPF.X, 0),
+    );
+  }
+  return out;
+}
+
+/** Sorted, distinct pids as runs of consecutive values: [first, last]. */
+function runs(pids: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const pid of pids) {
+    const last = out.at(-1);
+    if (last !== undefined && last[1] + 1 === pid) last[1] = pid;
+    else out.push([pid, pid]);
   }
   return out;
 }
 
 /**
+ * A binary search over `ranges` (sorted, disjoint) of the host-order value
+ * in A: it ends in ACCEPT when A is in one of them and falls through past
+ * its last instruction otherwise. Only `ja` jumps far (its offset is 32-bit);
+ * conditional jumps stay inside a leaf of at most {@linkcode LEAF} ranges.
+ */
+function search(ranges: readonly [number, number][]): SockFilter[] {
+  if (ranges.length <= LEAF) {
+    const checks: SockFilter[] = [];
+    // Each check's "in range" jump goes to the ACCEPT that ends the leaf.
+    const toAccept = (index: number, count: number) => count - 1 - index;
+    const sizes = ranges.map(([low, high]) => (low === high ? 1 : 2));
+    const total = sizes.reduce((sum, size) => sum + size, 0) + 1; // + the `ja` past ACCEPT
+    let at = 0;
+    for (const [low, high] of ranges) {
+      if (low === high) {
+        checks.push(insn(BPF.JMP | BPF.JEQ | BPF.K, low, toAccept(at, total), 0));
+        at += 1;
+      } else {
+        checks.push(
+          insn(BPF.JMP | BPF.JGE | BPF.K, low, 0, 1),
+          // At least `low`: above `high` goes on, else accept.
+          insn(BPF.JMP | BPF.JGT | BPF.K, high, 0, toAccept(at + 1, total)),
+        );
+        at += 2;
+      }
+    }
+    return [...checks, insn(BPF.JMP | BPF.JA, 1), ret(ACCEPT)];
+  }
+  const middle = Math.floor(ranges.length / 2);
+  const right = search(ranges.slice(middle));
+  const left = [...search(ranges.slice(0, middle)), insn(BPF.JMP | BPF.JA, right.length)];
+  return [
+    // At least the right half's first value: go right.
+    insn(BPF.JMP | BPF.JGE | BPF.K, ranges[middle][0], 0, 1),
+    insn(BPF.JMP | BPF.JA, left.length),
+    ...left,
+    ...right,
+  ];
+}
+
+/**
  * Builds the program for `spec`, or `null` when it needs no program (nothing
  * to drop) or would be longer than {@linkcode BPF_MAXINSNS} (the caller then
- * filters those pids in procwatch). The pid list costs about three
- * instructions per pid (once for a fork's child, once for its parent, once
- * for everything else), so about 1,300 pids fit.
+ * filters those pids in procwatch). The pids are searched as sorted runs
+ * of consecutive values (binary search, then a short linear leaf): one
+ * search for a fork's child or any other event's process, one for a fork's
+ * parent, about one instruction per run in each, so about 1,800 scattered
+ * pids fit, and any number of pids made one after the other. A message
+ * costs a few dozen instructions whatever the number of pids.
  *
  * @example
  * ```ts
  * import { buildSocketFilter } from "./bpf.ts";
  * const program = buildSocketFilter({ eventMask: null, pids: [1234], acks: true });
- * console.log(program?.length); // 24
+ * console.log(program?.length); // 64
  * ```
  */
 export function buildSocketFilter(spec: SocketFilterSpec): SockFilter[] | null {
@@ -169,28 +232,37 @@ export function buildSocketFilter(spec: SocketFilterSpec): SockFilter[] | null {
     }
   }
   if (pids !== null) {
-    const swapped = pids.map(loaded);
-    const notFork: SockFilter[] = [loadWord(PROCESS_TGID), ...member(swapped), ret(DROP)];
-    const fork: SockFilter[] = [
+    const tree = search(runs(pids));
+    // One search serves a fork's child and every other event's process:
+    // M[1] says which one came (1: a fork), for what follows a miss.
+    const child = [
+      insn(BPF.LD | BPF.IMM, 1),
+      insn(BPF.ST, 1),
+      ...loadHostWord(FORK_CHILD_TGID),
+    ];
+    const other = [insn(BPF.LD | BPF.IMM, 0), insn(BPF.ST, 1), ...loadHostWord(PROCESS_TGID)];
+    program.push(
+      // `what` is still in A (JSET and RET do not change it).
+      insn(BPF.JMP | BPF.JEQ | BPF.K, loaded(ProcEventWhat.FORK), 0, child.length + 1),
+      ...child,
+      insn(BPF.JMP | BPF.JA, other.length),
+      ...other,
+      ...tree,
+      // Not one of ours: the end, unless a fork's parent may still be.
+      insn(BPF.LD | BPF.W | BPF.MEM, 1),
+      insn(BPF.JMP | BPF.JEQ | BPF.K, 1, 1, 0),
+      ret(DROP),
+      // A new thread (child_pid ≠ child_tgid) belongs to no watched process
+      // but its own; a new process belongs to its parent's.
       loadWord(FORK_CHILD_TGID),
-      ...member(swapped),
-      // Not the child's process: a new thread (child_pid ≠ child_tgid) belongs
-      // to no watched process; a new process belongs to its parent's.
       insn(BPF.ST, 0),
       insn(BPF.LDX | BPF.W | BPF.MEM, 0),
       loadWord(FORK_CHILD_PID),
       insn(BPF.JMP | BPF.JEQ | BPF.X, 0, 1, 0),
       ret(DROP),
-      loadWord(FORK_PARENT_TGID),
-      ...member(swapped),
+      ...loadHostWord(FORK_PARENT_TGID),
+      ...search(runs(pids)),
       ret(DROP),
-    ];
-    program.push(
-      // `what` is still in A (JSET and RET do not change it).
-      insn(BPF.JMP | BPF.JEQ | BPF.K, loaded(ProcEventWhat.FORK), 1, 0),
-      insn(BPF.JMP | BPF.JA, fork.length),
-      ...fork,
-      ...notFork,
     );
   } else {
     program.push(ret(ACCEPT));

@@ -38,13 +38,30 @@ function run(program: readonly SockFilter[], packet: Uint8Array): number {
     switch (cls) {
       case BPF.LD: {
         const mode = code & 0xe0;
-        if (mode === BPF.ABS && (code & 0x18) === BPF.W) {
+        const size = code & 0x18;
+        if (mode === BPF.ABS && size === BPF.W) {
           if (k + 4 > packet.length) return 0; // out of bounds: the kernel drops
           a = view.getUint32(k, false); // big-endian, like the kernel
+        } else if (mode === BPF.ABS && size === BPF.B) {
+          if (k + 1 > packet.length) return 0;
+          a = packet[k];
         } else if (mode === BPF.MEM) a = memory[k];
+        else if (mode === BPF.IMM) a = k;
         else throw new Error(`unsupported load 0x${code.toString(16)}`);
         break;
       }
+      case BPF.ALU: {
+        const operand = (code & 0x08) === BPF.X ? x : k;
+        const op = code & 0xf0;
+        if (op === BPF.LSH) a = (a << operand) >>> 0;
+        else if (op === BPF.OR) a = (a | operand) >>> 0;
+        else throw new Error(`unsupported alu 0x${code.toString(16)}`);
+        break;
+      }
+      case BPF.MISC:
+        if ((code & 0xf8) !== BPF.TAX) throw new Error(`unsupported misc 0x${code.toString(16)}`);
+        x = a;
+        break;
       case BPF.LDX:
         if ((code & 0xe0) !== BPF.MEM) throw new Error(`unsupported ldx 0x${code.toString(16)}`);
         x = memory[k];
@@ -62,6 +79,8 @@ function run(program: readonly SockFilter[], packet: Uint8Array): number {
         let taken: boolean;
         if (op === BPF.JEQ) taken = a === operand;
         else if (op === BPF.JSET) taken = ((a & operand) >>> 0) !== 0;
+        else if (op === BPF.JGT) taken = a > operand;
+        else if (op === BPF.JGE) taken = a >= operand;
         else throw new Error(`unsupported jump 0x${code.toString(16)}`);
         pc += taken ? jt : jf;
         break;
@@ -174,27 +193,49 @@ Deno.test("bpf: the type program keeps the asked types, and ACKs while subscribi
   assert.ok(run(pidsOnly, exec(5, 5)) > 0);
 });
 
-Deno.test("bpf: long pid lists stay within jump range up to the instruction limit", () => {
-  const pids = Array.from({ length: 1200 }, (_, i) => 300 + i * 7);
+Deno.test("bpf: long pid lists: a binary search within jump range, runs as ranges", () => {
+  // Scattered pids, every one its own range: each and nothing between is kept.
+  const pids = Array.from({ length: 1700 }, (_, i) => 300 + i * 7);
   const program = buildSocketFilter({
     eventMask: ProcEventWhat.EXIT | ProcEventWhat.FORK,
     pids,
     acks: true,
   })!;
-  assert.ok(program !== null, "1,200 pids fit");
+  assert.ok(program !== null, "1,700 scattered pids fit");
   assertValid(program);
-  for (const pid of [pids[0], pids[249], pids[250], pids[777], pids.at(-1)!]) {
+  for (const pid of pids) {
     assert.ok(run(program, exit(pid, pid)) > 0, `pid ${pid} is kept`);
-    assert.ok(run(program, fork(pid, pid, 90_000, 90_000)) > 0, `the child of ${pid} is kept`);
+    assert.equal(run(program, exit(pid + 1, pid + 1)), 0, `pid ${pid + 1} is not`);
   }
-  assert.equal(run(program, exit(301, 301)), 0);
+  for (const pid of [pids[0], pids[63], pids[64], pids[777], pids.at(-1)!]) {
+    assert.ok(run(program, fork(pid, pid, 90_000, 90_000)) > 0, `the child of ${pid} is kept`);
+    assert.ok(run(program, fork(1, 1, pid + 3, pid)) > 0, `a new thread of ${pid} is kept`);
+    assert.equal(run(program, fork(pid, pid, 90_001, 90_000)), 0, "its child's thread is not");
+  }
+  assert.equal(run(program, exit(299, 299)), 0);
+  assert.equal(run(program, exit(0x7fff_0000, 0x7fff_0000)), 0);
+  // Runs of consecutive pids (8,000 sleepers made at once) are ranges.
+  const runs = [
+    ...Array.from({ length: 5000 }, (_, i) => 1000 + i),
+    ...Array.from({ length: 3000 }, (_, i) => 70_000 + i),
+    65_536,
+  ];
+  const ranged = buildSocketFilter({ eventMask: null, pids: runs, acks: true })!;
+  assert.ok(ranged !== null && ranged.length < 200, `${ranged?.length} instructions`);
+  assertValid(ranged);
+  for (const pid of [1000, 3456, 5999, 70_000, 72_999, 65_536]) {
+    assert.ok(run(ranged, exit(pid, pid)) > 0, `pid ${pid} is kept`);
+  }
+  for (const pid of [999, 6000, 69_999, 73_000, 65_535, 65_537, 256, 1]) {
+    assert.equal(run(ranged, exit(pid, pid)), 0, `pid ${pid} is not`);
+  }
   // Past the limit: no program with pids; the plan says why and keeps the types.
-  const many = Array.from({ length: 2000 }, (_, i) => 300 + i);
+  const many = Array.from({ length: 2500 }, (_, i) => 300 + i * 2);
   assert.equal(buildSocketFilter({ eventMask: null, pids: many, acks: true }), null);
   const plan = planSocketFilter(ProcEventWhat.EXIT, many, null, true);
   assert.equal(plan.info.pids, false);
   assert.equal(plan.info.types, true);
-  assert.match(plan.info.pidsInProcwatch ?? "", /2000 pids need more than the kernel's 4096/);
+  assert.match(plan.info.pidsInProcwatch ?? "", /2500 pids need more than the kernel's 4096/);
   assert.equal(planSocketFilter(null, many, null, true).program, null);
   // Nothing to select: no program at all.
   assert.equal(buildSocketFilter({ eventMask: null, pids: null, acks: true }), null);
@@ -375,8 +416,12 @@ kernelTest(
 kernelTest(
   "wait on more pids than one program holds: procwatch filters them and -v says so",
   async () => {
-    using sleepers = SleepingProcesses.spawn(1400);
-    const wait = await startWait(sleepers.pids.map(String));
+    // Every other sleeper: 2,000 pids with gaps between them, no runs to merge.
+    using sleepers = SleepingProcesses.spawn(4000);
+    const pids = sleepers.pids.filter((_, i) => i % 2 === 0);
+    const sorted = [...pids].sort((a, b) => a - b);
+    assert.ok(sorted.every((pid, i) => i === 0 || pid > sorted[i - 1] + 1), "scattered pids");
+    const wait = await startWait(pids.map(String));
     try {
       await wait.armed;
       sleepers.killAll();
@@ -384,11 +429,44 @@ kernelTest(
       const result = await wait.done;
       assert.match(
         result.stderr,
-        /procwatch: pids filtered in procwatch, not in the kernel: 1400 pids need more than the kernel's 4096 BPF instructions/,
+        /procwatch: pids filtered in procwatch, not in the kernel: 2000 pids need more than the kernel's 4096 BPF instructions/,
       );
       assert.doesNotMatch(result.stderr, /BPF socket filter,/);
       const killed = result.stdout.split("\n").filter((line) => / killed by SIGKILL$/.test(line));
-      assert.equal(killed.length, 1400, result.stderr.slice(-500));
+      assert.equal(killed.length, 2000, result.stderr.slice(-500));
+    } finally {
+      if (!wait.finished()) wait.child.kill("SIGKILL");
+      await wait.done.catch(() => {});
+    }
+  },
+);
+
+kernelTest(
+  "wait on sleepers made one after the other: their runs fit one small program in the kernel",
+  async () => {
+    using sleepers = SleepingProcesses.spawn(3000);
+    // Other work on the machine may take pids in between: keep the longest
+    // runs, at most 1,000 of them (each costs about two instructions).
+    const sorted = [...sleepers.pids].sort((a, b) => a - b);
+    const runs: number[][] = [];
+    for (const pid of sorted) {
+      const last = runs.at(-1);
+      if (last !== undefined && last.at(-1)! + 1 === pid) last.push(pid);
+      else runs.push([pid]);
+    }
+    const pids = runs.sort((a, b) => b.length - a.length).slice(0, 1000).flat();
+    const wait = await startWait(pids.map(String));
+    try {
+      await wait.armed;
+      sleepers.killAll();
+      sleepers.reapAll();
+      const result = await wait.done;
+      assert.match(
+        result.stderr,
+        /procwatch: the kernel drops other processes' events \(BPF socket filter, \d+ instructions\)/,
+      );
+      const killed = result.stdout.split("\n").filter((line) => / killed by SIGKILL$/.test(line));
+      assert.equal(killed.length, pids.length, result.stderr.slice(-500));
     } finally {
       if (!wait.finished()) wait.child.kill("SIGKILL");
       await wait.done.catch(() => {});
