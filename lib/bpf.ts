@@ -12,9 +12,10 @@
  * `struct proc_event` (include/uapi/linux/cn_proc.h): `what` at 36, `cpu` at
  * 40, `timestamp_ns` at 44, `event_data` at 52. Word loads (`BPF_LD|BPF_W|
  * BPF_ABS`) read big-endian (`get_unaligned_be32()` in `bpf_skb_load_helper`,
- * net/core/filter.c) while the proc connector writes host order, so every
- * constant is compared byte-swapped on a little-endian host: a byte swap is a
- * bijection, so equality and bit tests keep their meaning.
+ * net/core/filter.c) while the proc connector writes host order, so
+ * constants for equality and bit tests are byte-swapped on a little-endian
+ * host (a byte swap is a bijection: those tests keep their meaning), and the
+ * pid search, which needs order, assembles host-order values from byte loads.
  *
  * @module
  */
