@@ -91,6 +91,7 @@ export {
 export { FfiPermissionError } from "./ffi/libc.ts";
 export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
 export { type FilterMode } from "./lib/subscription.ts";
+export { type SocketFilterInfo } from "./lib/bpf.ts";
 export { type ProcessFilterOptions } from "./lib/filters.ts";
 export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process_table.ts";
 export {

@@ -156,6 +156,14 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
         armed.fallbackReason ? `; not the proc connector: ${armed.fallbackReason}` : ""
       }`;
     warn(`procwatch: armed: waiting for ${armed.pids.join(", ")} with ${how}`);
+    const filter = armed.socketFilter;
+    if (filter?.pids) {
+      warn(
+        `procwatch: the kernel drops other processes' events (BPF socket filter, ${filter.instructions} instructions)`,
+      );
+    } else if (filter?.pidsInProcwatch) {
+      warn(`procwatch: pids filtered in procwatch, not in the kernel: ${filter.pidsInProcwatch}`);
+    }
   };
   const onExit = (info: ExitInfo) => {
     if (stdoutOpen) {

@@ -384,6 +384,7 @@ function listeningLines(
       receiveBufferBytes: granted,
       requestedReceiveBufferBytes: asked,
       capped: capped,
+      socketFilter: watcher.socketFilter,
     })];
   }
   const failed = options.failed ? " (exits: only failed ones)" : "";
@@ -421,9 +422,18 @@ function listeningLines(
     : `receive buffer: ${formatBytes(granted)} (asked for ${
       formatBytes(asked)
     }; the kernel caps it at twice net.core.rmem_max unless procwatch runs as root)`;
+  const socketFilter = watcher.socketFilter;
+  const pids = socketFilter.pids
+    ? [
+      `procwatch: pids filtered in the kernel (BPF socket filter, ${socketFilter.instructions} instructions)`,
+    ]
+    : socketFilter.pidsInProcwatch !== null
+    ? [`procwatch: pids filtered in procwatch, not in the kernel: ${socketFilter.pidsInProcwatch}`]
+    : [];
   return [
     `procwatch: listening to the kernel's process events (netlink port ${watcher.portId})`,
-    `procwatch: ${filter}`,
+    `procwatch: ${filter}${socketFilter.types ? " (BPF socket filter)" : ""}`,
+    ...pids,
     `procwatch: ${buffer}`,
   ];
 }

@@ -19,6 +19,10 @@ const EFD_FLAGS = 0o4000 | 0o2000000;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
+/** `SO_ATTACH_FILTER` (include/uapi/asm-generic/socket.h). */
+const SO_ATTACH_FILTER = 26;
+/** `struct sock_fprog` on 64-bit Linux: u16 len, padding, `struct sock_filter *`. */
+const SOCK_FPROG_SIZE = 16;
 /** `MSG_DONTWAIT` (include/linux/socket.h). */
 const MSG_DONTWAIT = 0x40;
 /** `POLLIN` (include/uapi/asm-generic/poll.h). */
@@ -34,6 +38,13 @@ export interface ConnectorSocketOptions {
    * socket's `receiveBufferBytes` says what that was.
    */
   receiveBufferBytes: number;
+  /**
+   * A classic BPF program (encoded `struct sock_filter`s, see `lib/bpf.ts`)
+   * to attach before the socket joins the group, so that no message arrives
+   * unfiltered. When the kernel refuses it the socket opens without it and
+   * `filterError` says why.
+   */
+  filter?: Uint8Array<ArrayBuffer> | null;
 }
 
 /**
@@ -55,12 +66,21 @@ export class ConnectorSocket {
   readonly portId: number;
   /** The receive buffer size the kernel granted, in bytes. */
   readonly receiveBufferBytes: number;
+  /** Why the `filter` asked for at open was not attached (`null`: attached, or none asked for). */
+  readonly filterError: string | null;
   #closed = false;
   #waiting: Promise<number> | undefined;
   readonly #pollFds = new Uint8Array(16);
 
-  private constructor(fd: number, wakeFd: number, portId: number, receiveBufferBytes: number) {
+  private constructor(
+    fd: number,
+    wakeFd: number,
+    portId: number,
+    receiveBufferBytes: number,
+    filterError: string | null,
+  ) {
     this.fd = fd;
+    this.filterError = filterError;
     this.wakeFd = wakeFd;
     this.portId = portId;
     this.receiveBufferBytes = receiveBufferBytes;
@@ -85,6 +105,15 @@ export class ConnectorSocket {
     );
     try {
       const granted = setReceiveBuffer(fd, options.receiveBufferBytes);
+      let filterError: string | null = null;
+      if (options.filter) {
+        try {
+          attachFilter(fd, options.filter);
+        } catch (error) {
+          if (!(error instanceof ErrnoError)) throw error;
+          filterError = error.message;
+        }
+      }
       const address = new Uint8Array(SOCKADDR_NL_SIZE);
       const view = new DataView(address.buffer);
       view.setUint16(0, AF_NETLINK, true);
@@ -96,7 +125,7 @@ export class ConnectorSocket {
       check("getsockname", c.getsockname(fd, address, length));
       const portId = view.getUint32(4, true);
       const wakeFd = check("eventfd", c.eventfd(0, EFD_FLAGS));
-      return new ConnectorSocket(fd, wakeFd, portId, granted);
+      return new ConnectorSocket(fd, wakeFd, portId, granted, filterError);
     } catch (error) {
       c.close(fd);
       throw error;
@@ -107,6 +136,16 @@ export class ConnectorSocket {
   send(message: Uint8Array<ArrayBuffer>): void {
     const result = libc().send(this.fd, message, BigInt(message.length), 0);
     check("send", result, "(proc connector control message)");
+  }
+
+  /**
+   * Attaches a classic BPF program (`SO_ATTACH_FILTER`; it replaces any
+   * earlier one): `program` holds the encoded `struct sock_filter` array
+   * (see `lib/bpf.ts`). The kernel copies and checks it (sk_attach_filter(),
+   * net/core/filter.c). Throws {@linkcode ErrnoError}.
+   */
+  attachFilter(program: Uint8Array<ArrayBuffer>): void {
+    attachFilter(this.fd, program);
   }
 
   #batch: ReceiveBatch | undefined;
@@ -215,6 +254,17 @@ export class ConnectorSocket {
   get closed(): boolean {
     return this.#closed;
   }
+}
+
+/** `setsockopt(SO_ATTACH_FILTER)` with a `struct sock_fprog` pointing at `program`. */
+function attachFilter(fd: number, program: Uint8Array<ArrayBuffer>): void {
+  const instructions = program.length / 8;
+  const fprog = new Uint8Array(SOCK_FPROG_SIZE);
+  const view = new DataView(fprog.buffer);
+  view.setUint16(0, instructions, true);
+  view.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
+  const result = libc().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, SOCK_FPROG_SIZE);
+  check("setsockopt", result, `(SO_ATTACH_FILTER, ${instructions} instructions)`);
 }
 
 /**

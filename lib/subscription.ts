@@ -42,12 +42,16 @@ const LISTEN_TIMEOUT_MS = 1000;
 const RESEND_MS = 20;
 
 /**
- * Opens the socket, translating system errors into {@linkcode ProcwatchError}s
+ * Opens the socket (with a BPF socket `filter` attached before it joins the
+ * proc events group, when given), translating system errors into {@linkcode ProcwatchError}s
  * with advice.
  */
-export function openSocket(receiveBufferBytes: number): ConnectorSocket {
+export function openSocket(
+  receiveBufferBytes: number,
+  filter: Uint8Array<ArrayBuffer> | null = null,
+): ConnectorSocket {
   try {
-    return ConnectorSocket.open({ receiveBufferBytes });
+    return ConnectorSocket.open({ receiveBufferBytes, filter });
   } catch (error) {
     throw explain(error);
   }

@@ -41,6 +41,7 @@ import { checkProcessId } from "./pids.ts";
 import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
 import { decodeWaitStatus, shellStatus } from "./signals.ts";
 import { type ProcWatcher, watch } from "./watcher.ts";
+import type { SocketFilterInfo } from "./bpf.ts";
 
 /**
  * How a wait learns that a process ended: the proc connector's exit event,
@@ -148,6 +149,11 @@ export interface WaitArmed {
   fallbackReason: string | null;
   /** The pids being waited for. */
   pids: readonly number[];
+  /**
+   * With the proc connector: what its BPF socket filter selects in the
+   * kernel (the pids, unless too many for one program); `null` with pidfd.
+   */
+  socketFilter: SocketFilterInfo | null;
 }
 
 /**
@@ -410,8 +416,11 @@ class Session {
     }
   }
 
+  #socketFilter: SocketFilterInfo | null = null;
+
   runConnector(watcher: ProcWatcher): void {
     this.#release = () => watcher.close();
+    this.#socketFilter = watcher.socketFilter;
     // Subscribed: whatever happens to the pids from now on is seen.
     this.#inspect([...this.#pending], true);
     this.#armed(null);
@@ -496,6 +505,7 @@ class Session {
       method: this.#method,
       fallbackReason,
       pids: [...this.#pending],
+      socketFilter: this.#socketFilter,
     });
     // Run the reporting path once while idle: V8 compiles functions on first
     // call and Deno binds FFI symbols on first use, which would otherwise be

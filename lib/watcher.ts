@@ -33,6 +33,8 @@ import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
 import { BoundedQueue } from "./queue.ts";
 import { SequenceTracker } from "./sequence.ts";
 import { type FilterMode, ignore, listen, openSocket } from "./subscription.ts";
+import { encodeProgram, planSocketFilter, type SocketFilterInfo } from "./bpf.ts";
+import { ErrnoError } from "../ffi/libc.ts";
 
 /**
  * Options of {@linkcode watch}. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose.
@@ -71,8 +73,15 @@ export interface WatchOptions extends ProcessFilterOptions {
   execCapture?: boolean;
   /** Closes the watcher when aborted. */
   signal?: AbortSignal;
-  /** Let the kernel filter event types when it can (Linux ≥ 6.6). Default `true`. */
-  kernelFilter?: boolean;
+  /**
+   * Let the kernel filter: event types through `proc_input` (Linux ≥ 6.6) or
+   * else a classic BPF socket filter, and `pids` through the socket filter on
+   * every kernel (see {@linkcode ProcWatcher.socketFilter}). `false`: the
+   * kernel sends everything and procwatch filters. `"bpf"`: event types
+   * through the socket filter even where `proc_input` exists (what older
+   * kernels get; for tests and comparisons). Default `true`.
+   */
+  kernelFilter?: boolean | "bpf";
   /** Socket receive buffer to ask for, in bytes (capped to what the kernel grants). Default 16 MiB. */
   receiveBufferBytes?: number;
   /** How many events may wait for a slow consumer before they count as lost. Default 65536. */
@@ -172,6 +181,12 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   readonly receiveBufferBytes: number;
   /** Our netlink port id; only the kernel (port 0) is believed. */
   readonly portId: number;
+  /**
+   * What the classic BPF socket filter on the socket selects: event types
+   * (kernels without `proc_input`), pids (`pids` without context or process
+   * filters, up to the instruction limit), or nothing (`instructions` 0).
+   */
+  readonly socketFilter: SocketFilterInfo;
 
   readonly #socket: ConnectorSocket;
   readonly #queue: BoundedQueue<ProcEvent>;
@@ -244,30 +259,66 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     }
     mask >>>= 0;
 
-    // Already while LISTEN is answered (events may flow, the buffer may
-    // overrun): gaps count when nothing can be filtered by the kernel.
     const kernelFilter = options.kernelFilter ?? true;
-    this.#countGaps = mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter;
+    const typeMask = mask === (PROC_EVENT_ALL >>> 0) ? null : mask;
+    // Pids go to the socket filter unless the process table needs every
+    // process (context and process filters follow parents, names, exits).
+    const kernelPids = kernelFilter !== false && this.#pids !== null && this.#context === null
+      ? [...this.#pids]
+      : null;
+    const pidsReason = this.#pids !== null && kernelFilter !== false && this.#context !== null
+      ? "the process table follows every process"
+      : null;
+    const plan = (types: number | null, acks: boolean) =>
+      planSocketFilter(types, kernelPids, pidsReason, acks);
+    // While subscribing, ACKs pass (LISTEN waits for its own); the types wait
+    // for LISTEN's answer (proc_input or not) unless the program is forced.
+    const first = plan(kernelFilter === "bpf" ? typeMask : null, true);
     // The exec-capture worker listens before we do (this waits for it, bounded): every exec
     // this watcher receives, from the first on, it has caught too — argv included.
-    this.#context?.arm(kernelFilter);
+    this.#context?.arm(kernelFilter !== false);
     try {
-      this.#socket = openSocket(options.receiveBufferBytes ?? 16 << 20);
+      // The program is attached before the socket joins the group: no
+      // message reaches it unfiltered.
+      this.#socket = openSocket(
+        options.receiveBufferBytes ?? 16 << 20,
+        first.program === null ? null : encodeProgram(first.program),
+      );
     } catch (error) {
       this.#context?.close();
       throw error;
     }
+    this.socketFilter = this.#socket.filterError === null
+      ? first.info
+      : refused(first.info, this.#socket.filterError);
+    // Already while LISTEN is answered (events may flow, the buffer may
+    // overrun): gaps count when nothing can be filtered by the kernel.
+    this.#countGaps = (mask === (PROC_EVENT_ALL >>> 0) || !kernelFilter) &&
+      this.socketFilter.instructions === 0;
     try {
-      this.filterMode = listen(
+      const subscribed = listen(
         this.#socket,
         mask,
-        kernelFilter && this.#context?.kernelFilterAbsent !== true,
+        kernelFilter === true && this.#context?.kernelFilterAbsent !== true,
         (ack) => {
           this.#drain(Number.MAX_SAFE_INTEGER);
           const error = this.#acks.get(ack);
           return { seen: error !== undefined, error: error ?? 0 };
         },
       );
+      // No proc_input filter (Linux < 6.6): the socket filter selects the types.
+      const bpfTypes = this.socketFilter.types ||
+        (subscribed === "userspace" && kernelFilter === true && typeMask !== null);
+      if (bpfTypes || this.socketFilter.instructions > 0) {
+        // Subscribed: from now on ACKs (other listeners' LISTEN and IGNORE)
+        // are dropped too, as the proc_input filter does.
+        const replaced = this.#attach(plan(bpfTypes ? typeMask : null, false));
+        // A refused program leaves the one attached before in place.
+        if (replaced.instructions > 0 || this.socketFilter.instructions === 0) {
+          this.socketFilter = replaced;
+        }
+      }
+      this.filterMode = this.socketFilter.types ? "kernel" : subscribed;
     } catch (error) {
       this.#socket.close();
       this.#context?.close();
@@ -276,12 +327,30 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     this.#acks.clear();
     // Subscribed first, then scanned: a process born in between is in one or the other.
     this.#context?.start();
-    this.#countGaps = this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0);
+    // Whatever the kernel drops for us leaves gaps in cn_msg.seq: then the
+    // socket's drop counter (sk_drops) counts losses instead.
+    this.#countGaps = (this.filterMode === "userspace" || mask === (PROC_EVENT_ALL >>> 0)) &&
+      this.socketFilter.instructions === 0;
     this.receiveBufferBytes = this.#socket.receiveBufferBytes;
     this.portId = this.#socket.portId;
     track(this, options.handleSignals ?? true);
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
     this.#finished = this.#pump();
+  }
+
+  /**
+   * Attaches the planned program; when the kernel refuses it (a program is
+   * charged to `net.core.optmem_max`), procwatch filters instead.
+   */
+  #attach(plan: ReturnType<typeof planSocketFilter>): SocketFilterInfo {
+    if (plan.program === null) return plan.info;
+    try {
+      this.#socket.attachFilter(encodeProgram(plan.program));
+      return plan.info;
+    } catch (error) {
+      if (!(error instanceof ErrnoError)) throw error;
+      return refused(plan.info, error.message);
+    }
   }
 
   /** A snapshot of the counters, with the kernel's drop count brought up to date. */
@@ -614,6 +683,18 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       exact,
     });
   }
+}
+
+/** What filters when the kernel refused the program `info` describes: procwatch. */
+function refused(info: SocketFilterInfo, why: string): SocketFilterInfo {
+  return {
+    types: false,
+    pids: false,
+    pidsInProcwatch: info.pids || info.pidsInProcwatch !== null
+      ? `the kernel refused the socket filter (${why})`
+      : null,
+    instructions: 0,
+  };
 }
 
 /** Event types the process table needs to stay current. */

@@ -232,9 +232,13 @@ kernelTest("sequence gaps: reported loss equals generated minus received, per CP
   }
 });
 
-kernelTest(
-  "kernel filter: loss from the socket's drop counter equals generated minus received",
-  async () => {
+/**
+ * The kernel filters exits for A: through proc_input, or through the classic
+ * BPF socket filter that kernels before 6.6 get (forced here with
+ * `kernelFilter: "bpf"`). Either way sequence numbers have gaps by design.
+ */
+function kernelFilterLossTest(kernelFilter: true | "bpf"): () => Promise<void> {
+  return async () => {
     const reference = startReference({
       type: "start",
       parent: Deno.pid,
@@ -245,8 +249,9 @@ kernelTest(
     // A filtered set of types: sequence numbers have gaps by design, so losses
     // come from /proc/net/netlink's Drops column. A moderate buffer keeps
     // unrelated bursts outside the storm from overflowing it.
-    const watcher = watchAll({ events: ["exit"], receiveBufferBytes: 32 << 10 });
+    const watcher = watchAll({ events: ["exit"], receiveBufferBytes: 32 << 10, kernelFilter });
     assert.equal(watcher.filterMode, "kernel");
+    assert.equal(watcher.socketFilter.types, kernelFilter === "bpf");
     const recorder = new Recorder();
     const reading = record(watcher, recorder);
     try {
@@ -272,9 +277,22 @@ kernelTest(
       // Every drop is in the stream as a `lost` event (not exact per CPU: the
       // drop counter does not say which CPU).
       assert.equal(recorder.lostEvents, watcher.stats.lostByKernel);
+      // Only exits reached A: the program, attached before LISTEN, dropped every
+      // other type in the kernel (proc_input narrows only after a first LISTEN).
+      if (kernelFilter === "bpf") assert.equal(watcher.stats.filtered, 0);
     } finally {
       watcher.close();
       await reading;
     }
-  },
+  };
+}
+
+kernelTest(
+  "kernel filter: loss from the socket's drop counter equals generated minus received",
+  kernelFilterLossTest(true),
+);
+
+kernelTest(
+  "BPF socket filter (no proc_input): loss from the drop counter equals generated minus received",
+  kernelFilterLossTest("bpf"),
 );
