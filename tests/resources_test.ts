@@ -64,7 +64,18 @@ kernelTest("100K events: no growth in descriptors, timers/handles or heap", asyn
       JSON.stringify(ours(after))
     }`,
   );
-  assert.deepEqual(after.resources, before.resources, "timers or handles grew while watching");
+  // The pump has at most one timer of its own (its pacing sleep while events
+  // flow, lib/watcher.ts #sleep), there or not depending on what the rest of
+  // the machine does at that moment; a leak would add one per batch or event.
+  const withoutPacing = (resources: string[]) => {
+    const at = resources.indexOf("Timeout");
+    return at < 0 ? resources : resources.toSpliced(at, 1);
+  };
+  assert.deepEqual(
+    withoutPacing(after.resources),
+    withoutPacing(before.resources),
+    "timers or handles grew while watching",
+  );
   assert.ok(
     after.heapUsed - before.heapUsed < HEAP_SLACK,
     `heap grew by ${after.heapUsed - before.heapUsed} bytes over ${events} events`,
@@ -73,7 +84,11 @@ kernelTest("100K events: no growth in descriptors, timers/handles or heap", asyn
   released.splice(released.indexOf("socket:netlink"), 1);
   released.splice(released.indexOf("anon_inode:[eventfd]"), 1);
   assert.deepEqual(ours(closed), released, "close() did not release the socket and the eventfd");
-  assert.deepEqual(closed.resources, before.resources);
+  assert.deepEqual(
+    closed.resources,
+    withoutPacing(before.resources),
+    "close() left a timer or handle",
+  );
 });
 
 const isRoot = effectiveUid() === 0;

@@ -59,7 +59,34 @@ function descriptors(): string[] {
   }).toSorted();
 }
 
-function sample() {
+/**
+ * The timers and handles present in every one of several looks 20 ms apart:
+ * while other processes on the machine make events, the watcher's pump sets a
+ * short pacing timer now and then (lib/watcher.ts), which one look may catch;
+ * a leak is there at every look.
+ */
+async function steadyResources(): Promise<string[]> {
+  let steady: string[] | null = null;
+  for (let look = 0; look < 10; look++) {
+    const now = (process.getActiveResourcesInfo() as string[]).toSorted();
+    if (steady === null) {
+      steady = now;
+    } else {
+      const left = [...now];
+      steady = steady.filter((name) => {
+        const at = left.indexOf(name);
+        if (at < 0) return false;
+        left.splice(at, 1);
+        return true;
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return steady ?? [];
+}
+
+async function sample() {
+  const resources = await steadyResources();
   gc!();
   gc!();
   const pageSize = 4096;
@@ -68,19 +95,19 @@ function sample() {
     delivered,
     lost,
     fds: descriptors(),
-    resources: (process.getActiveResourcesInfo() as string[]).toSorted(),
+    resources,
     heapUsed: Deno.memoryUsage().heapUsed,
     rss: Number(statm.split(" ")[1]) * pageSize,
   };
 }
 
 await generate(20_000);
-const before = sample();
+const before = await sample();
 await generate(before.delivered + before.lost + target);
-const after = sample();
+const after = await sample();
 await watcher[Symbol.asyncDispose](); // closes and waits until the socket is released
 await consuming;
-const closed = sample();
+const closed = await sample();
 console.log(JSON.stringify({ before, after, closed, stats: watcher.stats }));
 // A leaked timer must show in the samples, not keep this process alive.
 Deno.exit(0);
