@@ -224,13 +224,20 @@ export class OutputStream {
         this.#pending = [];
         this.#pendingChars = 0;
       }
-      const rest = this.#bytes.subarray(this.#offset);
-      if (!canUseFfi()) {
+      let rest = this.#bytes.subarray(this.#offset);
+      const ffi = canUseFfi();
+      // A file or /dev/null never makes a write wait: one write per batch.
+      if (ffi) this.#direct ??= neverWaits(this.fd);
+      if (rest.length > WRITE_CHUNK && !(ffi && this.#direct)) {
+        // Whole lines per chunk: output abandoned later (a signal while the
+        // reader stalls) then never ends in half a line. A longer line is split.
+        const cut = rest.subarray(0, WRITE_CHUNK).lastIndexOf(10);
+        if (cut >= 0) rest = rest.subarray(0, cut + 1);
+      }
+      if (!ffi) {
         this.#writeBlocking(rest);
         continue;
       }
-      // A file or /dev/null never makes a write wait: one write per batch.
-      this.#direct ??= neverWaits(this.fd);
       const result = this.#direct ? writeDirect(this.fd, rest) : writeSome(this.fd, rest);
       if (result === "closed") {
         this.#broken = true;

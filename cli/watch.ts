@@ -162,6 +162,8 @@ const GONE_CHECK_MS = 100;
  * zombie, so /proc can show the end a little before the event arrives.
  */
 const GONE_GRACE_MS = 100;
+/** How long to wait, once all are gone, for exit events not yet shown. */
+const EXIT_EVENT_WAIT_MS = 2000;
 
 /** Runs `watch` and returns the exit code. */
 export async function runWatch(options: WatchCommandOptions): Promise<number> {
@@ -242,7 +244,17 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
         } (counted as lost, reason "output")`,
       ),
   });
-  const ending = targets.length === 0 ? undefined : endWhenGone(targets, options.tree, watcher);
+  // The exits the output has shown, so that ending waits for them (below).
+  const shown = { exited: new Set<number>(), forked: new Set<number>() };
+  const exitsShown = events === undefined || events.includes("exit");
+  const ending = targets.length === 0
+    ? undefined
+    : endWhenGone(targets, options.tree, watcher, () => {
+      if (!exitsShown) return true;
+      if (targets.some(({ pid }) => !shown.exited.has(pid))) return false;
+      for (const pid of shown.forked) if (!shown.exited.has(pid)) return false;
+      return true;
+    });
   let remaining = options.count ?? Infinity;
   try {
     if (format === "human") {
@@ -252,6 +264,10 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     for await (const batch of watcher.batches()) {
       for (const event of batch) {
         if (event.type === "lost") reportLoss(event);
+        else if (event.type === "exit" && event.pid === event.tid) shown.exited.add(event.pid);
+        else if (ending !== undefined && event.type === "fork" && !event.thread) {
+          shown.forked.add(event.childPid);
+        }
         stats?.add(event);
         const line = render(event);
         if (line !== null) out.line(line);
@@ -330,8 +346,10 @@ function endWhenGone(
   targets: { pid: number; startTicks: bigint | null }[],
   treeRoot: number | undefined,
   watcher: ProcWatcher,
+  exitsShown: () => boolean,
 ): { stop(): void } {
   let closeTimer: ReturnType<typeof setTimeout> | undefined;
+  let goneSince: number | undefined;
   const treeAlive = (): boolean => {
     const table = watcher.processTable;
     if (treeRoot === undefined || table === null) return false;
@@ -349,7 +367,15 @@ function endWhenGone(
     // is in the table only once the watcher has drained that fork event.
     closeTimer = setTimeout(() => {
       closeTimer = undefined;
-      if (!alive()) watcher.close();
+      if (alive()) {
+        goneSince = undefined;
+        return;
+      }
+      goneSince ??= Date.now();
+      // The exit events come after /proc shows the end (do_exit() sends them
+      // after exit_notify()), and a busy watcher may not have read them yet:
+      // wait until they are out, or EXIT_EVENT_WAIT_MS for one lost or filtered.
+      if (exitsShown() || Date.now() - goneSince >= EXIT_EVENT_WAIT_MS) watcher.close();
     }, GONE_GRACE_MS);
   }, GONE_CHECK_MS);
   return {
