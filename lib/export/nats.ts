@@ -1,0 +1,395 @@
+/**
+ * Publishing events to NATS JetStream (`watch --nats`), one message per
+ * event: the JSON-lines record `--json` prints, on the subject
+ * `PREFIX.<hostname>.<type>`.
+ *
+ * Delivery is at least once and in order, with JetStream's de-duplication
+ * (`Nats-Msg-Id`) making a resend after a failure exactly once within the
+ * stream's duplicate window (2 minutes by default):
+ *
+ * - up to `window` publishes wait for their acknowledgement at once
+ *   (pipelined); messages go out in event order;
+ * - the connection never reconnects by itself (`reconnect: false`): the
+ *   client's reconnect buffer would send messages published during an outage
+ *   ahead of the in-flight ones the outage lost. Instead, on an error or an
+ *   acknowledgement timeout the exporter drops the connection, connects
+ *   anew, and resends every unacknowledged message in order, oldest first.
+ *   A connection delivers a prefix of what was written to it, so the stream
+ *   keeps event order; the already-stored ones come back as duplicates;
+ * - while the server is down or slow, events wait in memory (up to
+ *   `memoryEntries`), then in an on-disk spool (lib/export/spool.ts) of at
+ *   most `spoolMaxBytes`; only a full spool drops events, reported as a
+ *   `lost` event with reason `"export"`.
+ *
+ * Loaded on demand (`import()` from lib/export/lazy.ts).
+ *
+ * @module
+ */
+
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
+import { monotonicNs } from "../../ffi/clock.ts";
+import type { LostEvent, ProcEvent } from "../events.ts";
+import { eventToJson } from "../format.ts";
+import { wallClock } from "../wall_clock.ts";
+import { Spool, type SpoolEntry } from "./spool.ts";
+
+/** Options of {@linkcode NatsExporter}. */
+export interface NatsExporterOptions {
+  /** NATS server URLs, comma-separated (`nats://127.0.0.1:4222`). */
+  servers: string;
+  /** First subject token(s). Default `procwatch`. */
+  subjectPrefix?: string;
+  /** This host's name in subjects; dots and wildcards become `_`. */
+  hostname: string;
+  /** The JetStream stream, created with subjects `PREFIX.>` when missing. Default `PROCWATCH`. */
+  stream?: string;
+  /** Directory of the on-disk spool. */
+  spoolDir: string;
+  /** Most bytes the spool holds. Default 256 MiB. */
+  spoolMaxBytes?: number;
+  /** Most unacknowledged publishes at once. Default 1024. */
+  window?: number;
+  /** Events held in memory before the spool takes them. Default 8192. */
+  memoryEntries?: number;
+  /** How long to wait for an acknowledgement before reconnecting, in ms. Default 5000. */
+  ackTimeoutMs?: number;
+  /** Told (one line, `procwatch:` prefix) when the server goes away or comes back. */
+  warn?: (line: string) => void;
+}
+
+/** Counters of a {@linkcode NatsExporter}; they only grow. */
+export interface NatsExporterStats {
+  /** Events handed to the exporter. */
+  queued: number;
+  /** Messages the stream acknowledged as new. */
+  published: number;
+  /** Resent messages the stream already had (acknowledged as duplicates). */
+  duplicates: number;
+  /** Messages that went through the on-disk spool. */
+  spooled: number;
+  /** Events dropped because the spool was full. */
+  dropped: number;
+  /** Connections made (1 without outages). */
+  connections: number;
+}
+
+/** Replaces what NATS does not allow inside a subject token. */
+export function subjectToken(text: string): string {
+  const token = text.replace(/[\s.*>]/g, "_");
+  return token === "" ? "_" : token;
+}
+
+interface Inflight {
+  entry: SpoolEntry;
+  ack: Promise<PubAck>;
+}
+
+/**
+ * Publishes events to JetStream in order, through a spool when it must.
+ *
+ * @example
+ * ```ts ignore
+ * import { NatsExporter } from "./nats.ts";
+ * import { watch } from "../watcher.ts";
+ * const exporter = new NatsExporter({ servers: "nats://127.0.0.1:4222", hostname: "web1", spoolDir: "/tmp/spool" });
+ * for await (const event of watch()) exporter.publish(event);
+ * await exporter.close();
+ * ```
+ */
+export class NatsExporter {
+  readonly #options: Required<Omit<NatsExporterOptions, "warn">>;
+  readonly #warn: (line: string) => void;
+  readonly #prefix: string;
+  readonly #idBase: string;
+  readonly #spool: Spool;
+  readonly #stats: NatsExporterStats = {
+    queued: 0,
+    published: 0,
+    duplicates: 0,
+    spooled: 0,
+    dropped: 0,
+    connections: 0,
+  };
+  /** Unacknowledged messages of a dropped connection, to resend first. */
+  #retry: SpoolEntry[] = [];
+  /** Messages not yet sent, after `#retry` and before the spool. */
+  #memory: SpoolEntry[] = [];
+  #memoryHead = 0;
+  #inflight: Inflight[] = [];
+  #sequence = 0;
+  #unreportedLoss = 0;
+  #connection: NatsConnection | null = null;
+  #streamReady = false;
+  #closing = false;
+  #wake: (() => void) | null = null;
+  #outage = false;
+  #flushScheduled = false;
+  readonly #pump: Promise<void>;
+  /** Settles once the first connection is up (or failed: then the spool takes over). */
+  readonly firstAttempt: Promise<void>;
+  #firstAttemptDone!: () => void;
+
+  /** Opens the spool and starts connecting in the background. */
+  constructor(options: NatsExporterOptions) {
+    this.#options = {
+      subjectPrefix: "procwatch",
+      stream: "PROCWATCH",
+      spoolMaxBytes: 256 << 20,
+      window: 1024,
+      memoryEntries: 8192,
+      ackTimeoutMs: 5000,
+      ...options,
+    };
+    this.#warn = options.warn ?? (() => {});
+    this.#prefix = `${this.#options.subjectPrefix}.${subjectToken(options.hostname)}`;
+    // Unique per run, so that message ids never collide with an earlier run's.
+    this.#idBase = `${subjectToken(options.hostname)}.${Date.now().toString(36)}.${Deno.pid}`;
+    this.#spool = new Spool(this.#options.spoolDir, this.#options.spoolMaxBytes);
+    this.firstAttempt = new Promise((resolve) => this.#firstAttemptDone = resolve);
+    this.#pump = this.#run();
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): Readonly<NatsExporterStats> {
+    return { ...this.#stats };
+  }
+
+  /** Messages not yet acknowledged: in flight, in memory and in the spool. */
+  get backlog(): number {
+    return this.#retry.length + this.#inflight.length + this.#memory.length - this.#memoryHead +
+      this.#spool.length;
+  }
+
+  /** The subject an event goes to. */
+  subject(event: ProcEvent): string {
+    return `${this.#prefix}.${event.type}`;
+  }
+
+  /** Queues one event for publishing (never blocks; a full spool drops it). */
+  publish(event: ProcEvent): void {
+    this.#stats.queued++;
+    const entry: SpoolEntry = {
+      id: `${this.#idBase}.${++this.#sequence}`,
+      subject: this.subject(event),
+      data: eventToJson(event, wallClock.offsetAt(event.timestampNs)),
+    };
+    const inMemory = this.#memory.length - this.#memoryHead;
+    if (this.#spool.length === 0 && inMemory < this.#options.memoryEntries) {
+      this.#memory.push(entry);
+    } else if (this.#spool.append(entry)) {
+      this.#stats.spooled++;
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => {
+          this.#flushScheduled = false;
+          this.#spool.flush();
+        });
+      }
+    } else {
+      this.#stats.dropped++;
+      this.#unreportedLoss++;
+    }
+    this.#wake?.();
+  }
+
+  /**
+   * Events dropped (spool full) since the last call, as one `lost` event
+   * with reason `"export"`; `null` when none were.
+   */
+  takeLoss(): LostEvent | null {
+    if (this.#unreportedLoss === 0) return null;
+    const count = this.#unreportedLoss;
+    this.#unreportedLoss = 0;
+    const timestampNs = monotonicNs();
+    return {
+      type: "lost",
+      cpu: null,
+      timestampNs,
+      time: new Date(Number((timestampNs + wallClock.offsetAt(timestampNs)) / 1_000_000n)),
+      count,
+      reason: "export",
+      exact: true,
+    };
+  }
+
+  /**
+   * Waits up to `timeoutMs` for every queued message to be acknowledged,
+   * then writes whatever is left to the spool (sent after the next start)
+   * and disconnects.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.backlog > 0 && this.#connection !== null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    this.#closing = true;
+    this.#wake?.();
+    await this.#pump;
+    // Unacknowledged ones first: they are the oldest. Those the stream did
+    // store come back as duplicates next time.
+    const left = [
+      ...this.#inflight.map((item) => item.entry),
+      ...this.#retry,
+      ...this.#memory.slice(this.#memoryHead),
+    ];
+    this.#inflight = [];
+    this.#retry = [];
+    this.#memory = [];
+    this.#memoryHead = 0;
+    if (left.length > 0) {
+      // They are older than what the spool holds: rewrite it in order.
+      const rest: SpoolEntry[] = [];
+      for (
+        let batch = this.#spool.takeOldest();
+        batch.length > 0;
+        batch = this.#spool.takeOldest()
+      ) {
+        rest.push(...batch);
+      }
+      for (const entry of [...left, ...rest]) {
+        if (!this.#spool.append(entry)) this.#stats.dropped++;
+      }
+    }
+    this.#spool.close();
+    const connection = this.#connection;
+    this.#connection = null;
+    await connection?.close().catch(() => {});
+  }
+
+  /** The next message to send, in order: resends, memory, then the spool. */
+  #next(): SpoolEntry | undefined {
+    if (this.#retry.length > 0) return this.#retry.shift();
+    if (this.#memoryHead === this.#memory.length && this.#spool.length > 0) {
+      this.#memory = this.#spool.takeOldest();
+      this.#memoryHead = 0;
+    }
+    if (this.#memoryHead < this.#memory.length) {
+      const entry = this.#memory[this.#memoryHead++];
+      if (this.#memoryHead > 4096 && this.#memoryHead * 2 > this.#memory.length) {
+        this.#memory = this.#memory.slice(this.#memoryHead);
+        this.#memoryHead = 0;
+      }
+      return entry;
+    }
+    return undefined;
+  }
+
+  async #run(): Promise<void> {
+    let backoffMs = 100;
+    while (!this.#closing) {
+      if (this.#connection === null) {
+        try {
+          await this.#connect();
+          backoffMs = 100;
+        } catch (error) {
+          this.#firstAttemptDone();
+          this.#noteOutage(error);
+          await this.#sleep(backoffMs);
+          backoffMs = Math.min(backoffMs * 2, 2000);
+          continue;
+        }
+      }
+      if (this.#connection!.isClosed()) {
+        await this.#dropConnection(new Error("connection closed"));
+        continue;
+      }
+      const js = jetstream(this.#connection!);
+      while (this.#inflight.length < this.#options.window) {
+        const entry = this.#next();
+        if (entry === undefined) break;
+        const ack = js.publish(entry.subject, entry.data, {
+          msgID: entry.id,
+          timeout: this.#options.ackTimeoutMs,
+        });
+        ack.catch(() => {}); // awaited in order below
+        this.#inflight.push({ entry, ack });
+      }
+      if (this.#inflight.length === 0) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = null;
+        continue;
+      }
+      try {
+        const ack = await this.#inflight[0].ack;
+        this.#inflight.shift();
+        if (ack.duplicate) this.#stats.duplicates++;
+        else this.#stats.published++;
+      } catch (error) {
+        await this.#dropConnection(error);
+      }
+    }
+  }
+
+  async #connect(): Promise<void> {
+    const connection = await connect({
+      servers: this.#options.servers.split(","),
+      reconnect: false,
+      timeout: 2000,
+      name: `procwatch ${this.#prefix}`,
+    });
+    try {
+      if (!this.#streamReady) await this.#ensureStream(connection);
+    } catch (error) {
+      await connection.close().catch(() => {});
+      throw error;
+    }
+    this.#connection = connection;
+    this.#stats.connections++;
+    // Without reconnecting, a closed connection fails its pending acks at once.
+    connection.closed().then(() => this.#wake?.());
+    if (this.#outage) {
+      this.#outage = false;
+      this.#warn(
+        `procwatch: NATS server reachable again: resending ${this.backlog} queued events in order`,
+      );
+    }
+    this.#firstAttemptDone();
+  }
+
+  async #ensureStream(connection: NatsConnection): Promise<void> {
+    const manager = await jetstreamManager(connection);
+    const name = this.#options.stream;
+    try {
+      await manager.streams.info(name);
+    } catch {
+      await manager.streams.add({ name, subjects: [`${this.#options.subjectPrefix}.>`] });
+    }
+    this.#streamReady = true;
+  }
+
+  async #dropConnection(error: unknown): Promise<void> {
+    const connection = this.#connection;
+    this.#connection = null;
+    // Every unacknowledged message goes back, in order, ahead of the rest.
+    this.#retry = [...this.#inflight.map((item) => item.entry), ...this.#retry];
+    this.#inflight = [];
+    await connection?.close().catch(() => {});
+    this.#noteOutage(error);
+  }
+
+  #noteOutage(error: unknown): void {
+    if (this.#outage) return;
+    this.#outage = true;
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    this.#warn(
+      `procwatch: warning: NATS server ${this.#options.servers} unavailable (${reason}): ` +
+        `keeping events in the spool ${this.#options.spoolDir} until it is back`,
+    );
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        if (!this.#closing) return; // new events do not cut a back-off short
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+}
