@@ -1,0 +1,151 @@
+/**
+ * `watch --metrics` against a real Prometheus: it scrapes procwatch every
+ * second, and the counts of known processes must appear in its query API.
+ */
+
+import assert from "node:assert/strict";
+import { kernelTest } from "./support/kernel.ts";
+import { startCli } from "./support/cli.ts";
+import { freePort, promQuery, type RunningServer, startPrometheus } from "./support/servers.ts";
+
+/** Exits of each outcome the shell below makes, by the distinctive name of the program. */
+const SCRIPT = `read go
+for i in 1 2 3 4 5; do ./pwfleetx -c 'exit 3'; echo "status $?"; done
+for i in 1 2; do ./pwfleetx -c 'kill -9 $$'; echo "status $?"; done
+for i in 1 2 3 4 5 6 7; do ./pwfleetx -c 'exit 0'; echo "status $?"; done
+echo done
+`;
+
+/** Reads lines from a stream until `last`, with a deadline. */
+async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  last: string,
+  timeoutMs = 10_000,
+): Promise<string[]> {
+  const lines: string[] = [];
+  let text = "";
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  const deadline = Date.now() + timeoutMs;
+  while (!lines.includes(last)) {
+    if (Date.now() > deadline) throw new Error(`never printed '${last}': ${lines.join("|")}`);
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+    const parts = text.split("\n");
+    text = parts.pop() ?? "";
+    lines.push(...parts);
+  }
+  reader.releaseLock();
+  return lines;
+}
+
+kernelTest(
+  "watch --metrics: Prometheus scrapes exits by name and outcome, starts, events",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "procwatch-metrics-" });
+    let prometheus: RunningServer | undefined;
+    let shell: Deno.ChildProcess | undefined;
+    let cli: ReturnType<typeof startCli> | undefined;
+    try {
+      Deno.copyFileSync("/bin/dash", `${dir}/pwfleetsh`);
+      Deno.copyFileSync("/bin/dash", `${dir}/pwfleetx`);
+      Deno.writeTextFileSync(`${dir}/script.sh`, SCRIPT);
+      shell = new Deno.Command(`${dir}/pwfleetsh`, {
+        args: ["script.sh"],
+        cwd: dir,
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const port = freePort();
+      const address = `127.0.0.1:${port}`;
+      cli = startCli(
+        [
+          "watch",
+          "--metrics",
+          address,
+          "--quiet",
+          "--tree",
+          String(shell.pid),
+          "--keep-going",
+          "-v",
+        ],
+        ["--allow-ffi", `--allow-net=${address}`],
+      );
+      prometheus = await startPrometheus(dir, [address]);
+      await cli.waitForStderr("listening");
+
+      const writer = shell.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("go\n"));
+      await writer.close();
+      // The reference: each status as the shell's waitpid() saw it.
+      const statuses = (await readUntil(shell.stdout, "done"))
+        .filter((line) => line.startsWith("status "))
+        .map((line) => Number(line.slice("status ".length)));
+      assert.deepEqual((await shell.status).code, 0);
+      const count = (status: number) => statuses.filter((s) => s === status).length;
+      assert.deepEqual([count(3), count(128 + 9), count(0)], [5, 2, 7]);
+
+      const expected: Record<string, number> = {
+        'procwatch_process_exits_total{comm="pwfleetx",outcome="exit_nonzero"}': count(3),
+        'procwatch_process_exits_total{comm="pwfleetx",outcome="SIGKILL"}': count(137),
+        'procwatch_process_exits_total{comm="pwfleetx",outcome="exit_0"}': count(0),
+        // The shell itself ends too, with status 0.
+        'procwatch_process_exits_total{comm="pwfleetsh",outcome="exit_0"}': 1,
+        // Each child is forked by the shell, so it starts under the shell's name.
+        'procwatch_process_starts_total{comm="pwfleetsh"}': statuses.length,
+        'procwatch_events_total{type="fork"}': statuses.length,
+        'procwatch_events_total{type="exec"}': statuses.length,
+        'procwatch_events_total{type="exit"}': statuses.length + 1,
+        "sum(procwatch_lost_events_total)": 0,
+        "procwatch_process_lifetime_seconds_count": statuses.length + 1,
+      };
+      const seen: Record<string, number | null> = {};
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        for (const query of Object.keys(expected)) {
+          const result = await promQuery(prometheus, query);
+          seen[query] = result.length === 1 ? result[0].value : null;
+        }
+        if (Object.keys(expected).every((query) => seen[query] === expected[query])) break;
+        if (Date.now() > deadline) {
+          const exits = await promQuery(prometheus, "procwatch_process_exits_total");
+          seen.all = exits.map(({ metric, value }) => `${metric.comm}/${metric.outcome}=${value}`)
+            .join(" ") as unknown as number;
+          assert.deepEqual(
+            seen,
+            expected,
+            `Prometheus never showed the counts; procwatch: ${cli.stderr()}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      // The watcher's own figures are there and plausible.
+      for (const gauge of ["procwatch_processes", "procwatch_resident_memory_bytes"]) {
+        const [sample] = await promQuery(prometheus, gauge);
+        assert.ok((sample?.value ?? 0) > 0, gauge);
+      }
+      const [highWater] = await promQuery(prometheus, "procwatch_queue_high_water");
+      assert.ok((highWater?.value ?? 0) > 0, "queue high-water");
+
+      cli.process.kill("SIGTERM");
+      assert.deepEqual((await cli.process.status).code, 128 + 15);
+      // --quiet: not one event line on stdout.
+      assert.deepEqual(await cli.nextLine(), null);
+    } finally {
+      try {
+        cli?.process.kill("SIGKILL");
+      } catch {
+        // Already ended.
+      }
+      await cli?.process.status;
+      try {
+        shell?.kill("SIGKILL");
+      } catch {
+        // Already ended.
+      }
+      await shell?.status;
+      await prometheus?.stop();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
