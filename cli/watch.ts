@@ -304,6 +304,16 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     return format === "human" ? humanLine(event, style, offset) : eventToJson(bare(event), offset);
   };
   const quiet = options.quiet ?? false;
+  // Events a full spool dropped: one `lost` event, like the other losses.
+  const exportLoss = (): void => {
+    const event = nats?.takeLoss() ?? null;
+    if (event === null) return;
+    reportLoss(event);
+    stats?.add(event);
+    metrics?.observe(event);
+    const line = quiet ? null : render(event);
+    if (line !== null) out.line(line);
+  };
   // Lines a stalled reader had no room for come back as one `lost` event
   // (reason "output") once it reads again: in the output, on stderr, in -S.
   const out = stdout({
@@ -339,18 +349,15 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
         }
         if (event.type !== "lost" && --remaining === 0) break;
       }
-      // Events a full spool dropped: one `lost` event, like the other losses.
-      const exportLoss = nats?.takeLoss() ?? null;
-      if (exportLoss !== null) {
-        reportLoss(exportLoss);
-        stats?.add(exportLoss);
-        metrics?.observe(exportLoss);
-        const line = quiet ? null : render(exportLoss);
-        if (line !== null) out.line(line);
-      }
+      exportLoss();
       out.flush();
       if (remaining === 0) break;
     }
+    // Sends what is queued (a few seconds at most), spools the rest for the
+    // next start; what the spool has no room for is lost, and said so.
+    await nats?.close();
+    exportLoss();
+    out.flush();
     if (stats !== undefined) {
       out.reportLoss(); // first, so that the summary counts it
       const seconds = Number(monotonicNs() - started) / 1e9;
@@ -364,8 +371,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     watcher.close();
     clearTimeout(timer);
     ending?.stop();
-    // Sends what is queued (a few seconds at most), spools the rest for the next start.
-    await nats?.close();
+    await nats?.close(); // after an error: the same, without a word on losses
     await metrics?.close();
   }
   // Waits for a slow reader, but a signal cuts it short (cli/output.ts).

@@ -115,7 +115,10 @@ export interface NatsExport {
   takeLoss(): LostEvent | null;
   /** Messages not yet acknowledged by the stream. */
   readonly backlog: number;
-  /** Waits up to `timeoutMs` for the backlog to go, spools the rest, disconnects. */
+  /**
+   * Waits up to `timeoutMs` (default 5 s) for the backlog to go, spools the
+   * rest, disconnects; what the spool had no room for is in `takeLoss()`.
+   */
   close(timeoutMs?: number): Promise<void>;
 }
 

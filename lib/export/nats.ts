@@ -50,7 +50,7 @@ export interface NatsExporterOptions {
   spoolMaxBytes?: number;
   /** Most unacknowledged publishes at once. Default 1024. */
   window?: number;
-  /** Events held in memory before the spool takes them. Default 8192. */
+  /** Events held in memory (besides `window` in flight) before the spool takes them. Default 1024. */
   memoryEntries?: number;
   /** How long to wait for an acknowledgement before reconnecting, in ms. Default 5000. */
   ackTimeoutMs?: number;
@@ -137,10 +137,11 @@ export class NatsExporter {
       stream: "PROCWATCH",
       spoolMaxBytes: 256 << 20,
       window: 1024,
-      memoryEntries: 8192,
+      memoryEntries: 1024,
       ackTimeoutMs: 5000,
-      ...options,
-    };
+      // An option given as `undefined` keeps its default.
+      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    } as Required<Omit<NatsExporterOptions, "warn">>;
     this.#warn = options.warn ?? (() => {});
     this.#prefix = `${this.#options.subjectPrefix}.${subjectToken(options.hostname)}`;
     // Unique per run, so that message ids never collide with an earlier run's.
@@ -216,11 +217,14 @@ export class NatsExporter {
   /**
    * Waits up to `timeoutMs` for every queued message to be acknowledged,
    * then writes whatever is left to the spool (sent after the next start)
-   * and disconnects.
+   * and disconnects. What the spool has no room for counts in `takeLoss()`.
+   * Calling it again does nothing.
    */
   async close(timeoutMs = 5000): Promise<void> {
+    if (this.#closing) return;
     const deadline = Date.now() + timeoutMs;
-    while (this.backlog > 0 && this.#connection !== null && Date.now() < deadline) {
+    // Disconnected too: the server may be back within the time given.
+    while (this.backlog > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     this.#closing = true;
@@ -248,7 +252,9 @@ export class NatsExporter {
         rest.push(...batch);
       }
       for (const entry of [...left, ...rest]) {
-        if (!this.#spool.append(entry)) this.#stats.dropped++;
+        if (this.#spool.append(entry)) continue;
+        this.#stats.dropped++;
+        this.#unreportedLoss++; // for takeLoss() after close()
       }
     }
     this.#spool.close();
