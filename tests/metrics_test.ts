@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { kernelTest } from "./support/kernel.ts";
-import { startCli } from "./support/cli.ts";
+import { runCli, startCli } from "./support/cli.ts";
 import { freePort, promQuery, type RunningServer, startPrometheus } from "./support/servers.ts";
 
 /** Exits of each outcome the shell below makes, by the distinctive name of the program. */
@@ -149,3 +149,86 @@ kernelTest(
     }
   },
 );
+
+/** The modules `root` loads at start-up: its imports, transitively, without dynamic `import()`. */
+async function staticGraph(root: string): Promise<{ loaded: Set<string>; all: Set<string> }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", root],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+  }).output();
+  const info = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    roots: string[];
+    redirects: Record<string, string>;
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const resolve = (specifier: string) => info.redirects[specifier] ?? specifier;
+  const modules = new Map(info.modules.map((module) => [module.specifier, module]));
+  const loaded = new Set<string>();
+  const pending = [...info.roots];
+  while (pending.length > 0) {
+    const specifier = resolve(pending.pop()!);
+    if (loaded.has(specifier)) continue;
+    loaded.add(specifier);
+    for (const dependency of modules.get(specifier)?.dependencies ?? []) {
+      if (dependency.code !== undefined && !dependency.isDynamic) {
+        pending.push(dependency.code.specifier);
+      }
+    }
+  }
+  return { loaded, all: new Set(modules.keys()) };
+}
+
+Deno.test("plain watch, wait and mod.ts load neither prom-client nor the NATS client at start-up", async () => {
+  const exporters = /prom-client|@nats-io/;
+  for (const root of ["cli.ts", "mod.ts"]) {
+    const { loaded, all } = await staticGraph(root);
+    // They are in the graph, behind import(): the check below looks at something real.
+    assert.ok([...all].some((specifier) => exporters.test(specifier)), root);
+    assert.deepEqual([...loaded].filter((specifier) => exporters.test(specifier)), [], root);
+  }
+});
+
+Deno.test("--metrics without --allow-net: one procwatch: line naming the flag, exit 3", async () => {
+  const result = await runCli(["watch", "--metrics", "127.0.0.1:9464", "-D", "1"]);
+  assert.equal(result.code, 3);
+  assert.match(
+    result.stderr,
+    /^procwatch: --metrics needs --allow-net; run it as: deno run --allow-ffi --allow-net=127\.0\.0\.1:9464 \S*cli\.ts watch --metrics 127\.0\.0\.1:9464 -D 1\n$/,
+  );
+  const bad = await runCli(["watch", "--metrics", "9464", "-D", "1"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^procwatch: --metrics wants ADDR:PORT .* got '9464'\n$/);
+});
+
+kernelTest("startMetrics from the API: the endpoint counts what it observes", async () => {
+  const { startMetrics, watch } = await import("../mod.ts");
+  const port = freePort();
+  using watcher = watch({ context: true, handleSignals: false, events: ["exec", "exit"] });
+  const metrics = await startMetrics({ listen: `127.0.0.1:${port}`, watcher });
+  try {
+    assert.equal(metrics.address.port, port);
+    const dir = Deno.makeTempDirSync({ prefix: "procwatch-api-" });
+    Deno.copyFileSync("/bin/dash", `${dir}/pwapix`);
+    const status = await new Deno.Command(`${dir}/pwapix`, { args: ["-c", "exit 4"] }).output();
+    Deno.removeSync(dir, { recursive: true });
+    assert.equal(status.code, 4);
+    const deadline = Date.now() + 10_000;
+    let text = "";
+    for await (const event of watcher) {
+      metrics.observe(event);
+      text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      if (text.includes('procwatch_process_exits_total{comm="pwapix",outcome="exit_nonzero"} 1')) {
+        break;
+      }
+      assert.ok(Date.now() < deadline, text);
+    }
+    assert.match(text, /^procwatch_events_total\{type="exec"\} [1-9]/m);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
+  } finally {
+    await metrics.close();
+  }
+});

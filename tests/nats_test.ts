@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { kernelTest } from "./support/kernel.ts";
-import { startCli } from "./support/cli.ts";
+import { runCli, startCli } from "./support/cli.ts";
 import { freePort, type RunningServer, startNats } from "./support/servers.ts";
 import { subjectToken } from "../lib/export/nats.ts";
 
@@ -292,3 +292,15 @@ kernelTest(
     }
   },
 );
+
+Deno.test("--nats without its permissions: one procwatch: line naming them, exit 3", async () => {
+  const result = await runCli(["watch", "--nats", "nats://127.0.0.1:4222", "--spool", "/tmp/pw"]);
+  assert.equal(result.code, 3);
+  assert.match(
+    result.stderr,
+    /^procwatch: --nats needs --allow-net and --allow-sys and --allow-read and --allow-write; run it as: deno run --allow-ffi --allow-net=127\.0\.0\.1:4222 --allow-sys=hostname --allow-read=\/tmp\/pw --allow-write=\/tmp\/pw \S*cli\.ts watch --nats nats:\/\/127\.0\.0\.1:4222 --spool \/tmp\/pw\n$/,
+  );
+  const only = await runCli(["watch", "--subject", "x", "-D", "1"]);
+  assert.equal(only.code, 2);
+  assert.equal(only.stderr, "procwatch: --subject needs --nats\n");
+});
