@@ -27,6 +27,7 @@ import {
 } from "./peers.ts";
 
 import { runSoak } from "./soak.ts";
+import { benchExporters, formatExporters } from "./exporters.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 const quick = Deno.args.includes("--quick");
 const STORM_MS = quick ? 1500 : 5000;
@@ -377,6 +378,9 @@ async function main(): Promise<void> {
   console.error("bench: wait latency beside pidwait");
   const waits = await benchWaitLatency();
 
+  console.error("bench: exporters (--metrics, --nats to a local nats-server) under a fork storm");
+  const exporters = await benchExporters(quick ? 1500 : 5000);
+
   console.log(`\nprocwatch bench — ${host.nproc} CPUs, ${host.cpu}, Linux ${host.kernel}`);
   console.log(
     `generator: clone(CLONE_VM|CLONE_VFORK) from Workers, no native build: ${
@@ -412,6 +416,7 @@ async function main(): Promise<void> {
     } MiB after warm-up); queue high-water ${soak.maxQueue}/${soak.queueCapacity}; process table max ${soak.maxTableSize}`,
   );
   console.log(`\n${formatWaitLatency(waits)}`);
+  console.log(`\n${formatExporters(exporters)}`);
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -425,6 +430,7 @@ async function main(): Promise<void> {
     memory: memoryRun,
     soak,
     waitLatency: waits,
+    exporters,
     notes,
   };
   const dir = new URL("./results/", import.meta.url);
