@@ -86,6 +86,7 @@ async function runStorm(
         "-v",
         "--tree",
         String(shell.pid),
+        "--keep-going",
         "--nats",
         `nats://${server}`,
         "--subject",
@@ -117,9 +118,21 @@ async function runStorm(
         }
       }
       assert.equal((await shell.status).code, 0);
-      // --tree: procwatch ends once the shell and its children are gone,
-      // after the exporter has sent its backlog.
+      // The shell's own exit is the storm's last event: once procwatch has
+      // printed it, SIGTERM; procwatch then sends its backlog (or spools it).
       const stdout: string[] = [];
+      const shellExit = (line: string) => {
+        const record = JSON.parse(line);
+        return record.type === "exit" && record.pid === shell.pid;
+      };
+      for (let line = await cli.nextLine(25_000); line !== null;) {
+        stdout.push(line);
+        if (shellExit(line)) {
+          cli.process.kill("SIGTERM");
+          break;
+        }
+        line = await cli.nextLine(25_000);
+      }
       for (
         let line = await cli.nextLine(25_000);
         line !== null;
@@ -196,7 +209,7 @@ kernelTest(
       server = await startNats(store);
       const prefix = "pwtest";
       const run = await runStorm(server.port, prefix, `${store}/spool`, []);
-      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.code, 128 + 15, run.stderr);
       const stream = await readStream(server.port);
       // The same records --json printed, in the same order, each once.
       assert.deepEqual(stream.map((message) => message.data), eventLines(run.stdout));
@@ -232,7 +245,7 @@ kernelTest(
         })();
       });
       await restarted;
-      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.code, 128 + 15, run.stderr);
       assert.match(run.stderr, /NATS server .* unavailable/);
       assert.match(run.stderr, /NATS server reachable again/);
       assert.doesNotMatch(run.stderr, /events? lost/);
@@ -261,7 +274,7 @@ kernelTest(
         `${store}/spool`,
         ["--spool-size", "64K", "-S"],
       );
-      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.code, 128 + 15, run.stderr);
       const lost = run.stdout.map((line) => JSON.parse(line))
         .filter((record) => record.type === "lost");
       assert.ok(lost.length > 0, run.stderr);
@@ -274,7 +287,7 @@ kernelTest(
       server = await startNats(store, port);
       const events = eventLines(run.stdout).slice(0, -1); // without the -S summary
       const next = await runStorm(port, "pwtest", `${store}/spool`, []);
-      assert.equal(next.code, 0, next.stderr);
+      assert.equal(next.code, 128 + 15, next.stderr);
       const stream = (await readStream(port)).map((message) => message.data);
       const kept = stream.slice(0, stream.length - eventLines(next.stdout).length);
       assert.deepEqual(stream.slice(kept.length), eventLines(next.stdout));
