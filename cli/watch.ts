@@ -305,8 +305,8 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   };
   const quiet = options.quiet ?? false;
   // Events a full spool dropped: one `lost` event, like the other losses.
-  const exportLoss = (): void => {
-    const event = nats?.takeLoss() ?? null;
+  const exportLoss = (now = false): void => {
+    const event = nats?.takeLoss(now) ?? null;
     if (event === null) return;
     reportLoss(event);
     stats?.add(event);
@@ -356,7 +356,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     // Sends what is queued (a few seconds at most), spools the rest for the
     // next start; what the spool has no room for is lost, and said so.
     await nats?.close();
-    exportLoss();
+    exportLoss(true);
     out.flush();
     if (stats !== undefined) {
       out.reportLoss(); // first, so that the summary counts it

@@ -111,8 +111,11 @@ export interface NatsExport {
   readonly spoolDir: string;
   /** Queues one event (never blocks; only a full spool drops it). */
   publish(event: ProcEvent): void;
-  /** Events dropped since the last call, as a `lost` event (reason `"export"`), or `null`. */
-  takeLoss(): LostEvent | null;
+  /**
+   * Events dropped since the last report, as a `lost` event (reason
+   * `"export"`), or `null`; at most once a second unless `now`.
+   */
+  takeLoss(now?: boolean): LostEvent | null;
   /** Messages not yet acknowledged by the stream. */
   readonly backlog: number;
   /**
@@ -209,7 +212,7 @@ export async function startNatsExport(options: NatsOptions): Promise<NatsExport>
   return {
     spoolDir,
     publish: (event) => exporter.publish(event),
-    takeLoss: () => exporter.takeLoss(),
+    takeLoss: (now) => exporter.takeLoss(now),
     get backlog() {
       return exporter.backlog;
     },

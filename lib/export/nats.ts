@@ -119,6 +119,7 @@ export class NatsExporter {
   #inflight: Inflight[] = [];
   #sequence = 0;
   #unreportedLoss = 0;
+  #lastLossReport = 0;
   #connection: NatsConnection | null = null;
   #streamReady = false;
   #closing = false;
@@ -195,11 +196,15 @@ export class NatsExporter {
   }
 
   /**
-   * Events dropped (spool full) since the last call, as one `lost` event
-   * with reason `"export"`; `null` when none were.
+   * Events dropped (spool full) since the last report, as one `lost` event
+   * with reason `"export"`; `null` when none were, or — unless `now` — when
+   * the last report is less than a second old: a long outage with a full
+   * spool says so once a second, not once per batch.
    */
-  takeLoss(): LostEvent | null {
+  takeLoss(now = false): LostEvent | null {
     if (this.#unreportedLoss === 0) return null;
+    if (!now && Date.now() - this.#lastLossReport < 1000) return null;
+    this.#lastLossReport = Date.now();
     const count = this.#unreportedLoss;
     this.#unreportedLoss = 0;
     const timestampNs = monotonicNs();
