@@ -66,6 +66,7 @@ async function runStorm(
   spool: string,
   extra: string[],
   duringStorm: (index: number) => void = () => {},
+  beforeStop: (cli: ReturnType<typeof startCli>) => Promise<void> = () => Promise.resolve(),
 ): Promise<StormRun> {
   const dir = Deno.makeTempDirSync({ prefix: "procwatch-storm-" });
   try {
@@ -87,6 +88,9 @@ async function runStorm(
         "--tree",
         String(shell.pid),
         "--keep-going",
+        // A storm elsewhere on a shared machine must not make the kernel drop ours.
+        "--buffer",
+        "256M",
         "--nats",
         `nats://${server}`,
         "--subject",
@@ -128,6 +132,7 @@ async function runStorm(
       for (let line = await cli.nextLine(25_000); line !== null;) {
         stdout.push(line);
         if (shellExit(line)) {
+          await beforeStop(cli);
           cli.process.kill("SIGTERM");
           break;
         }
@@ -196,8 +201,9 @@ function checkPids(pids: number[], records: Record<string, unknown>[]): void {
   for (const pid of pids) assert.deepEqual(byPid.get(pid), ["fork", "exec", "exit"], `pid ${pid}`);
 }
 
+/** What procwatch publishes of its --json output: all but its own export losses. */
 function eventLines(stdout: string[]): string[] {
-  return stdout.filter((line) => !line.includes('"type":"lost"'));
+  return stdout.filter((line) => !/"type":"lost".*"reason":"export"/.test(line));
 }
 
 kernelTest(
@@ -254,6 +260,43 @@ kernelTest(
       checkPids(run.pids, stream.map((message) => JSON.parse(message.data)));
     } finally {
       await restarted?.catch(() => {});
+      await server?.stop();
+      Deno.removeSync(store, { recursive: true });
+    }
+  },
+);
+
+kernelTest(
+  "watch --nats: the server stalled (SIGSTOP) mid-storm: nothing lost, order kept",
+  async () => {
+    const store = Deno.makeTempDirSync({ prefix: "procwatch-nats-" });
+    let server: RunningServer | undefined;
+    let resumed: Promise<void> | undefined;
+    try {
+      server = await startNats(store);
+      const stalled = server;
+      const run = await runStorm(server.port, "pwtest", `${store}/spool`, [], (index) => {
+        if (index !== Math.floor(STORM / 3)) return;
+        // Longer than the 5 s acknowledgement timeout: procwatch gives up on the
+        // connection, spools, and resends once the server answers again.
+        stalled.process.kill("SIGSTOP");
+        resumed = new Promise((resolve) => setTimeout(resolve, 6000)).then(() => {
+          stalled.process.kill("SIGCONT");
+        });
+      }, async (cli) => {
+        // Stop only once procwatch has connected again (SIGTERM would spool the rest).
+        await resumed;
+        await cli.waitForStderr("NATS server reachable again", 15_000);
+      });
+      await resumed;
+      assert.equal(run.code, 128 + 15, run.stderr);
+      assert.match(run.stderr, /NATS server .* unavailable/);
+      assert.doesNotMatch(run.stderr, /events? lost/);
+      const stream = await readStream(server.port);
+      assert.deepEqual(stream.map((message) => message.data), eventLines(run.stdout));
+      checkPids(run.pids, stream.map((message) => JSON.parse(message.data)));
+    } finally {
+      await resumed?.catch(() => {});
       await server?.stop();
       Deno.removeSync(store, { recursive: true });
     }

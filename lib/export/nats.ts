@@ -250,7 +250,9 @@ export class NatsExporter {
     }
     this.#closing = true;
     this.#wake?.();
-    await this.#pump;
+    // The pump ends at its next turn; a connection stuck on a stalled server
+    // must not hold procwatch's exit.
+    await within(this.#pump, 2000);
     // Unacknowledged ones first: they are the oldest. Those the stream did
     // store come back as duplicates next time.
     const left = [
@@ -281,7 +283,7 @@ export class NatsExporter {
     this.#spool.close();
     const connection = this.#connection;
     this.#connection = null;
-    await connection?.close().catch(() => {});
+    if (connection !== null) await closeQuietly(connection);
   }
 
   /** The in-flight messages the stream has not confirmed, in order. */
@@ -423,7 +425,7 @@ export class NatsExporter {
     try {
       if (!this.#streamReady) await this.#ensureStream(connection);
     } catch (error) {
-      await connection.close().catch(() => {});
+      await closeQuietly(connection);
       throw error;
     }
     this.#connection = connection;
@@ -463,7 +465,9 @@ export class NatsExporter {
     // Every message not known stored goes back, in order, ahead of the rest.
     this.#retry = [...this.#unstored(), ...this.#retry];
     this.#inflight = [];
-    await connection?.close().catch(() => {});
+    // Not awaited: closing waits for a server that may be stalled, and what
+    // this connection still receives is ignored (#onAck checks it).
+    if (connection !== null) void closeQuietly(connection);
     this.#noteOutage(error);
   }
 
@@ -491,4 +495,19 @@ export class NatsExporter {
       };
     });
   }
+}
+
+/** Waits for `promise`, or `ms` at most. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise.catch(() => {}),
+    new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Closes a connection, giving up after a second (a stalled server never answers). */
+function closeQuietly(connection: NatsConnection): Promise<void> {
+  return within(connection.close(), 1000);
 }
