@@ -42,6 +42,22 @@
  * }
  * ```
  *
+ * Export to the systems a fleet already runs: Prometheus metrics and a
+ * NATS JetStream stream (their clients load only when these are called).
+ *
+ * @example
+ * ```ts ignore
+ * import { startMetrics, startNatsExport, watch } from "./mod.ts";
+ *
+ * using watcher = watch({ context: true });
+ * const metrics = await startMetrics({ listen: "127.0.0.1:9464", watcher });
+ * const nats = await startNatsExport({ servers: "nats://127.0.0.1:4222" });
+ * for await (const event of watcher) {
+ *   metrics.observe(event);
+ *   nats.publish(event);
+ * }
+ * ```
+ *
  * @module
  */
 
@@ -109,3 +125,13 @@ export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
 export { UserNames } from "./lib/users.ts";
 export { checkSignal, kill } from "./lib/kill.ts";
 export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";
+export {
+  defaultSpoolDir,
+  type MetricsEndpoint,
+  type MetricsOptions,
+  type NatsExport,
+  type NatsOptions,
+  startMetrics,
+  startNatsExport,
+} from "./lib/export/lazy.ts";
+export { type HostPort, MissingPermissionError } from "./lib/export/address.ts";

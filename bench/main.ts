@@ -27,6 +27,7 @@ import {
 } from "./peers.ts";
 
 import { runSoak } from "./soak.ts";
+import { benchExporters, formatExporters } from "./exporters.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 import { benchWaitStorm, formatWaitStorm } from "./wait_storm.ts";
 const quick = Deno.args.includes("--quick");
@@ -380,6 +381,8 @@ async function main(): Promise<void> {
 
   console.error("bench: CPU of wait during a storm, beside pidwait");
   const waitStorm = await benchWaitStorm(quick ? 1500 : 5000);
+  console.error("bench: exporters (--metrics, --nats to a local nats-server) under a fork storm");
+  const exporters = await benchExporters(quick ? 1500 : 5000);
 
   console.log(`\nprocwatch bench — ${host.nproc} CPUs, ${host.cpu}, Linux ${host.kernel}`);
   console.log(
@@ -417,6 +420,7 @@ async function main(): Promise<void> {
   );
   console.log(`\n${formatWaitLatency(waits)}`);
   console.log(`\n${formatWaitStorm(waitStorm)}`);
+  console.log(`\n${formatExporters(exporters)}`);
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -431,6 +435,7 @@ async function main(): Promise<void> {
     soak,
     waitLatency: waits,
     waitStorm,
+    exporters,
     notes,
   };
   const dir = new URL("./results/", import.meta.url);

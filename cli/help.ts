@@ -83,6 +83,14 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
       },
       { command: "procwatch watch --failed -S", says: "failed processes; a summary at the end" },
       { command: "procwatch watch --comm sshd,sudo -n 20", says: "20 events of sshd or sudo" },
+      {
+        command: "procwatch watch -q --metrics 127.0.0.1:9464",
+        says: "Prometheus metrics at http://127.0.0.1:9464/metrics, no output",
+      },
+      {
+        command: "procwatch watch -q --nats nats://127.0.0.1:4222",
+        says: "every event to JetStream, subjects procwatch.HOST.TYPE",
+      },
     ],
     exitStatus: [
       {
@@ -94,7 +102,11 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
         code: `${ExitCode.USAGE}`,
         meaning: "bad command line: option, event type, user, regex, pid",
       },
-      { code: `${ExitCode.NO_FFI}`, meaning: "Deno lacks --allow-ffi (the line says what to run)" },
+      {
+        code: `${ExitCode.NO_FFI}`,
+        meaning: "Deno lacks --allow-ffi, or --allow-net etc. for --metrics/--nats " +
+          "(the line says what to run)",
+      },
       {
         code: `${ExitCode.PERMISSION}`,
         meaning: "the kernel or a sandbox refused: root is needed before Linux 6.6",

@@ -26,6 +26,7 @@ import { readProcStat } from "../lib/proc_stat.ts";
 import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
 import { type ProcWatcher, watch, type WatcherStats } from "../lib/watcher.ts";
+import type { MetricsEndpoint, NatsExport } from "../lib/export/lazy.ts";
 import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
 import {
   addEvents,
@@ -39,6 +40,8 @@ import {
   verbatim,
 } from "./parse.ts";
 import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
+import { type HostPort, parseListenAddress, parseNatsServers } from "../lib/export/address.ts";
+import { UsageError } from "../lib/errors.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /** Output formats of `watch`. */
@@ -66,6 +69,12 @@ export interface WatchCommandOptions {
   context?: true;
   realtime?: true;
   keepGoing?: true;
+  quiet?: true;
+  metrics?: HostPort;
+  nats?: string;
+  subject?: string;
+  spool?: string;
+  spoolSize?: number;
 }
 
 /** Event types the process table follows (TABLE_BITS in lib/watcher.ts). */
@@ -144,6 +153,40 @@ export function watchCommand(): Command {
       "--keep-going",
       "with -p/--tree: keep watching after every watched process has ended (default: end then, exit 0)",
     )
+    .option(
+      "-q, --quiet",
+      "print no events (with --metrics or --nats; -S still prints its summary)",
+    )
+    .option(
+      "--metrics <addr:port>",
+      "serve Prometheus metrics at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9464 or :9464 " +
+        "(needs --allow-net=ADDR:PORT)",
+      once("--metrics", (value: string) => parseListenAddress(value)),
+    )
+    .option(
+      "--nats <url>",
+      "publish every event (its --json record) to NATS JetStream, e.g. nats://127.0.0.1:4222 " +
+        "(needs --allow-net, --allow-sys=hostname, --allow-read/--allow-write of the spool)",
+      once("--nats", verbatim),
+    )
+    .option(
+      "--subject <prefix>",
+      "with --nats: subjects are PREFIX.<hostname>.<type>, stream PROCWATCH takes PREFIX.> " +
+        "(default: procwatch)",
+      once("--subject", verbatim),
+    )
+    .option(
+      "--spool <dir>",
+      "with --nats: where events wait while the server is down or slow (default: " +
+        "/var/lib/procwatch/spool for root, else $XDG_STATE_HOME/procwatch/spool or /tmp/procwatch-UID/spool)",
+      once("--spool", verbatim),
+    )
+    .option(
+      "--spool-size <bytes>",
+      "with --nats: most the spool holds, e.g. 1G; beyond it events are lost (reason export) " +
+        "(default: 256M)",
+      once("--spool-size", parseBytes),
+    )
     .action(async (options) => {
       Deno.exitCode = await runWatch({ ...options, pid: options.pid ?? [] });
     }) as unknown as Command;
@@ -168,6 +211,18 @@ const EXIT_EVENT_WAIT_MS = 2000;
 /** Runs `watch` and returns the exit code. */
 export async function runWatch(options: WatchCommandOptions): Promise<number> {
   const format = checkWatchInput(options);
+  checkExportInput(options);
+  const exportLib = options.metrics === undefined && options.nats === undefined
+    ? undefined
+    : await import("../lib/export/lazy.ts");
+  // Missing permissions fail before anything listens (exit 3).
+  if (options.metrics !== undefined) exportLib?.checkMetricsPermissions(options.metrics);
+  const spoolDir = options.nats === undefined
+    ? undefined
+    : options.spool ?? exportLib?.defaultSpoolDir();
+  if (options.nats !== undefined && spoolDir !== undefined) {
+    exportLib?.checkNatsPermissions(parseNatsServers(options.nats), spoolDir, true);
+  }
   // --failed alone means "show me failures": exits and core dumps.
   const events = options.events ?? (options.failed ? ["exit", "coredump"] : undefined);
   if (options.realtime) raiseRealtimeOrWarn();
@@ -200,8 +255,34 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     match: options.match,
     uid: options.uid,
     ppid: options.ppid,
-    context: format !== "json" || (options.context ?? false),
+    // Metrics label exits by process name and time lifetimes: both need the context.
+    context: format !== "json" || (options.context ?? false) || options.metrics !== undefined,
   });
+  // The exporters start once the watcher listens, so that they see its figures.
+  let metrics: MetricsEndpoint | undefined;
+  let nats: NatsExport | undefined;
+  try {
+    if (options.metrics !== undefined) {
+      metrics = await exportLib?.startMetrics({ listen: options.metrics, watcher });
+    }
+    if (options.nats !== undefined) {
+      nats = await exportLib?.startNatsExport({
+        servers: options.nats,
+        subjectPrefix: options.subject,
+        spoolDir,
+        spoolMaxBytes: options.spoolSize,
+        warn,
+      });
+    }
+  } catch (error) {
+    watcher.close();
+    await metrics?.close();
+    throw error;
+  }
+  // Records carry `process` only with -x, as --json prints them; metrics may
+  // have turned the context on for its own use.
+  const bare = (event: ProcEvent): ProcEvent =>
+    options.context || event.process === undefined ? event : { ...event, process: undefined };
   const started = monotonicNs();
   if (exitCode !== ExitCode.OK) watcher.close(); // a signal came while it subscribed
   const timer = options.duration === undefined
@@ -226,7 +307,18 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     if (tree !== undefined) return tree.line(event);
     // The offset the watcher gave this event's `time`: JSON and human lines show that instant.
     const offset = wallClock.offsetAt(event.timestampNs);
-    return format === "human" ? humanLine(event, style, offset) : eventToJson(event, offset);
+    return format === "human" ? humanLine(event, style, offset) : eventToJson(bare(event), offset);
+  };
+  const quiet = options.quiet ?? false;
+  // Events a full spool dropped: one `lost` event, like the other losses.
+  const exportLoss = (now = false): void => {
+    const event = nats?.takeLoss(now) ?? null;
+    if (event === null) return;
+    reportLoss(event);
+    stats?.add(event);
+    metrics?.observe(event);
+    const line = quiet ? null : render(event);
+    if (line !== null) out.line(line);
   };
   // Lines a stalled reader had no room for come back as one `lost` event
   // (reason "output") once it reads again: in the output, on stderr, in -S.
@@ -257,7 +349,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     });
   let remaining = options.count ?? Infinity;
   try {
-    if (format === "human") {
+    if (format === "human" && !quiet) {
       out.line(HUMAN_HEADER);
       out.flush();
     }
@@ -269,13 +361,23 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
           shown.forked.add(event.childPid);
         }
         stats?.add(event);
-        const line = render(event);
-        if (line !== null) out.line(line);
+        metrics?.observe(event);
+        nats?.publish(bare(event));
+        if (!quiet) {
+          const line = render(event);
+          if (line !== null) out.line(line);
+        }
         if (event.type !== "lost" && --remaining === 0) break;
       }
+      exportLoss();
       out.flush();
       if (remaining === 0) break;
     }
+    // Sends what is queued (a few seconds at most), spools the rest for the
+    // next start; what the spool has no room for is lost, and said so.
+    await nats?.close();
+    exportLoss(true);
+    out.flush();
     if (stats !== undefined) {
       out.reportLoss(); // first, so that the summary counts it
       const seconds = Number(monotonicNs() - started) / 1e9;
@@ -289,6 +391,8 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     watcher.close();
     clearTimeout(timer);
     ending?.stop();
+    await nats?.close(); // after an error: the same, without a word on losses
+    await metrics?.close();
   }
   // Waits for a slow reader, but a signal cuts it short (cli/output.ts).
   const before = out.dropped;
@@ -309,6 +413,19 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   await stderr().drain();
   stopSignals();
   return exitCode;
+}
+
+/** Options that only make sense with `--nats`. */
+function checkExportInput(options: WatchCommandOptions): void {
+  if (options.nats !== undefined) return;
+  const without = options.subject !== undefined
+    ? "--subject"
+    : options.spool !== undefined
+    ? "--spool"
+    : options.spoolSize !== undefined
+    ? "--spool-size"
+    : undefined;
+  if (without !== undefined) throw new UsageError(`${without} needs --nats`);
 }
 
 /** A `lost` event for `count` output lines dropped while stdout was not read. */

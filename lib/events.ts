@@ -358,9 +358,11 @@ export interface LostEvent extends EventBase {
   count: number;
   /**
    * Who lost them: the kernel (socket overrun), procwatch's own queue, or —
-   * only from the CLI — its output queue, because stdout was not being read.
+   * only from the CLI — its output queue, because stdout was not being read,
+   * or an exporter (`--nats`) whose on-disk spool was full while the server
+   * was down or slow.
    */
-  reason: "kernel" | "queue" | "output";
+  reason: "kernel" | "queue" | "output" | "export";
   /** Whether `count` is exact (sequence gaps) or a lower bound (drop counters). */
   exact: boolean;
 }

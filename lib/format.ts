@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ProcEvent } from "./events.ts";
+import type { LostEvent, ProcEvent } from "./events.ts";
 import { commandLine } from "./proc_parse.ts";
 import { wallClock } from "./wall_clock.ts";
 
@@ -253,7 +253,7 @@ export function formatBytes(bytes: number): string {
  * console.log(lossReason("output")); // "stdout was not being read: output dropped"
  * ```
  */
-export function lossReason(reason: "kernel" | "queue" | "output"): string {
+export function lossReason(reason: LostEvent["reason"]): string {
   switch (reason) {
     case "kernel":
       return "the kernel dropped them: socket buffer full";
@@ -261,6 +261,8 @@ export function lossReason(reason: "kernel" | "queue" | "output"): string {
       return "procwatch's queue was full";
     case "output":
       return "stdout was not being read: output dropped";
+    case "export":
+      return "the exporter's spool was full: not exported";
   }
 }
 

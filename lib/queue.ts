@@ -19,6 +19,7 @@ export class BoundedQueue<T> {
   readonly #items: (T | undefined)[];
   #head = 0;
   #length = 0;
+  #highWater = 0;
 
   /** Creates a queue holding at most `capacity` items. */
   constructor(readonly capacity: number) {
@@ -33,11 +34,17 @@ export class BoundedQueue<T> {
     return this.#length;
   }
 
+  /** The most items ever queued at once (the queue's high-water mark). */
+  get highWater(): number {
+    return this.#highWater;
+  }
+
   /** Appends an item; returns `false` (and keeps nothing) when full. */
   push(item: T): boolean {
     if (this.#length === this.capacity) return false;
     this.#items[(this.#head + this.#length) % this.capacity] = item;
     this.#length++;
+    if (this.#length > this.#highWater) this.#highWater = this.#length;
     return true;
   }
 

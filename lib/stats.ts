@@ -92,7 +92,12 @@ export class EventStats {
   /** Events lost (kernel, queue or output). */
   lost = 0;
   /** Events lost, per reason (see `LostEvent.reason`). */
-  readonly lostBy: Record<LostEvent["reason"], number> = { kernel: 0, queue: 0, output: 0 };
+  readonly lostBy: Record<LostEvent["reason"], number> = {
+    kernel: 0,
+    queue: 0,
+    output: 0,
+    export: 0,
+  };
 
   /** Counts one event. */
   add(event: ProcEvent): void {
@@ -147,7 +152,12 @@ export class EventStats {
   }
 
   #lostWords(): string {
-    const words = { kernel: "by the kernel", queue: "in procwatch's queue", output: "in output" };
+    const words = {
+      kernel: "by the kernel",
+      queue: "in procwatch's queue",
+      output: "in output",
+      export: "by the exporter (spool full)",
+    };
     return (Object.keys(words) as LostEvent["reason"][])
       .filter((reason) => this.lostBy[reason] > 0)
       .map((reason) => `${this.lostBy[reason]} ${words[reason]}`)

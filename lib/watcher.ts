@@ -359,6 +359,11 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     return { ...this.#stats };
   }
 
+  /** The most events that ever waited in the queue at once (of `queueCapacity`). */
+  get queueHighWater(): number {
+    return this.#queue.highWater;
+  }
+
   /**
    * The process table behind `context` and the process filters; `null` when
    * neither is used.

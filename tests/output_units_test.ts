@@ -140,7 +140,7 @@ Deno.test("counts in words: 1 event, 2 events; sizes in binary units", () => {
     stats.table(1)[0],
     "procwatch: 1 event in 1.0 s, 5 lost (2 by the kernel, 3 in output)",
   );
-  assert.deepEqual(stats.toJSON(1).lostBy, { kernel: 2, queue: 0, output: 3 });
+  assert.deepEqual(stats.toJSON(1).lostBy, { kernel: 2, queue: 0, output: 3, export: 0 });
 });
 
 function forkOf(parentPid: number, childPid: number): ProcEvent {
