@@ -108,10 +108,10 @@ serialKernelTest(
     const loop = spawnShell(
       "while :; do /bin/true first-events & echo $!; wait; sleep 0.02 & echo $!; wait; done",
     );
-    const argvOf = (pid: number) =>
-      loop.stdout.lines.lastIndexOf(String(pid)) % 2 === 0
-        ? ["/bin/true", "first-events"]
-        : ["sleep", "0.02"];
+    // Looked up in the loop's lines as they were when the round's events were
+    // collected: a pid the loop prints again later (reused) is another child.
+    const argvOf = (pid: number, lines: string[]) =>
+      lines.lastIndexOf(String(pid)) % 2 === 0 ? ["/bin/true", "first-events"] : ["sleep", "0.02"];
     // Pids recycle fast on a busy machine (pid_max 32768): a loop child is a process whose
     // exit names the loop as its parent (the kernel's word), and its exec the one before.
     const isLoopExit = (event: ProcEvent) =>
@@ -126,6 +126,7 @@ serialKernelTest(
           (_, events) => events.filter(isLoopExit).length >= 6,
           20_000,
         );
+        const lines = [...loop.stdout.lines];
         const first = seen.filter((event, i) => {
           if (isLoopExit(event)) return true;
           if (event.type !== "exec") return false;
@@ -139,7 +140,7 @@ serialKernelTest(
           if (event.type !== "exec" && event.type !== "exit") continue;
           assert.deepEqual(
             event.process?.cmdline,
-            argvOf(event.pid),
+            argvOf(event.pid, lines),
             `round ${round}: ${event.type} ${event.pid} named; first events: ${
               first.map((e) => `${e.type} ${JSON.stringify(e.process?.cmdline)}`).join(", ")
             }`,
