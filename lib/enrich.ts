@@ -205,6 +205,12 @@ export class EventContext {
    * command line now, while it surely still exists.
    */
   observe(event: KernelEvent): void {
+    if (this.#attribution && event.type === "fork" && !event.thread) {
+      // The child starts in its parent's cgroup: make sure that is the parent's of now (it
+      // may have moved since it was read), for a child gone before it is read itself.
+      const parent = this.table.get(event.parentPid);
+      if (parent !== undefined && !parent.gone) this.table.readAttribution(parent, false);
+    }
     this.table.observe(event);
     if (event.type === "fork") {
       // The child runs its parent's image: what is unknown about it is unknown for the child too.
@@ -249,6 +255,9 @@ export class EventContext {
     if (!this.#tableMatch(record)) return false;
     // The exec's own read is done in observe(); a fork's child gets its own namespaces
     // (clone(CLONE_NEW*) gives it new ones: `unshare -p -f`).
+    // Not at an exit: by the time the watcher handles it the process may have been reaped
+    // and its pid reused (pid_max is 32768 on many hosts), so /proc/PID would be another
+    // process's. An exit shows where the process was last seen.
     if (this.#attribution && !exited && !record.gone && event.type !== "exec") {
       this.table.readAttribution(record, event.type === "fork" || record.namespaces == null);
     }

@@ -123,9 +123,11 @@ export interface ProcessInfo {
   /**
    * The cgroup path: the v2 one (the `0::` line of /proc/PID/cgroup); on a
    * hybrid host, where that is `/`, the v1 `name=systemd` one. Read at the
-   * exec (by the exec-capture worker) and at each later event of the process,
-   * so a move to another cgroup shows from its next exec or event on.
-   * `null` when never known.
+   * exec (by the exec-capture worker), at the fork, at each later event of
+   * the live process and at each fork of a child of it, so a move to another
+   * cgroup shows from its next exec or event on; an exit shows where the
+   * process was last seen (after an exit /proc/PID may already be another
+   * process's). `null` when never known.
    */
   cgroup?: string | null;
   /**
