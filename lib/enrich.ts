@@ -120,7 +120,10 @@ export class EventContext {
       treeRoot: filters.tree ?? undefined,
       attribution: this.#attribution,
     });
-    this.#wantCapture = this.#details && (options.execCapture ?? true);
+    // The worker reads the cgroup at each exec too: a place filter needs it for a process
+    // that moved itself, exec'd and exited before the watcher looked.
+    this.#wantCapture = (this.#details || hasPlaceFilters(filters)) &&
+      (options.execCapture ?? true);
     this.#pids = options.pids ?? null;
   }
 
@@ -224,11 +227,18 @@ export class EventContext {
     if (this.#pids !== null && !this.#pids.has(event.pid)) return;
     const record = this.table.get(event.pid);
     if (record === undefined || !this.#tableMatch(record)) return;
-    // A move to another cgroup shows here at the latest (one small read).
-    if (this.#attribution && !record.gone) this.table.readAttribution(record, false);
+    // A move to another cgroup shows here at the latest (one small read); when the process
+    // is gone already, the worker's read at the exec says where it was.
+    if (this.#attribution) {
+      const read = !record.gone && this.table.readAttribution(record, false);
+      const found = read ? null : this.#capture?.lookup(record.pid, event.timestampNs);
+      if (found != null && found.status !== "replaced" && found.cgroup !== undefined) {
+        record.cgroup = found.cgroup;
+        record.cgroupInherited = false;
+      }
+    }
     if (!this.#placeMatch(record)) return;
     if (this.#names) this.#settleExec(record, event.timestampNs);
-    else if (this.#attribution && !record.gone) this.table.readAttribution(record, true);
   }
 
   /** Whether an event passes the filters; attaches `process` when asked to. */
@@ -259,7 +269,11 @@ export class EventContext {
     // and its pid reused (pid_max is 32768 on many hosts), so /proc/PID would be another
     // process's. An exit shows where the process was last seen.
     if (this.#attribution && !exited && !record.gone && event.type !== "exec") {
-      this.table.readAttribution(record, event.type === "fork" || record.namespaces == null);
+      // Namespaces only for the context (no filter needs them).
+      this.table.readAttribution(
+        record,
+        this.#context && (event.type === "fork" || record.namespaces == null),
+      );
     }
     if (!this.#placeMatch(record)) return false;
     if (this.#names && !exited) this.#freshen(record);
@@ -327,7 +341,7 @@ export class EventContext {
       this.#unknownImage(record, "replaced", null);
     } else {
       if (alive && this.#details) this.table.readDetails(record);
-      if (alive && this.#attribution) this.table.readAttribution(record, true);
+      if (alive && this.#attribution) this.table.readAttribution(record, this.#context);
       const readEndNs = monotonicNs();
       if (capture !== null && capture.execedBetween(record.pid, execNs, readEndNs)) {
         this.#unknownImage(record, "replaced", null);
@@ -353,7 +367,7 @@ export class EventContext {
       if (captured.namespaces !== undefined) {
         record.namespaces = captured.namespaces;
         record.namespacesInherited = false;
-      } else if (this.#attribution && !record.gone) {
+      } else if (this.#context && !record.gone) {
         this.table.readAttribution(record, true);
       }
     }

@@ -364,8 +364,19 @@ kernelTest("filters: --container prefix/any/host, --unit, --cgroup (API), compos
             );
           await recorder.waitFor(
             () => expected.every((name) => seenExits().has(name)),
-            `${what}: exits of ${expected.join(", ")}`,
-          );
+            `${what} (context ${context}): exits of ${expected.join(", ")}`,
+          ).catch((error) => {
+            const table = recorder.watcher.processTable;
+            const records = [...pids].map(([pid, name]) => {
+              const record = table?.get(pid);
+              return `${name} ${pid}: ${record?.cgroup} gone ${record?.gone} exit ${record?.exitNs}`;
+            });
+            const lost = recorder.events.filter((event) => event.type === "lost").length;
+            throw new Error(
+              `${error.message}; table: ${records.join("; ")}; ${recorder.events.length} events, ` +
+                `${lost} lost; stats ${JSON.stringify(recorder.watcher.stats)}`,
+            );
+          });
           // Events come in order, and every process had ended: what was not delivered
           // by now was filtered out (a short wait for the rest of the drain).
           await new Promise((resolve) => setTimeout(resolve, 200));
