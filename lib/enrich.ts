@@ -231,11 +231,8 @@ export class EventContext {
     // is gone already, the worker's read at the exec says where it was.
     if (this.#attribution) {
       const read = !record.gone && this.table.readAttribution(record, false);
-      const found = read ? null : this.#capture?.lookup(record.pid, event.timestampNs);
-      if (found != null && found.status !== "replaced" && found.cgroup !== undefined) {
-        record.cgroup = found.cgroup;
-        record.cgroupInherited = false;
-      }
+      record.cgroupUnsettled = !read &&
+        !this.#placeFromCapture(record, this.#capture?.lookup(record.pid, event.timestampNs));
     }
     if (!this.#placeMatch(record)) return;
     if (this.#names) this.#settleExec(record, event.timestampNs);
@@ -263,6 +260,13 @@ export class EventContext {
       return true;
     }
     if (!this.#tableMatch(record)) return false;
+    if (record.cgroupUnsettled && record.execNs !== null && this.#capture !== null) {
+      // Gone before its exec's cgroup was read, the worker behind then: it may have it now.
+      record.cgroupUnsettled = !this.#placeFromCapture(
+        record,
+        this.#capture.peek(record.pid, record.execNs),
+      );
+    }
     // The exec's own read is done in observe(); a fork's child gets its own namespaces
     // (clone(CLONE_NEW*) gives it new ones: `unshare -p -f`).
     // Not at an exit: by the time the watcher handles it the process may have been reaped
@@ -357,12 +361,21 @@ export class EventContext {
     record.detailed = true;
   }
 
+  /** Takes the cgroup the worker read at an exec; whether there was one. */
+  #placeFromCapture(record: ProcessRecord, found: Captured | null | undefined): boolean {
+    if (found == null || found.status === "replaced" || found.cgroup === undefined) return false;
+    record.cgroup = found.cgroup;
+    record.cgroupInherited = false;
+    return true;
+  }
+
   #takeCapture(record: ProcessRecord, captured: Captured): void {
     if (captured.status !== "replaced") {
       // The worker's read, taken at the exec itself: the place of the image the event is about.
       if (captured.cgroup !== undefined) {
         record.cgroup = captured.cgroup;
         record.cgroupInherited = false;
+        record.cgroupUnsettled = false;
       }
       if (captured.namespaces !== undefined) {
         record.namespaces = captured.namespaces;

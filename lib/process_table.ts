@@ -93,6 +93,12 @@ export interface ProcessRecord {
   namespaces?: NamespaceInodes | null;
   /** `namespaces` are the parent's, taken at the fork. */
   namespacesInherited?: boolean;
+  /**
+   * The last exec's cgroup is not read yet (gone before our read, the capture
+   * worker behind): `cgroup` is from before that exec. Set by the context,
+   * cleared by a read.
+   */
+  cgroupUnsettled?: boolean;
 }
 
 /**
@@ -321,6 +327,7 @@ export class ProcessTable {
     if (cgroup !== null) {
       record.cgroup = cgroup;
       record.cgroupInherited = false;
+      record.cgroupUnsettled = false;
     }
     if (namespaces) {
       const inodes = readNamespaceInodes(record.pid);
