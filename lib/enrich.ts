@@ -503,7 +503,9 @@ export class EventContext {
     const namespaces = record.namespaces ?? null;
     return {
       cgroup,
-      cgroupInherited: cgroup !== null && record.cgroupInherited === true,
+      // Not read for this image: the parent's, or from before an exec that moved first.
+      cgroupInherited: cgroup !== null &&
+        (record.cgroupInherited === true || record.cgroupUnsettled === true),
       unit: place?.unit ?? null,
       container: place?.container ?? null,
       namespaces: namespaces === null ? null : this.#namespacesOf(namespaces),

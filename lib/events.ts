@@ -131,10 +131,12 @@ export interface ProcessInfo {
    */
   cgroup?: string | null;
   /**
-   * True when `cgroup` is the parent's, taken at the fork: the process was
-   * gone before procwatch could read its own (a child starts in its parent's
-   * cgroup: cgroup_fork()/cgroup_post_fork(), unless created with
-   * CLONE_INTO_CGROUP).
+   * True when `cgroup` is not the process's own read: the parent's, taken at
+   * the fork — the process was gone before procwatch could read its own (a
+   * child starts in its parent's cgroup: cgroup_fork()/cgroup_post_fork(),
+   * unless created with CLONE_INTO_CGROUP) — or, when neither procwatch nor
+   * the exec-capture worker read it after its last exec, the one from before
+   * that exec (a move just before the exec is then not seen).
    */
   cgroupInherited?: boolean;
   /**

@@ -288,24 +288,42 @@ kernelTest(
       try {
         for (const layout of layouts()) {
           const path = sandbox.make(layout.path);
-          const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.2");
-          const truth = await moved.truth;
-          assert.equal(truth.cgroupV2, path, `${layout.what}: the process is in ${path}`);
-          await recorder.waitFor(
-            () => recorder.of(moved.pid, "exit").length > 0,
-            `${layout.what}: exit of ${moved.pid}`,
-          );
-          for (const type of ["exec", "exit"] as const) {
-            const info = processOf(recorder, moved.pid, type);
-            const what = `${layout.what}, ${type}`;
-            assert.equal(
-              info.cgroup,
-              truth.cgroupV2,
-              `${what}: cgroup (inherited ${info.cgroupInherited}, gone ${info.procGone})`,
+          // A machine loaded by others can keep the watcher and the capture worker both from
+          // reading a process before it ends: then its cgroup is honestly marked as not its
+          // own read (`cgroupInherited`), and the layout is tried again (at most 3 times).
+          for (let attempt = 1;; attempt++) {
+            const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.2");
+            const truth = await moved.truth;
+            assert.equal(truth.cgroupV2, path, `${layout.what}: the process is in ${path}`);
+            await recorder.waitFor(
+              () => recorder.of(moved.pid, "exit").length > 0,
+              `${layout.what}: exit of ${moved.pid}`,
             );
-            assert.equal(info.cgroupInherited, false, `${what}: its own, read`);
-            assert.equal(info.unit, layout.unit, `${what}: unit`);
-            assert.deepEqual(info.container, layout.container, `${what}: container`);
+            const lost = recorder.events.some((event) => event.type === "lost");
+            if (lost && recorder.of(moved.pid, "exec").length === 0 && attempt < 3) {
+              console.log(`  ${layout.what}: events were lost (load), attempt ${attempt + 1}`);
+              recorder.events.length = 0;
+              continue;
+            }
+            const infos = (["exec", "exit"] as const).map((type) =>
+              [type, processOf(recorder, moved.pid, type)] as const
+            );
+            if (infos.some(([, info]) => info.cgroupInherited) && attempt < 3) {
+              console.log(`  ${layout.what}: not read in time (load), attempt ${attempt + 1}`);
+              continue;
+            }
+            for (const [type, info] of infos) {
+              const what = `${layout.what}, ${type}`;
+              assert.equal(
+                info.cgroup,
+                truth.cgroupV2,
+                `${what}: cgroup (inherited ${info.cgroupInherited}, gone ${info.procGone})`,
+              );
+              assert.equal(info.cgroupInherited, false, `${what}: its own, read`);
+              assert.equal(info.unit, layout.unit, `${what}: unit`);
+              assert.deepEqual(info.container, layout.container, `${what}: container`);
+            }
+            break;
           }
         }
       } finally {
@@ -573,7 +591,7 @@ kernelTest("CLI: --container, --unit, the column, --group-by and -S per containe
     const servicePath = sandbox.make("system.slice/cli.service");
     const run = async (args: string[], workload: () => Promise<void>): Promise<string[]> => {
       const cli = startCli(["watch", "-v", ...args]);
-      await cli.waitForStderr("listening");
+      await cli.waitForStderr("listening", 60_000); // a loaded machine starts Deno slowly
       await workload();
       const lines: string[] = [];
       for (let line = await cli.nextLine(); line !== null; line = await cli.nextLine()) {
