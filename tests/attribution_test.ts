@@ -297,7 +297,7 @@ serialKernelTest(
           // reading a process before it ends: then its cgroup is honestly marked as not its
           // own read (`cgroupInherited`), and the layout is tried again (at most 3 times).
           for (let attempt = 1;; attempt++) {
-            const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.2");
+            const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.5");
             const truth = await moved.truth;
             assert.equal(truth.cgroupV2, path, `${layout.what}: the process is in ${path}`);
             await recorder.waitFor(
@@ -536,28 +536,39 @@ serialKernelTest(
           [["unshare", "-p", "-f", "--mount-proc"], ["pid", "mnt"]],
         ];
         for (const [prefix, unshared] of cases) {
-          // unshare execs `sh`, which moves itself and execs sleep: find it by the cgroup.
-          const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.2", prefix);
-          const truth = await moved.truth;
-          await recorder.waitFor(
-            () => recorder.of(moved.pid, "exit").length > 0,
-            `exit of ${prefix.join(" ")}`,
-          );
-          const sleeps = recorder.events.filter((event) =>
-            event.type === "exec" && event.process?.cgroup === path &&
-            event.process?.comm === "sleep" && event.timestampNs > 0n
-          );
-          const sleep = sleeps.at(-1)?.process;
-          assert.ok(sleep?.namespaces, `${prefix.join(" ")}: the sleep's exec with namespaces`);
-          for (const kind of NS_KINDS) {
-            const reported: NamespaceInfo | null = sleep.namespaces[kind as NamespaceKind];
-            assert.ok(reported, `${kind} known`);
-            // Its own view of itself: "net:[4026532178]".
-            assert.equal(`${kind}:[${reported.inode}]`, truth.ns[kind], `${kind} inode`);
-            assert.equal(reported.host, truth.ns[kind] === own[kind], `${kind}: host`);
-            assert.equal(reported.host, !unshared.includes(kind), `${kind} unshared or not`);
+          for (let attempt = 1;; attempt++) {
+            // unshare execs `sh` (with -f in a child), which moves itself and execs sleep.
+            const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.5", prefix);
+            const truth = await moved.truth;
+            await recorder.waitFor(
+              () => recorder.of(moved.pid, "exit").length > 0,
+              `exit of ${prefix.join(" ")}`,
+            );
+            const sleep = recorder.events.findLast((event) =>
+              event.type === "exec" && event.process?.comm === "sleep" &&
+              (event.pid === moved.pid || event.process?.ppid === moved.pid)
+            )?.process;
+            // Not read in time on a loaded machine: honestly marked; try again (3 at most).
+            if (
+              (sleep === undefined || sleep.namespacesInherited || sleep.namespaces === null) &&
+              attempt < 3
+            ) {
+              console.log(`  ${prefix.join(" ")}: not read in time (load), attempt ${attempt + 1}`);
+              continue;
+            }
+            assert.ok(sleep?.namespaces, `${prefix.join(" ")}: the sleep's exec with namespaces`);
+            assert.equal(sleep.cgroup, path, "the sleep's cgroup");
+            for (const kind of NS_KINDS) {
+              const reported: NamespaceInfo | null = sleep.namespaces[kind as NamespaceKind];
+              assert.ok(reported, `${kind} known`);
+              // Its own view of itself: "net:[4026532178]".
+              assert.equal(`${kind}:[${reported.inode}]`, truth.ns[kind], `${kind} inode`);
+              assert.equal(reported.host, truth.ns[kind] === own[kind], `${kind}: host`);
+              assert.equal(reported.host, !unshared.includes(kind), `${kind} unshared or not`);
+            }
+            assert.equal(sleep.namespacesInherited, false);
+            break;
           }
-          assert.equal(sleep.namespacesInherited, false);
         }
       } finally {
         await recorder.close();
@@ -581,7 +592,7 @@ serialKernelTest(
       const path = sandbox.make("system.slice/hybrid.service");
       const recorder = await watching({ context: true, unit: "hybrid.service" });
       try {
-        const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.1");
+        const moved = spawnMoved(sandbox.procs(path), "/bin/sleep 0.5");
         const truth = await moved.truth;
         assert.equal(truth.cgroupV2, "/", "the v2 line is '/'");
         assert.ok(truth.cgroupFile.includes(`:name=systemd:${path}\n`), truth.cgroupFile);
