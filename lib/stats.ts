@@ -147,7 +147,8 @@ export class EventStats {
   }
 
   /**
-   * The summary table, busiest processes first, then the totals row.
+   * The summary table: per container or unit (when the events carry them), then
+   * per process, busiest first, then the totals row.
    *
    * @example
    * ```ts
@@ -173,14 +174,15 @@ export class EventStats {
       `procwatch: ${this.totals.total} ${this.totals.total === 1 ? "event" : "events"} in ${
         seconds.toFixed(1)
       } s${this.lost > 0 ? `, ${this.lost} lost (${this.#lostWords()})` : ""}`,
+      // Per container or unit first: the per-process table ends with the totals, last.
+      ...(places.length === 0 ? [] : [
+        header.replace(/Process$/, "Container or unit"),
+        ...places.map(([name, counts]) => row(counts, name)),
+        "",
+      ]),
       header,
       ...rows.map(([name, counts]) => row(counts, name)),
       row(this.totals, "Total"),
-      ...(places.length === 0 ? [] : [
-        "",
-        header.replace(/Process$/, "Container or unit"),
-        ...places.map(([name, counts]) => row(counts, name)),
-      ]),
     ];
   }
 
