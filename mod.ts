@@ -120,6 +120,21 @@ export {
   type Style,
 } from "./lib/format.ts";
 export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
+export {
+  type CgroupAttribution,
+  cgroupFromProcFile,
+  type ContainerInfo,
+  type ContainerRuntime,
+  parseCgroupPath,
+  shortContainerId,
+} from "./lib/cgroup_path.ts";
+export {
+  NAMESPACE_KINDS,
+  type NamespaceInfo,
+  type NamespaceInodes,
+  type NamespaceKind,
+  type Namespaces,
+} from "./lib/namespaces.ts";
 export { TreeFormatter } from "./lib/tree_format.ts";
 export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
 export { UserNames } from "./lib/users.ts";

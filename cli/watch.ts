@@ -24,7 +24,8 @@ import {
 } from "../lib/format.ts";
 import { readProcStat } from "../lib/proc_stat.ts";
 import { EventStats } from "../lib/stats.ts";
-import { TreeFormatter } from "../lib/tree_format.ts";
+import { TREE_GROUP_BY, TreeFormatter, type TreeGroupBy } from "../lib/tree_format.ts";
+import { UsageError } from "../lib/errors.ts";
 import { type ProcWatcher, watch, type WatcherStats } from "../lib/watcher.ts";
 import type { MetricsEndpoint, NatsExport } from "../lib/export/lazy.ts";
 import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
@@ -41,7 +42,6 @@ import {
 } from "./parse.ts";
 import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
 import { type HostPort, parseListenAddress, parseNatsServers } from "../lib/export/address.ts";
-import { UsageError } from "../lib/errors.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /** Output formats of `watch`. */
@@ -75,6 +75,10 @@ export interface WatchCommandOptions {
   subject?: string;
   spool?: string;
   spoolSize?: number;
+  cgroup?: string;
+  unit?: string;
+  container?: string;
+  groupBy?: string;
 }
 
 /** Event types the process table follows (TABLE_BITS in lib/watcher.ts). */
@@ -187,6 +191,26 @@ export function watchCommand(): Command {
         "(default: 256M)",
       once("--spool-size", parseBytes),
     )
+    .option(
+      "--cgroup <path>",
+      "only processes in this cgroup or below it (the v2 path, e.g. /system.slice)",
+      once("--cgroup", verbatim),
+    )
+    .option(
+      "--unit <name>",
+      "only processes of this systemd unit (cron = cron.service)",
+      once("--unit", verbatim),
+    )
+    .option(
+      "--container <id>",
+      "only processes in a container whose id starts with this; any: in any container; host: in none",
+      once("--container", verbatim),
+    )
+    .option(
+      "--group-by <what>",
+      "with --format tree: group the tree by container or unit",
+      once("--group-by", verbatim),
+    )
     .action(async (options) => {
       Deno.exitCode = await runWatch({ ...options, pid: options.pid ?? [] });
     }) as unknown as Command;
@@ -223,6 +247,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   if (options.nats !== undefined && spoolDir !== undefined) {
     exportLib?.checkNatsPermissions(parseNatsServers(options.nats), spoolDir, true);
   }
+  const groupBy = checkGroupBy(options.groupBy, format);
   // --failed alone means "show me failures": exits and core dumps.
   const events = options.events ?? (options.failed ? ["exit", "coredump"] : undefined);
   if (options.realtime) raiseRealtimeOrWarn();
@@ -255,6 +280,9 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     match: options.match,
     uid: options.uid,
     ppid: options.ppid,
+    cgroup: options.cgroup,
+    unit: options.unit,
+    container: options.container,
     // Metrics label exits by process name and time lifetimes: both need the context.
     context: format !== "json" || (options.context ?? false) || options.metrics !== undefined,
   });
@@ -301,6 +329,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
       root: options.tree ?? options.ppid,
       parentOf: (pid) => table?.get(pid)?.ppid,
       style,
+      groupBy,
     })
     : undefined;
   const render = (event: ProcEvent): string | null => {
@@ -426,6 +455,18 @@ function checkExportInput(options: WatchCommandOptions): void {
     ? "--spool-size"
     : undefined;
   if (without !== undefined) throw new UsageError(`${without} needs --nats`);
+}
+
+/** `--group-by`: one of {@linkcode TREE_GROUP_BY}, and only for the tree. */
+function checkGroupBy(value: string | undefined, format: string): TreeGroupBy | undefined {
+  if (value === undefined) return undefined;
+  if (!(TREE_GROUP_BY as readonly string[]).includes(value)) {
+    throw new UsageError(`unknown --group-by '${value}' (known: ${TREE_GROUP_BY.join(", ")})`);
+  }
+  if (format !== "tree") {
+    throw new UsageError(`--group-by groups the tree: use it with --format tree`);
+  }
+  return value as TreeGroupBy;
 }
 
 /** A `lost` event for `count` output lines dropped while stdout was not read. */

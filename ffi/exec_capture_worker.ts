@@ -81,6 +81,8 @@ export interface CaptureWorkerConfig {
   allBits: number;
   /** {@linkcode CONTROL}, passed along because the worker's source may not refer to outer names. */
   words: typeof CONTROL;
+  /** Also read the cgroup and namespaces at each exec (lib/capture_ring.ts keeps them). */
+  attribution?: boolean;
   layout: {
     slots: number;
     slotBytes: number;
@@ -91,6 +93,11 @@ export interface CaptureWorkerConfig {
     exeMax: number;
     cmdlineAt: number;
     cmdlineMax: number;
+    cgroupAt: number;
+    cgroupMax: number;
+    cgroupLengthWord: number;
+    namespacesWord: number;
+    namespaceKinds: number;
     captured: number;
     replaced: number;
     gone: number;
@@ -147,6 +154,11 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     cmdline: encoder.encode("/cmdline\0"),
     stat: encoder.encode("/stat\0"),
     exe: encoder.encode("/exe\0"),
+    cgroup: encoder.encode("/cgroup\0"),
+    // In lib/namespaces.ts NAMESPACE_KINDS order.
+    ns: ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"].map((kind) =>
+      encoder.encode(`/ns/${kind}\0`)
+    ),
   };
   const digits = new Uint8Array(12);
   const pathOf = (pid: number, suffix: Uint8Array): Uint8Array => {
@@ -194,8 +206,59 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const exeBuffer = new Uint8Array(layout.exeMax);
   const statBuffer = new Uint8Array(1024);
   const noName = new Uint8Array(0);
+  const cgroupFile = new Uint8Array(8192);
+  const linkBuffer = new Uint8Array(64);
+  const inodes = new Uint32Array(layout.namespaceKinds);
   /** What the last reads found (set by readImage). */
-  const image = { cmdline: 0, exe: 0, comm: noName, readEndNs: 0n };
+  const image = {
+    cmdline: 0,
+    exe: 0,
+    comm: noName,
+    readEndNs: 0n,
+    cgroup: noName as Uint8Array,
+  };
+  // The cgroup path of /proc/PID/cgroup as lib/cgroup_path.ts cgroupFromProcFile() picks
+  // it: the "0::" line, but where that is "/" on a hybrid host, the "name=systemd" line.
+  const systemdName = encoder.encode(":name=systemd:");
+  const pickCgroup = (length: number): Uint8Array => {
+    let unified: Uint8Array = noName;
+    let systemd: Uint8Array = noName;
+    for (let start = 0; start < length;) {
+      let end = start;
+      while (end < length && cgroupFile[end] !== 10) end++;
+      if (
+        cgroupFile[start] === 48 && cgroupFile[start + 1] === 58 && cgroupFile[start + 2] === 58
+      ) {
+        unified = cgroupFile.subarray(start + 3, end); // "0::"
+      } else {
+        let colon = start;
+        while (colon < end && cgroupFile[colon] !== 58) colon++;
+        let same = colon + systemdName.length <= end;
+        for (let i = 0; same && i < systemdName.length; i++) {
+          same = cgroupFile[colon + i] === systemdName[i];
+        }
+        if (same) systemd = cgroupFile.subarray(colon + systemdName.length, end);
+      }
+      start = end + 1;
+    }
+    const unifiedRoot = unified.length === 1 && unified[0] === 47;
+    return unified.length > 0 && (!unifiedRoot || systemd.length === 0) ? unified : systemd;
+  };
+  // Inode numbers of the namespace links ("net:[4026531840]"); 0 where unreadable (a zombie's).
+  const readPlace = (pid: number): void => {
+    for (let i = 0; i < layout.namespaceKinds; i++) {
+      const n = readLink(pathOf(pid, suffixes.ns[i]), linkBuffer);
+      let value = 0;
+      let at = 0;
+      while (at < n && linkBuffer[at] !== 91) at++; // "["
+      for (at++; at < n && linkBuffer[at] >= 48 && linkBuffer[at] <= 57; at++) {
+        value = value * 10 + linkBuffer[at] - 48;
+      }
+      inodes[i] = value;
+    }
+    const length = readInto(pathOf(pid, suffixes.cgroup), cgroupFile);
+    image.cgroup = length > 0 ? pickCgroup(length) : noName;
+  };
   // cmdline and exe first: both live in the process's memory map, which exit_mm() drops
   // long before the process is reaped; stat (for the name) stays readable until then.
   const readImage = (pid: number): boolean => {
@@ -211,6 +274,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
       if (close > open) image.comm = statBuffer.subarray(open + 1, close);
     }
     image.readEndNs = now();
+    // Not part of the image (an exec does not change them), so after readEndNs: they
+    // do not widen the window in which a later exec voids this capture.
+    if (config.attribution) readPlace(pid);
     return image.cmdline > 0;
   };
   const setStatus = (index: number, status: number): void => {
@@ -231,6 +297,14 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     ring.set(image.comm.subarray(0, comm), base + layout.commAt);
     ring.set(exeBuffer.subarray(0, exe), base + layout.exeAt);
     ring.set(cmdlineBuffer.subarray(0, cmdline), base + layout.cmdlineAt);
+    // A path longer than the slot keeps is not kept at all: a cut one names another cgroup.
+    const place = status !== layout.replaced && config.attribution === true;
+    const cgroup = place && image.cgroup.length <= layout.cgroupMax ? image.cgroup.length : 0;
+    ring.set(image.cgroup.subarray(0, cgroup), base + layout.cgroupAt);
+    Atomics.store(ints, at + layout.cgroupLengthWord, cgroup);
+    for (let i = 0; i < layout.namespaceKinds; i++) {
+      Atomics.store(ints, at + layout.namespacesWord + i, place ? inodes[i] | 0 : 0);
+    }
     Atomics.store(ints, at + 1, pid);
     Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
     Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
@@ -418,6 +492,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
         for (let j = i + 1; j < roundSize && !later; j++) later = roundPids[j] === pid;
         if (later) {
           image.comm = noName;
+          image.cgroup = noName;
           publish(pid, timestampNs, layout.replaced);
           latest.delete(pid);
         } else {

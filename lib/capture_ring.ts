@@ -13,21 +13,29 @@
  */
 
 import { parseCmdline } from "./proc_parse.ts";
+import { NAMESPACE_KINDS, type NamespaceInodes } from "./namespaces.ts";
 
 const SLOTS = 512;
-const SLOT_BYTES = 8192;
+/** 8 KiB as before, plus the cgroup path and the namespaces (the command line keeps its room). */
+const SLOT_BYTES = 8192 + 512 + 32;
 /** Bytes before the first slot: Int32 [0] = entries written so far. */
 const RING_HEADER = 64;
 /**
  * Int32 header of a slot: seqlock, pid, timestamp low/high, status, comm/exe/cmdline
- * lengths, read-end low/high.
+ * lengths, read-end low/high, cgroup length, then the namespaces' inode numbers
+ * (unsigned, {@linkcode NAMESPACE_KINDS} order, 0 when unknown).
  */
-const HEADER = 64;
+const HEADER = 96;
+const CGROUP_LENGTH_WORD = 10;
+const NAMESPACES_WORD = 11;
 const COMM_AT = HEADER;
 const COMM_MAX = 64;
 const EXE_AT = COMM_AT + COMM_MAX;
 const EXE_MAX = 1024;
-const CMDLINE_AT = EXE_AT + EXE_MAX;
+/** The cgroup path: the `0::` line's (see lib/cgroup_path.ts cgroupFromProcFile). */
+const CGROUP_AT = EXE_AT + EXE_MAX;
+const CGROUP_MAX = 512;
+const CMDLINE_AT = CGROUP_AT + CGROUP_MAX;
 const CMDLINE_MAX = SLOT_BYTES - CMDLINE_AT;
 
 /**
@@ -51,6 +59,11 @@ export const RING_LAYOUT = {
   exeMax: EXE_MAX,
   cmdlineAt: CMDLINE_AT,
   cmdlineMax: CMDLINE_MAX,
+  cgroupAt: CGROUP_AT,
+  cgroupMax: CGROUP_MAX,
+  cgroupLengthWord: CGROUP_LENGTH_WORD,
+  namespacesWord: NAMESPACES_WORD,
+  namespaceKinds: NAMESPACE_KINDS.length,
   captured: CaptureStatus.CAPTURED,
   replaced: CaptureStatus.REPLACED,
   gone: CaptureStatus.GONE,
@@ -58,6 +71,15 @@ export const RING_LAYOUT = {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * Where the process was at its exec: the cgroup path (absent: not read, or
+ * longer than the ring keeps) and namespaces (absent when gone first).
+ */
+export interface CapturedPlace {
+  cgroup?: string;
+  namespaces?: NamespaceInodes;
+}
 
 /** What the worker recorded for one exec. */
 export type Captured =
@@ -68,9 +90,9 @@ export type Captured =
     cmdline: string[];
     /** Monotonic time when the worker's reads ended: a later exec before it voids them. */
     readEndNs: bigint;
-  }
+  } & CapturedPlace
   | { status: "replaced" }
-  | { status: "gone"; comm: string | null };
+  | { status: "gone"; comm: string | null } & CapturedPlace;
 
 /**
  * A ring of exec captures in a `SharedArrayBuffer`.
@@ -114,6 +136,8 @@ export class CaptureRing {
     cmdline: Uint8Array,
     status: number = CaptureStatus.CAPTURED,
     readEndNs = 0n,
+    cgroup = "",
+    namespaces: NamespaceInodes | null = null,
   ): void {
     const index = Atomics.load(this.#ints, 0);
     const base = RING_HEADER + (index % SLOTS) * SLOT_BYTES;
@@ -125,6 +149,14 @@ export class CaptureRing {
     this.#bytes.set(commBytes, base + COMM_AT);
     this.#bytes.set(exeBytes, base + EXE_AT);
     this.#bytes.set(cmd, base + CMDLINE_AT);
+    // Too long for the slot: not kept at all (a cut path would name another cgroup).
+    const cgroupBytes = encoder.encode(cgroup);
+    const cgroupLength = cgroupBytes.length <= CGROUP_MAX ? cgroupBytes.length : 0;
+    this.#bytes.set(cgroupBytes.subarray(0, cgroupLength), base + CGROUP_AT);
+    Atomics.store(this.#ints, at + CGROUP_LENGTH_WORD, cgroupLength);
+    for (let i = 0; i < NAMESPACE_KINDS.length; i++) {
+      Atomics.store(this.#ints, at + NAMESPACES_WORD + i, (namespaces?.[i] ?? 0) | 0);
+    }
     Atomics.store(this.#ints, at + 1, pid);
     Atomics.store(this.#ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
     Atomics.store(this.#ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
@@ -222,10 +254,20 @@ export class CaptureRing {
       const comm = this.#bytes.slice(base + COMM_AT, base + COMM_AT + commLength);
       const exe = this.#bytes.slice(base + EXE_AT, base + EXE_AT + exeLength);
       const cmd = this.#bytes.slice(base + CMDLINE_AT, base + CMDLINE_AT + cmdLength);
+      const cgroupLength = Math.min(CGROUP_MAX, Atomics.load(this.#ints, at + CGROUP_LENGTH_WORD));
+      const cgroupBytes = this.#bytes.slice(base + CGROUP_AT, base + CGROUP_AT + cgroupLength);
+      let namespaces: NamespaceInodes | null = new Uint32Array(NAMESPACE_KINDS.length);
+      for (let i = 0; i < NAMESPACE_KINDS.length; i++) {
+        namespaces[i] = Atomics.load(this.#ints, at + NAMESPACES_WORD + i) >>> 0;
+      }
       if (Atomics.load(this.#ints, at) !== before) continue;
       if (status === CaptureStatus.REPLACED) return { status: "replaced" };
+      if (namespaces[0] === 0) namespaces = null;
+      const place: CapturedPlace = {};
+      if (cgroupLength > 0) place.cgroup = decoder.decode(cgroupBytes);
+      if (namespaces !== null) place.namespaces = namespaces;
       if (status === CaptureStatus.GONE) {
-        return { status: "gone", comm: comm.length > 0 ? decoder.decode(comm) : null };
+        return { status: "gone", comm: comm.length > 0 ? decoder.decode(comm) : null, ...place };
       }
       return {
         status: "captured",
@@ -233,6 +275,7 @@ export class CaptureRing {
         exe: exe.length > 0 ? decoder.decode(exe) : null,
         cmdline: parseCmdline(cmd),
         readEndNs,
+        ...place,
       };
     }
     return null;

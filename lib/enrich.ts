@@ -18,6 +18,12 @@
  * they are unknown (`cmdline: null`, `cmdlineUnknown: "replaced"`), never
  * another image's.
  *
+ * Where a process runs — cgroup (hence unit and container) and namespaces —
+ * is read at its exec by the same worker, at its fork and at each later event
+ * of a live process; a child gone before any read keeps its parent's, taken
+ * at the fork, marked inherited. The cgroup, unit and container filters run
+ * after the table's and before the command-line reads.
+ *
  * @module
  */
 
@@ -25,8 +31,15 @@ import { monotonicNs } from "../ffi/clock.ts";
 import type { DecodedMessage } from "./decode.ts";
 import type { KernelEvent, ProcessInfo } from "./events.ts";
 import type { Captured } from "./capture_ring.ts";
+import { type CgroupAttribution, parseCgroupPath } from "./cgroup_path.ts";
 import { ExecCapture } from "./exec_capture.ts";
-import type { CompiledFilters } from "./filters.ts";
+import { type CompiledFilters, hasPlaceFilters, matchesPlace } from "./filters.ts";
+import {
+  describeNamespaces,
+  hostNamespaceInodes,
+  type NamespaceInodes,
+  type Namespaces,
+} from "./namespaces.ts";
 import { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./process_table.ts";
 import type { UserNames } from "./users.ts";
 
@@ -73,6 +86,13 @@ export class EventContext {
   /** Command lines are needed (match or context). */
   readonly #details: boolean;
   readonly #wantCapture: boolean;
+  /** Cgroup and namespaces are needed (context, or a cgroup/unit/container filter). */
+  readonly #attribution: boolean;
+  readonly #placeFilters: boolean;
+  /** Parsed cgroup paths (few distinct ones: one per unit or container). */
+  readonly #places = new Map<string, CgroupAttribution>();
+  /** The API form of each namespace set (records share the arrays of their parents). */
+  readonly #namespaceInfo = new WeakMap<NamespaceInodes, Namespaces>();
   readonly #pids: ReadonlySet<number> | null;
   #capture: ExecCapture | null = null;
   /** When the scan before subscribing began (only with a running capture worker). */
@@ -89,13 +109,21 @@ export class EventContext {
     this.#context = options.context;
     this.#details = options.context || filters.match !== null;
     this.#names = this.#details || filters.comm !== null;
+    this.#placeFilters = hasPlaceFilters(filters);
+    this.#attribution = options.context || this.#placeFilters;
+    // Read once, before any process of ours could have left them (see namespaces.ts).
+    if (this.#attribution) hostNamespaceInodes();
     this.table = new ProcessTable({
       maxEntries: options.maxEntries,
       exitGraceMs: options.exitGraceMs,
       details: this.#details,
       treeRoot: filters.tree ?? undefined,
+      attribution: this.#attribution,
     });
-    this.#wantCapture = this.#details && (options.execCapture ?? true);
+    // The worker reads the cgroup at each exec too: a place filter needs it for a process
+    // that moved itself, exec'd and exited before the watcher looked.
+    this.#wantCapture = (this.#details || hasPlaceFilters(filters)) &&
+      (options.execCapture ?? true);
     this.#pids = options.pids ?? null;
   }
 
@@ -124,7 +152,9 @@ export class EventContext {
    * included. `kernelFilter`: may the kernel filter event types.
    */
   arm(kernelFilter: boolean): void {
-    if (this.#wantCapture && this.#capture === null) this.#capture = new ExecCapture(kernelFilter);
+    if (this.#wantCapture && this.#capture === null) {
+      this.#capture = new ExecCapture(kernelFilter, this.#attribution);
+    }
     if (this.#capture?.running) {
       // Scan /proc before subscribing too: a process that exits between the subscription
       // and the scan after it is then still known (a scan takes 20 ms, far more on a
@@ -178,6 +208,12 @@ export class EventContext {
    * command line now, while it surely still exists.
    */
   observe(event: KernelEvent): void {
+    if (this.#attribution && event.type === "fork" && !event.thread) {
+      // The child starts in its parent's cgroup: make sure that is the parent's of now (it
+      // may have moved since it was read), for a child gone before it is read itself.
+      const parent = this.table.get(event.parentPid);
+      if (parent !== undefined && !parent.gone) this.table.readAttribution(parent, false);
+    }
     this.table.observe(event);
     if (event.type === "fork") {
       // The child runs its parent's image: what is unknown about it is unknown for the child too.
@@ -187,11 +223,19 @@ export class EventContext {
       }
       return;
     }
-    if (event.type !== "exec" || !this.#names) return;
+    if (event.type !== "exec" || !(this.#names || this.#attribution)) return;
     if (this.#pids !== null && !this.#pids.has(event.pid)) return;
     const record = this.table.get(event.pid);
-    if (record === undefined || !this.#cheapMatch(record)) return;
-    this.#settleExec(record, event.timestampNs);
+    if (record === undefined || !this.#tableMatch(record)) return;
+    // A move to another cgroup shows here at the latest (one small read); when the process
+    // is gone already, the worker's read at the exec says where it was.
+    if (this.#attribution) {
+      const read = !record.gone && this.table.readAttribution(record, false);
+      record.cgroupUnsettled = !read &&
+        !this.#placeFromCapture(record, this.#capture?.lookup(record.pid, event.timestampNs));
+    }
+    if (!this.#placeMatch(record)) return;
+    if (this.#names) this.#settleExec(record, event.timestampNs);
   }
 
   /** Whether an event passes the filters; attaches `process` when asked to. */
@@ -208,13 +252,34 @@ export class EventContext {
         return false;
       }
       if (this.#filters.comm !== null || this.#filters.match !== null) return false;
+      if (this.#placeFilters) return false;
       if (this.#context) {
         event.process = (exited ? this.#bornWhileStarting(pid, event.timestampNs) : null) ??
           unknownProcess(pid);
       }
       return true;
     }
-    if (!this.#cheapMatch(record)) return false;
+    if (!this.#tableMatch(record)) return false;
+    if (record.cgroupUnsettled && record.execNs !== null && this.#capture !== null) {
+      // Gone before its exec's cgroup was read, the worker behind then: it may have it now.
+      record.cgroupUnsettled = !this.#placeFromCapture(
+        record,
+        this.#capture.peek(record.pid, record.execNs),
+      );
+    }
+    // The exec's own read is done in observe(); a fork's child gets its own namespaces
+    // (clone(CLONE_NEW*) gives it new ones: `unshare -p -f`).
+    // Not at an exit: by the time the watcher handles it the process may have been reaped
+    // and its pid reused (pid_max is 32768 on many hosts), so /proc/PID would be another
+    // process's. An exit shows where the process was last seen.
+    if (this.#attribution && !exited && !record.gone && event.type !== "exec") {
+      // Namespaces only for the context (no filter needs them).
+      this.table.readAttribution(
+        record,
+        this.#context && (event.type === "fork" || record.namespaces == null),
+      );
+    }
+    if (!this.#placeMatch(record)) return false;
     if (this.#names && !exited) this.#freshen(record);
     if (
       record.cmdline === null && record.cmdlineUnknown === "gone" && record.execNs !== null &&
@@ -249,12 +314,17 @@ export class EventContext {
     const execNs = capture.newestExecOf(pid, this.#seededAtNs, exitNs);
     const found = execNs === null ? null : capture.lookup(pid, execNs);
     if (found?.status !== "captured") return null;
+    const place = this.#place(found.cgroup ?? null);
     return {
       ...unknownProcess(pid),
       comm: found.comm,
       cmdline: found.cmdline,
       cmdlineUnknown: null,
       exe: found.exe,
+      cgroup: found.cgroup ?? null,
+      unit: place?.unit ?? null,
+      container: place?.container ?? null,
+      namespaces: found.namespaces === undefined ? null : this.#namespacesOf(found.namespaces),
     };
   }
 
@@ -275,6 +345,7 @@ export class EventContext {
       this.#unknownImage(record, "replaced", null);
     } else {
       if (alive && this.#details) this.table.readDetails(record);
+      if (alive && this.#attribution) this.table.readAttribution(record, this.#context);
       const readEndNs = monotonicNs();
       if (capture !== null && capture.execedBetween(record.pid, execNs, readEndNs)) {
         this.#unknownImage(record, "replaced", null);
@@ -290,7 +361,29 @@ export class EventContext {
     record.detailed = true;
   }
 
+  /** Takes the cgroup the worker read at an exec; whether there was one. */
+  #placeFromCapture(record: ProcessRecord, found: Captured | null | undefined): boolean {
+    if (found == null || found.status === "replaced" || found.cgroup === undefined) return false;
+    record.cgroup = found.cgroup;
+    record.cgroupInherited = false;
+    return true;
+  }
+
   #takeCapture(record: ProcessRecord, captured: Captured): void {
+    if (captured.status !== "replaced") {
+      // The worker's read, taken at the exec itself: the place of the image the event is about.
+      if (captured.cgroup !== undefined) {
+        record.cgroup = captured.cgroup;
+        record.cgroupInherited = false;
+        record.cgroupUnsettled = false;
+      }
+      if (captured.namespaces !== undefined) {
+        record.namespaces = captured.namespaces;
+        record.namespacesInherited = false;
+      } else if (this.#context && !record.gone) {
+        this.table.readAttribution(record, true);
+      }
+    }
     if (captured.status === "captured") {
       record.comm = captured.comm;
       record.cmdline = captured.cmdline;
@@ -319,8 +412,36 @@ export class EventContext {
     record.cmdlineUnknown = reason;
   }
 
+  /** The cgroup, unit and container filters, on the cgroup the table holds. */
+  #placeMatch(record: ProcessRecord): boolean {
+    if (!this.#placeFilters) return true;
+    const cgroup = record.cgroup ?? null;
+    return matchesPlace(this.#filters, cgroup, this.#place(cgroup));
+  }
+
+  /** What a cgroup path names (parsed once per path). */
+  #place(cgroup: string | null): CgroupAttribution | null {
+    if (cgroup === null) return null;
+    let place = this.#places.get(cgroup);
+    if (place === undefined) {
+      if (this.#places.size >= 4096) this.#places.clear();
+      place = parseCgroupPath(cgroup);
+      this.#places.set(cgroup, place);
+    }
+    return place;
+  }
+
+  #namespacesOf(inodes: NamespaceInodes): Namespaces {
+    let info = this.#namespaceInfo.get(inodes);
+    if (info === undefined) {
+      info = describeNamespaces(inodes, hostNamespaceInodes());
+      this.#namespaceInfo.set(inodes, info);
+    }
+    return info;
+  }
+
   /** The filters that need only the table. */
-  #cheapMatch(record: ProcessRecord): boolean {
+  #tableMatch(record: ProcessRecord): boolean {
     const filters = this.#filters;
     if (filters.tree !== null && !record.inTree) return false;
     if (filters.ppid !== null && this.table.parentOf(record) !== filters.ppid) return false;
@@ -371,6 +492,24 @@ export class EventContext {
       startNs: record.startNs,
       durationNs: exitNs !== null && startNs !== null ? exitNs - startNs : null,
       procGone: record.gone,
+      ...this.#placeInfo(record),
+    };
+  }
+
+  #placeInfo(record: ProcessRecord): Partial<ProcessInfo> {
+    if (!this.#attribution) return {};
+    const cgroup = record.cgroup ?? null;
+    const place = this.#place(cgroup);
+    const namespaces = record.namespaces ?? null;
+    return {
+      cgroup,
+      // Not read for this image: the parent's, or from before an exec that moved first.
+      cgroupInherited: cgroup !== null &&
+        (record.cgroupInherited === true || record.cgroupUnsettled === true),
+      unit: place?.unit ?? null,
+      container: place?.container ?? null,
+      namespaces: namespaces === null ? null : this.#namespacesOf(namespaces),
+      namespacesInherited: namespaces !== null && record.namespacesInherited === true,
     };
   }
 }
@@ -396,5 +535,11 @@ function unknownProcess(pid: number): ProcessInfo {
     startNs: null,
     durationNs: null,
     procGone: true,
+    cgroup: null,
+    cgroupInherited: false,
+    unit: null,
+    container: null,
+    namespaces: null,
+    namespacesInherited: false,
   };
 }

@@ -7,6 +7,9 @@
  * @module
  */
 
+import type { ContainerInfo } from "./cgroup_path.ts";
+import type { Namespaces } from "./namespaces.ts";
+
 /**
  * The kernel event types, as named in the CLI's `--events` list.
  *
@@ -117,6 +120,46 @@ export interface ProcessInfo {
    * looked: the fields are what the process table knew before.
    */
   procGone: boolean;
+  /**
+   * The cgroup path: the v2 one (the `0::` line of /proc/PID/cgroup); on a
+   * hybrid host, where that is `/`, the v1 `name=systemd` one. Read at the
+   * exec (by the exec-capture worker), at the fork, at each later event of
+   * the live process and at each fork of a child of it, so a move to another
+   * cgroup shows from its next exec or event on; an exit shows where the
+   * process was last seen (after an exit /proc/PID may already be another
+   * process's). `null` when never known.
+   */
+  cgroup?: string | null;
+  /**
+   * True when `cgroup` is not the process's own read: the parent's, taken at
+   * the fork — the process was gone before procwatch could read its own (a
+   * child starts in its parent's cgroup: cgroup_fork()/cgroup_post_fork(),
+   * unless created with CLONE_INTO_CGROUP) — or, when neither procwatch nor
+   * the exec-capture worker read it after its last exec, the one from before
+   * that exec (a move just before the exec is then not seen).
+   */
+  cgroupInherited?: boolean;
+  /**
+   * The systemd unit from `cgroup`: the deepest `.service` (a system one, or
+   * one of a user's manager, `user@1000.service/app.slice/foo.service` →
+   * `foo.service`), else the deepest `.scope`; slices are not units. `null`
+   * when the path names none.
+   */
+  unit?: string | null;
+  /**
+   * The container, from `cgroup`'s layout: docker, containerd (CRI), CRI-O,
+   * podman, or `cri` for a bare id under kubepods; `pod` is the Kubernetes pod
+   * uid when the path has one. `null` on the host.
+   */
+  container?: ContainerInfo | null;
+  /**
+   * The namespaces (pid, mnt, net, user, uts, ipc, cgroup) as inode numbers
+   * of /proc/PID/ns/*, each with `host`: whether it is pid 1's. `null` when
+   * never read.
+   */
+  namespaces?: Namespaces | null;
+  /** True when `namespaces` are the parent's, taken at the fork (see `cgroupInherited`). */
+  namespacesInherited?: boolean;
 }
 
 /**

@@ -70,8 +70,11 @@ export class ExecCapture {
   /** After a wait ran out, the worker is behind (a storm): no more waiting until then. */
   #behindUntilNs = 0n;
 
-  /** Starts the worker and waits until it listens; `kernelFilter`: may the kernel filter types. */
-  constructor(kernelFilter: boolean) {
+  /**
+   * Starts the worker and waits until it listens; `kernelFilter`: may the kernel filter types;
+   * `attribution`: also capture each exec's cgroup and namespaces.
+   */
+  constructor(kernelFilter: boolean, attribution = false) {
     const buffer = CaptureRing.allocate();
     this.#ring = new CaptureRing(buffer);
     // From source text: a worker module read from disk would need --allow-read.
@@ -102,6 +105,7 @@ export class ExecCapture {
       allBits: PROC_EVENT_ALL >>> 0,
       words: CONTROL,
       layout: RING_LAYOUT,
+      attribution,
     };
     this.#pollFd.setInt16(4, 1, true); // POLLIN
     this.#worker.postMessage(config);

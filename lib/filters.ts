@@ -1,6 +1,6 @@
 /**
  * Process filters of `watch()` and the CLI, checked and compiled once:
- * sub-tree, name, command line, user and parent.
+ * sub-tree, name, command line, user, parent, and cgroup, unit and container.
  *
  * @module
  */
@@ -29,6 +29,18 @@ export interface ProcessFilterOptions {
   uid?: number | string | readonly (number | string)[];
   /** Only children of this process. */
   ppid?: number;
+  /**
+   * Only processes in this cgroup or below it (`/system.slice` takes
+   * `/system.slice/cron.service`, not `/system.slice2`); see `ProcessInfo.cgroup`.
+   */
+  cgroup?: string;
+  /** Only processes of this systemd unit (`ssh.service`; a name without a suffix means `.service`). */
+  unit?: string;
+  /**
+   * Only processes in a container whose id starts with this (hex, as `docker ps`
+   * shows it); `"any"`: in any container; `"host"`: in none.
+   */
+  container?: string;
 }
 
 /** Filters ready to apply. */
@@ -38,6 +50,11 @@ export interface CompiledFilters {
   match: RegExp | null;
   uid: ReadonlySet<number> | null;
   ppid: number | null;
+  /** Cgroup path prefix, without a trailing `/` (`""` for the root: everything). */
+  cgroup?: string | null;
+  unit?: string | null;
+  /** `any`, `host`, or a lower-case hex id prefix. */
+  container?: "any" | "host" | { prefix: string } | null;
 }
 
 /**
@@ -81,13 +98,80 @@ export function compileFilters(options: ProcessFilterOptions, users: UserNames):
     if (wanted.length === 0) throw new UsageError("empty user list in uid filter");
     uid = new Set(wanted.map((user) => users.resolve(user)));
   }
-  return { tree, comm, match, uid, ppid };
+  let cgroup: string | null = null;
+  if (options.cgroup !== undefined) {
+    if (typeof options.cgroup !== "string" || !options.cgroup.startsWith("/")) {
+      throw new UsageError(`invalid cgroup '${options.cgroup}': a path starting with '/'`);
+    }
+    cgroup = options.cgroup.replace(/\/+$/, "");
+  }
+  let unit: string | null = null;
+  if (options.unit !== undefined) {
+    if (typeof options.unit !== "string" || options.unit === "" || options.unit.includes("/")) {
+      throw new UsageError(`invalid unit '${options.unit}': a systemd unit name`);
+    }
+    unit = options.unit.includes(".") ? options.unit : `${options.unit}.service`;
+  }
+  let container: CompiledFilters["container"] = null;
+  if (options.container !== undefined) {
+    const wanted = String(options.container).toLowerCase();
+    if (wanted === "any" || wanted === "host") container = wanted;
+    else if (/^[0-9a-f]{1,64}$/.test(wanted)) container = { prefix: wanted };
+    else {
+      throw new UsageError(
+        `invalid container '${options.container}': a hex id prefix, 'any' or 'host'`,
+      );
+    }
+  }
+  return { tree, comm, match, uid, ppid, cgroup, unit, container };
+}
+
+/**
+ * Whether a process's cgroup passes the cgroup, unit and container filters
+ * (true when none is set). `cgroup` `null`: not known, which passes nothing.
+ *
+ * @example
+ * ```ts ignore
+ * import { compileFilters, matchesPlace } from "./filters.ts";
+ * import { UserNames } from "./users.ts";
+ * const filters = compileFilters({ unit: "cron" }, new UserNames());
+ * console.log(matchesPlace(filters, "/system.slice/cron.service")); // true
+ * ```
+ */
+export function matchesPlace(
+  filters: CompiledFilters,
+  cgroup: string | null,
+  attribution: { unit: string | null; container: { id: string } | null } | null,
+): boolean {
+  if (!hasPlaceFilters(filters)) return true;
+  if (cgroup === null || attribution === null) return false;
+  if (
+    filters.cgroup != null && cgroup !== filters.cgroup &&
+    !cgroup.startsWith(`${filters.cgroup}/`)
+  ) {
+    return false;
+  }
+  if (filters.unit != null && attribution.unit !== filters.unit) return false;
+  const container = filters.container;
+  if (container != null) {
+    if (container === "host") return attribution.container === null;
+    if (attribution.container === null) return false;
+    if (container !== "any" && !attribution.container.id.startsWith(container.prefix)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Whether a cgroup, unit or container filter is set. */
+export function hasPlaceFilters(filters: CompiledFilters): boolean {
+  return filters.cgroup != null || filters.unit != null || filters.container != null;
 }
 
 /** Whether any filter is set. */
 export function hasFilters(filters: CompiledFilters): boolean {
   return filters.tree !== null || filters.comm !== null || filters.match !== null ||
-    filters.uid !== null || filters.ppid !== null;
+    filters.uid !== null || filters.ppid !== null || hasPlaceFilters(filters);
 }
 
 function checkPid(pid: number, what: string): number {

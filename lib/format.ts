@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { LostEvent, ProcEvent } from "./events.ts";
+import { shortContainerId } from "./cgroup_path.ts";
+import type { LostEvent, ProcessInfo, ProcEvent } from "./events.ts";
 import { commandLine } from "./proc_parse.ts";
 import { wallClock } from "./wall_clock.ts";
 
@@ -310,15 +311,37 @@ export function paint(text: string, kind: string, style: Style): string {
   return style.color && code !== undefined && code !== "0" ? `\x1b[${code}m${text}\x1b[0m` : text;
 }
 
+/** Width of the container/unit column (a short container id is 12). */
+const PLACE_WIDTH = 14;
+
 /** The header of {@linkcode humanLine}'s columns. */
 export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".padStart(7)} ${
   "User".padEnd(8)
-} ${"TTY".padEnd(6)} ${"Info".padEnd(22)} ${"Duration".padStart(9)} Process`;
+} ${"TTY".padEnd(6)} ${"Info".padEnd(22)} ${"Duration".padStart(9)} ${
+  "Ctr/Unit".padEnd(PLACE_WIDTH)
+} Process`;
+
+/**
+ * The container/unit column: the container's short id (12 hex digits, as
+ * `docker ps` shows it), else the systemd unit, else empty.
+ *
+ * @example
+ * ```ts
+ * import { placeLabel } from "./format.ts";
+ * console.log(placeLabel({ unit: "cron.service", container: null })); // "cron.service"
+ * ```
+ */
+export function placeLabel(
+  info: Pick<ProcessInfo, "unit" | "container"> | undefined,
+): string {
+  if (info?.container) return shortContainerId(info.container.id);
+  return info?.unit ? escapeText(info.unit) : "";
+}
 
 /**
  * One human-readable line, forkstat's columns: time, event, pid, user, tty,
- * details (with the decoded exit status), duration at exit, and the process
- * (command line, or name). The process columns come from `event.process`.
+ * details (with the decoded exit status), duration at exit, container or
+ * unit ({@linkcode placeLabel}), and the process (command line, or name). The process columns come from `event.process`.
  * The time is `timestampNs + wallOffsetNs` in local time, the instant the JSON
  * line's `time` shows; the offset defaults to the process-wide `wallClock`'s,
  * the one the watcher gave `event.time` from.
@@ -358,8 +381,8 @@ export function humanLine(
   return `${time} ${paint(event.type.padEnd(8), kind, style)} ${String(pid).padStart(7)} ${
     user.slice(0, 8).padEnd(8)
   } ${(info?.tty ?? "").padEnd(6)} ${details(event).padEnd(22)} ${duration.padStart(9)} ${
-    processLabel(info)
-  }${gone}`.trimEnd();
+    placeLabel(info).padEnd(PLACE_WIDTH)
+  } ${processLabel(info)}${gone}`.trimEnd();
 }
 
 function details(event: Exclude<ProcEvent, { type: "lost" }>): string {

@@ -19,7 +19,9 @@ import { listPids } from "../ffi/proc_dir.ts";
 import { clockTicksPerSecond } from "../ffi/clock.ts";
 import { listDirectory, readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
 import { processExists } from "../ffi/process.ts";
+import { cgroupFromProcFile } from "./cgroup_path.ts";
 import type { KernelEvent } from "./events.ts";
+import { type NamespaceInodes, readNamespaceInodes } from "./namespaces.ts";
 import { parseCmdline, ttyName } from "./proc_parse.ts";
 import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
 
@@ -83,6 +85,20 @@ export interface ProcessRecord {
    * old parent until {@linkcode ProcessTable.parentOf} re-reads it.
    */
   orphaned: boolean;
+  /** Its cgroup path (see `ProcessInfo.cgroup`); `null` until read. */
+  cgroup?: string | null;
+  /** `cgroup` is the parent's, taken at the fork: the process was never read itself. */
+  cgroupInherited?: boolean;
+  /** Its namespaces' inode numbers (see lib/namespaces.ts); `null` until read. */
+  namespaces?: NamespaceInodes | null;
+  /** `namespaces` are the parent's, taken at the fork. */
+  namespacesInherited?: boolean;
+  /**
+   * The last exec's cgroup is not read yet (gone before our read, the capture
+   * worker behind): `cgroup` is from before that exec. Set by the context,
+   * cleared by a read.
+   */
+  cgroupUnsettled?: boolean;
 }
 
 /**
@@ -104,6 +120,8 @@ export interface ProcessTableOptions {
   details?: boolean;
   /** Root of the watched sub-tree: it and its descendants get `inTree`. */
   treeRoot?: number;
+  /** Read cgroup and namespaces when loading a process. Default false. */
+  attribution?: boolean;
 }
 
 /**
@@ -124,6 +142,7 @@ export class ProcessTable {
   readonly #graceNs: bigint;
   readonly #details: boolean;
   readonly #treeRoot: number | null;
+  readonly #attribution: boolean;
   readonly #records = new Map<number, ProcessRecord>();
   /** Exited entries in exit order, for eviction after the grace. */
   #exited: ProcessRecord[] = [];
@@ -143,6 +162,7 @@ export class ProcessTable {
     this.#graceNs = BigInt(Math.round((options.exitGraceMs ?? 2000) * 1e6));
     this.#details = options.details ?? true;
     this.#treeRoot = options.treeRoot ?? null;
+    this.#attribution = options.attribution ?? false;
   }
 
   /** Number of entries. */
@@ -212,6 +232,7 @@ export class ProcessTable {
       orphaned: false,
     };
     if (!this.refresh(record, this.#details, true) && !keepGone) return undefined;
+    if (this.#attribution && !record.gone) this.readAttribution(record, true);
     // Thread forks from now on are events; those that already run are in /proc.
     for (const name of listDirectory(`/proc/${pid}/task`) ?? [String(pid)]) {
       const tid = Number(name);
@@ -294,6 +315,31 @@ export class ProcessTable {
   }
 
   /**
+   * Reads the cgroup of a process (the v2 path; on a hybrid host the
+   * `name=systemd` one where the v2 path is `/`, see lib/cgroup_path.ts) and,
+   * with `namespaces`, its namespaces. What cannot be read (it is gone) keeps
+   * what was known — the parent's, when taken at the fork. Returns whether
+   * the cgroup was read.
+   */
+  readAttribution(record: ProcessRecord, namespaces: boolean): boolean {
+    const text = readFileText(`/proc/${record.pid}/cgroup`, 8192);
+    const cgroup = text === null ? null : cgroupFromProcFile(text);
+    if (cgroup !== null) {
+      record.cgroup = cgroup;
+      record.cgroupInherited = false;
+      record.cgroupUnsettled = false;
+    }
+    if (namespaces) {
+      const inodes = readNamespaceInodes(record.pid);
+      if (inodes !== null) {
+        record.namespaces = inodes;
+        record.namespacesInherited = false;
+      }
+    }
+    return cgroup !== null;
+  }
+
+  /**
    * Updates the table with one kernel event; call for every event, in order.
    * An exec marks the entry stale: the caller re-reads it (at once, while the
    * process still lives) with {@linkcode refresh}.
@@ -331,6 +377,17 @@ export class ProcessTable {
           threads: new Map([[event.childTid, event.timestampNs]]),
           orphaned: false,
         };
+        if (parent?.cgroup != null) {
+          // copy_process() puts the child in its parent's css_set (cgroup_fork()) and
+          // namespaces (copy_namespaces()) unless CLONE_INTO_CGROUP/CLONE_NEW* say
+          // otherwise: right until the child is read itself, hence "inherited".
+          child.cgroup = parent.cgroup;
+          child.cgroupInherited = true;
+        }
+        if (parent?.namespaces != null) {
+          child.namespaces = parent.namespaces;
+          child.namespacesInherited = true;
+        }
         this.#insert(child);
         break;
       }

@@ -1,11 +1,13 @@
 /**
  * The `-S/--stats` summary: events per type and per process, printed when
- * the watch ends (forkstat `-S` style).
+ * the watch ends (forkstat `-S` style), and per container or unit when the
+ * events carry them.
  *
  * @module
  */
 
-import type { LostEvent, ProcEvent } from "./events.ts";
+import { shortContainerId } from "./cgroup_path.ts";
+import type { LostEvent, ProcessInfo, ProcEvent } from "./events.ts";
 
 const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
   ["fork", "Fork"],
@@ -57,6 +59,32 @@ export type StatsRow = Record<StatsColumn, number> & { total: number };
 /** Most distinct processes kept; the rest are counted as `(others)`. */
 const MAX_PROCESSES = 4096;
 
+/**
+ * The summary row a process counts in: `container <short id>`, else
+ * `unit <name>`, else `host (no unit)`.
+ *
+ * @example
+ * ```ts
+ * import { placeKey } from "./stats.ts";
+ * console.log(placeKey({ unit: "cron.service", container: null })); // "unit cron.service"
+ * ```
+ */
+export function placeKey(info: Pick<ProcessInfo, "unit" | "container">): string {
+  if (info.container) return `container ${shortContainerId(info.container.id)}`;
+  return info.unit ? `unit ${info.unit}` : "host (no unit)";
+}
+
+/** The row of `key`, made when new; past {@linkcode MAX_PROCESSES} keys, `(others)`. */
+function rowOf(rows: Map<string, StatsRow>, key: string): StatsRow {
+  let row = rows.get(key);
+  if (row === undefined) {
+    const kept = rows.size >= MAX_PROCESSES ? "(others)" : key;
+    row = rows.get(kept) ?? emptyRow();
+    rows.set(kept, row);
+  }
+  return row;
+}
+
 function emptyRow(): StatsRow {
   return {
     fork: 0,
@@ -89,6 +117,11 @@ export class EventStats {
   readonly totals: StatsRow = emptyRow();
   /** Counts per process name (the command's name; `pid N` when unknown). */
   readonly byProcess: Map<string, StatsRow> = new Map();
+  /**
+   * Counts per container or unit ({@linkcode placeKey}): filled only by events
+   * whose context has a cgroup.
+   */
+  readonly byPlace: Map<string, StatsRow> = new Map();
   /** Events lost (kernel, queue or output). */
   lost = 0;
   /** Events lost, per reason (see `LostEvent.reason`). */
@@ -108,13 +141,10 @@ export class EventStats {
     }
     const pid = event.type === "fork" ? event.childPid : event.pid;
     const name = event.process?.comm ?? `pid ${pid}`;
-    let row = this.byProcess.get(name);
-    if (row === undefined) {
-      const key = this.byProcess.size >= MAX_PROCESSES ? "(others)" : name;
-      row = this.byProcess.get(key) ?? emptyRow();
-      this.byProcess.set(key, row);
-    }
-    for (const target of [row, this.totals]) {
+    const targets = [rowOf(this.byProcess, name), this.totals];
+    const place = event.process?.cgroup == null ? null : placeKey(event.process);
+    if (place !== null) targets.push(rowOf(this.byPlace, place));
+    for (const target of targets) {
       target[event.type]++;
       if (event.type === "exit" && event.status !== 0) target.failed++;
       target.total++;
@@ -122,7 +152,8 @@ export class EventStats {
   }
 
   /**
-   * The summary table, busiest processes first, then the totals row.
+   * The summary table: per container or unit (when the events carry them), then
+   * per process, busiest first, then the totals row.
    *
    * @example
    * ```ts
@@ -141,10 +172,19 @@ export class EventStats {
     const rows = [...this.byProcess].sort((a, b) =>
       b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1)
     );
+    const places = [...this.byPlace].sort((a, b) =>
+      b[1].total - a[1].total || (a[0] < b[0] ? -1 : 1)
+    );
     return [
       `procwatch: ${this.totals.total} ${this.totals.total === 1 ? "event" : "events"} in ${
         seconds.toFixed(1)
       } s${this.lost > 0 ? `, ${this.lost} lost (${this.#lostWords()})` : ""}`,
+      // Per container or unit first: the per-process table ends with the totals, last.
+      ...(places.length === 0 ? [] : [
+        header.replace(/Process$/, "Container or unit"),
+        ...places.map(([name, counts]) => row(counts, name)),
+        "",
+      ]),
       header,
       ...rows.map(([name, counts]) => row(counts, name)),
       row(this.totals, "Total"),
@@ -181,6 +221,7 @@ export class EventStats {
       lostBy: this.lostBy,
       totals: this.totals,
       processes: Object.fromEntries(this.byProcess),
+      ...(this.byPlace.size === 0 ? {} : { places: Object.fromEntries(this.byPlace) }),
     };
   }
 }

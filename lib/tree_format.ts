@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { ProcEvent } from "./events.ts";
+import { shortContainerId } from "./cgroup_path.ts";
+import type { ProcessInfo, ProcEvent } from "./events.ts";
 import {
   escapeText,
   formatDuration,
@@ -18,6 +19,33 @@ import {
 
 /** Looks up a process's parent (from the process table). */
 export type ParentOf = (pid: number) => number | null | undefined;
+
+/** What `--group-by` groups the tree by. */
+export type TreeGroupBy = "container" | "unit";
+
+/** The values of `--group-by`. */
+export const TREE_GROUP_BY: readonly TreeGroupBy[] = ["container", "unit"];
+
+/**
+ * The heading of a process's group: `container 4f0a1c5e3b2d (docker)`,
+ * `host`, `unit cron.service`, `no unit`.
+ *
+ * @example
+ * ```ts
+ * import { groupHeading } from "./tree_format.ts";
+ * console.log(groupHeading("unit", { unit: "cron.service", container: null })); // "unit cron.service"
+ * ```
+ */
+export function groupHeading(
+  by: TreeGroupBy,
+  info: Pick<ProcessInfo, "unit" | "container"> | undefined,
+): string {
+  if (by === "unit") return info?.unit ? `unit ${escapeText(info.unit)}` : "no unit";
+  const container = info?.container;
+  if (!container) return "host";
+  const pod = container.pod === undefined ? "" : `, pod ${container.pod}`;
+  return `container ${shortContainerId(container.id)} (${container.runtime}${pod})`;
+}
 
 const MAX_DEPTH = 64;
 const MAX_TRACKED = 65536;
@@ -41,22 +69,40 @@ export class TreeFormatter {
   readonly #parentOf: ParentOf;
   readonly #style: Style;
   readonly #root: number | null;
+  readonly #groupBy: TreeGroupBy | null;
+  #group: string | null = null;
 
   /**
    * `root`: the pid shown unindented (`--tree PID`, `--ppid PID`); `parentOf`
-   * finds ancestors (the process table's `ppid`).
+   * finds ancestors (the process table's `ppid`); `groupBy`: a heading line
+   * (`== container 4f0a1c5e3b2d (docker)`) whenever the group changes from the
+   * line before, and the tree indented under it.
    */
   constructor(
-    options: { root?: number; parentOf?: ParentOf; style?: Style } = {},
+    options: { root?: number; parentOf?: ParentOf; style?: Style; groupBy?: TreeGroupBy } = {},
   ) {
     this.#root = options.root ?? null;
+    this.#groupBy = options.groupBy ?? null;
     this.#parentOf = options.parentOf ?? (() => undefined);
     this.#style = options.style ?? { color: false };
     if (this.#root !== null) this.#depths.set(this.#root, 0);
   }
 
-  /** The line for `event`, or `null` for events the tree does not show (threads, ids). */
+  /**
+   * The line for `event`, or `null` for events the tree does not show
+   * (threads, ids); with `groupBy`, preceded by its group's heading line when
+   * the group changed.
+   */
   line(event: ProcEvent): string | null {
+    const line = this.#line(event);
+    if (line === null || this.#groupBy === null || event.type === "lost") return line;
+    const heading = groupHeading(this.#groupBy, event.process);
+    if (heading === this.#group) return `  ${line}`;
+    this.#group = heading;
+    return `== ${heading}\n  ${line}`;
+  }
+
+  #line(event: ProcEvent): string | null {
     switch (event.type) {
       case "fork": {
         if (event.thread) return null;

@@ -118,7 +118,7 @@ kernelTest("human output: one line per event with decoded exit status and name",
     assert.match(
       line,
       new RegExp(
-        `^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} exit +${workload.pid} root +exit 7 +\\d+\\.\\d{3}s /bin/sh -c 'sleep 0\\.2; exit 7'$`,
+        `^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} exit +${workload.pid} root +exit 7 +\\d+\\.\\d{3}s +(?:\\S+ +)?/bin/sh -c 'sleep 0\\.2; exit 7'$`,
       ),
     );
   } finally {

@@ -150,7 +150,7 @@ Deno.test("format: human line columns with decoded exit status and colour only w
   const line = humanLine(exit(3 << 8), { color: false }, offset);
   assert.match(
     line,
-    /^12:00:00\.000123 exit +42 alice +pts\/3 +exit 3 +0\.003s \/bin\/true '' 'a b'$/,
+    /^12:00:00\.000123 exit +42 alice +pts\/3 +exit 3 +0\.003s +\/bin\/true '' 'a b'$/,
   );
   assert.ok(!line.includes("768"));
   assert.match(humanLine(exit(0x80 | 11)), / exit SIGSEGV\+core /);

@@ -195,7 +195,7 @@ Deno.test("human lines name the event, pid, details and process", () => {
   });
   assert.match(
     line,
-    /^\d\d:\d\d:\d\d\.\d{6} exit +4321 root +exit SIGSEGV\+core +0\.002s \.\/crashy --now$/,
+    /^\d\d:\d\d:\d\d\.\d{6} exit +4321 root +exit SIGSEGV\+core +0\.002s +\.\/crashy --now$/,
   );
 });
 

@@ -79,7 +79,7 @@ serialKernelTest(
       assert.equal(await cli.stop("SIGINT"), 130);
     }
     const lines = cli.stdout.lines;
-    assert.match(lines[0], /^Time +Event +PID +User +TTY +Info +Duration Process$/);
+    assert.match(lines[0], /^Time +Event +PID +User +TTY +Info +Duration +Ctr\/Unit +Process$/);
     const mine = lines.filter((line) =>
       / (exit|coredump) /.test(line) && line.includes("ulimit -c 0")
     );
@@ -87,7 +87,7 @@ serialKernelTest(
     assert.equal(mine.length, 3, mine.join("\n"));
     assert.match(
       mine[0],
-      / exit +\d+ root +exit 3 +\d+\.\d{3}s (\/usr\/bin\/)?sh -c 'ulimit -c 0; /,
+      / exit +\d+ root +exit 3 +\d+\.\d{3}s +(?:\S+ +)?(\/usr\/bin\/)?sh -c 'ulimit -c 0; /,
     );
     assert.match(mine[1], / coredump +\d+ root /);
     assert.match(mine[2], / exit +\d+ root +exit SIGSEGV +\d+\.\d{3}s /);
