@@ -102,15 +102,13 @@ kernelTest(
     assert(reaper > 0);
     using watcher = watchAll({ events: ["comm", "exit"], context: true, ppid: reaper });
     await watcher.ready;
-    const orphan = runOrphan();
-    let pid = 0;
-    orphan.then((result) => pid = result.pid);
+    // runOrphan() returns once the orphan has exited (its stdout closes then);
+    // meanwhile the watcher queues the events, read below.
+    const { pid: childPid, newParent } = await runOrphan();
     const seen = await collectUntil(
       watcher,
-      (_event, events) =>
-        pid > 0 && events.some((event) => event.type === "exit" && event.pid === pid),
+      (event) => event.type === "exit" && event.pid === childPid,
     );
-    const { pid: childPid, newParent } = await orphan;
     assert.equal(newParent, reaper);
     const mine = seen.filter((event) => "pid" in event && event.pid === childPid);
     const comm = mine.find((event) => event.type === "comm");
