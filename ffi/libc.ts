@@ -146,13 +146,19 @@ export class FfiPermissionError extends ProcwatchError {
   }
 }
 
-let library: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+type LibcSymbols = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+let library: LibcSymbols | undefined;
 
-/** libc's symbols, opened on first use. Throws {@linkcode FfiPermissionError} without `--allow-ffi`. */
-export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
+/**
+ * libc's symbols, opened on first use. Throws {@linkcode FfiPermissionError} without `--allow-ffi`.
+ * Each symbol is bound on its first use: Deno.dlopen costs ~0.3 ms per symbol
+ * (it builds a call trampoline for each), ~13 ms for all of them, which
+ * `wait`'s start-up would pay for the few symbols it calls.
+ */
+export function libc(): LibcSymbols {
   if (library === undefined) {
     try {
-      library = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+      Deno.dlopen("libc.so.6", {}); // the permission check, at once
     } catch (error) {
       if (
         error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
@@ -161,8 +167,21 @@ export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
       }
       throw error;
     }
+    const lazy = {} as Record<string, unknown>;
+    for (const name of Object.keys(LIBC_SYMBOLS) as (keyof typeof LIBC_SYMBOLS)[]) {
+      Object.defineProperty(lazy, name, {
+        configurable: true,
+        enumerable: true,
+        get() {
+          const symbol = Deno.dlopen("libc.so.6", { [name]: LIBC_SYMBOLS[name] }).symbols[name];
+          Object.defineProperty(lazy, name, { value: symbol, enumerable: true });
+          return symbol;
+        },
+      });
+    }
+    library = lazy as LibcSymbols;
   }
-  return library.symbols;
+  return library;
 }
 
 let errnoView: Deno.UnsafePointerView | undefined;

@@ -473,3 +473,67 @@ kernelTest("scripts/wait_on_pid.ts: waits, says how it ended, exits the same way
   const usage = await runDeno(`${ROOT}scripts/wait_on_pid.ts`, []);
   assert.equal(usage.code, 2);
 });
+
+Deno.test("wait: the quick parser (no commander at start-up) reads what commander reads, or leaves it to commander", async () => {
+  const { Command } = await import("@commander-js/extra-typings");
+  const { quickWaitArguments, waitCommand } = await import("../cli/wait.ts");
+  /** What commander's `wait` command parses from `args`, or "error". */
+  const viaCommander = async (args: string[]) => {
+    let parsed: unknown = "error";
+    const command = waitCommand(Command).exitOverride()
+      .configureOutput({ writeOut: () => {}, writeErr: () => {} })
+      .action((pids, options) => {
+        parsed = { pids, options: { ...options } };
+      });
+    try {
+      await command.parseAsync(args, { from: "user" });
+    } catch {
+      parsed = "error";
+    }
+    return parsed;
+  };
+  const cases = [
+    ["1234"],
+    ["1", "2", "3"],
+    ["-a", "12", "--json", "13"],
+    ["--any", "-q", "-v", "4194304"],
+    ["12", "-t", "5", "--method", "pidfd"],
+    ["--timeout", "0.5", "7", "--verbose", "--quiet"],
+    ["-t", "0x10", "7"],
+    ["-t", "1e1", "--method", "bogus", "7"],
+    ["--method", "connector", "1", "1"],
+    // Left to commander:
+    ["--help"],
+    ["-h", "1"],
+    [],
+    ["-t", "5"],
+    ["0"],
+    ["007"],
+    ["4194305"],
+    ["-1"],
+    ["abc"],
+    ["--", "12"],
+    ["-qv", "12"],
+    ["-t5", "12"],
+    ["--timeout=5", "12"],
+    ["-t", "5", "-t", "6", "12"],
+    ["-v", "-v", "12"],
+    ["--method", "12"],
+    ["12", "-t"],
+    ["-t", "-1", "12"],
+    ["-t", "", "12"],
+    ["--bogus", "12"],
+    ["12", "extra words"],
+  ];
+  let quick = 0;
+  for (const args of cases) {
+    const fast = quickWaitArguments(args);
+    if (fast === undefined) continue;
+    quick++;
+    assert.deepEqual(fast, await viaCommander(args), args.join(" "));
+  }
+  assert.equal(quick, 9, "the plain cases are parsed without commander");
+  // What the quick parser leaves alone still gets commander's answer through cli.ts.
+  const { main } = await import("../cli.ts");
+  assert.equal(await main(["wait", "--method", "12"]), 2);
+});
