@@ -24,7 +24,7 @@ import {
   type WaitMethod,
 } from "../lib/wait.ts";
 import { reportError } from "./errors.ts";
-import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
+import { BrokenPipeError, finishOutput, stderr, stdout, warn } from "./output.ts";
 import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";
 import { PID_MAX_LIMIT } from "../lib/pids.ts";
 import { onTerminationSignal } from "./signals.ts";
@@ -249,9 +249,14 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
       }`;
     warn(`procwatch: armed: waiting for ${armed.pids.join(", ")} with ${how}`);
   };
-  const onExit = (info: ExitInfo) => {
+  // Lines of exits reported together (8,000 pids killed at once) go out in
+  // one write per stream, after the batch: a write per line made the last
+  // exit wait behind thousands of them. The last line is written by
+  // finishOutput() below, at once.
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  const flushLines = () => {
+    flushTimer = undefined;
     if (stdoutOpen) {
-      out.line(options.json ? exitToJson(info) : exitLine(info));
       try {
         out.flush();
       } catch (error) {
@@ -259,13 +264,22 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
         stdoutOpen = false; // The reader left; the exit status still matters.
       }
     }
-    if (!info.statusKnown) warn(`procwatch: note: ${unknownNote(info, armedWith)}`);
+    try {
+      stderr().flush();
+    } catch {
+      // Nowhere left to report to.
+    }
+  };
+  const onExit = (info: ExitInfo) => {
+    if (stdoutOpen) out.line(options.json ? exitToJson(info) : exitLine(info));
+    if (!info.statusKnown) stderr().line(`procwatch: note: ${unknownNote(info, armedWith)}`);
     if (options.verbose) {
       const ran = info.runtimeMs === null
         ? ""
         : ` after running ${(info.runtimeMs / 1000).toFixed(2)} s`;
-      warn(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
+      stderr().line(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
     }
+    flushTimer ??= setTimeout(flushLines, 0);
   };
 
   try {
@@ -302,6 +316,8 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
   } finally {
     // Output never blocks (a stalled reader cannot delay SIGTERM); what is
     // queued is written now, unless a signal's grace period ends first.
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
     await finishOutput();
     stopSignals();
   }
