@@ -26,6 +26,7 @@ import {
   settle,
 } from "./peers.ts";
 
+import { buildFloor, type FloorBuild, startFloor } from "./floor.ts";
 import { runSoak } from "./soak.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 const quick = Deno.args.includes("--quick");
@@ -56,6 +57,10 @@ interface StormRow {
   cpuMicrosPerWindowEvent: number;
   /** cpuMicrosPerWindowEvent / forkstat's. */
   ratioToForkstat: number | null;
+  /** CPU of the C floor listener (bench/floor_listener.c) run beside it, same window. */
+  floorCpuSeconds: number | null;
+  /** cpuSeconds / floorCpuSeconds: issue 13's target 1 is ≤ 1.5 for the CLI. */
+  ratioToFloor: number | null;
   rssBytes: number | null;
   note?: string;
   detail?: unknown;
@@ -141,14 +146,25 @@ async function stormWith(
   kind: ListenerKind,
   mode: "exit" | "exec",
 ): Promise<
-  { storm: StormResult; counts: ListenerCounts; cpuSeconds: number; eventsInWindow: number }
+  {
+    storm: StormResult;
+    counts: ListenerCounts;
+    cpuSeconds: number;
+    eventsInWindow: number;
+    floorCpuSeconds: number | null;
+  }
 > {
   const listener = await kind.start(Deno.pid);
   const meter = new EventMeter();
+  // The C floor beside it, on the same events in the same window.
+  const floor = "path" in FLOOR
+    ? await startFloor(FLOOR.path, `/tmp/procwatch-bench-floor-${Deno.pid}.out`)
+    : null;
   try {
     // Let start-up work finish before the CPU clock is read.
     await settle(listener, 3000);
     const cpuBefore = listener.cpuSeconds();
+    const floorBefore = floor?.cpuSeconds() ?? 0;
     const eventsBefore = meter.count;
     const storm = await runStorm({
       mode,
@@ -159,16 +175,21 @@ async function stormWith(
     });
     await settle(listener);
     const cpuSeconds = listener.cpuSeconds() - cpuBefore;
+    const floorCpuSeconds = floor === null ? null : floor.cpuSeconds() - floorBefore;
     const eventsInWindow = meter.count - eventsBefore;
     const counts = await listener.stop();
-    return { storm, counts, cpuSeconds, eventsInWindow };
+    return { storm, counts, cpuSeconds, eventsInWindow, floorCpuSeconds };
   } catch (error) {
     await listener.stop().catch(() => {});
     throw error;
   } finally {
+    await floor?.stop();
     await meter.close();
   }
 }
+
+/** The C floor listener, built once at start (or why not). */
+let FLOOR: FloorBuild = { skipped: "C floor not built yet" };
 
 function reportable(kind: ListenerKind, mode: "exit" | "exec", processes: number): number {
   return processes *
@@ -187,7 +208,10 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         continue;
       }
       console.error(`bench: ${mode} storm with ${kind.name} listening`);
-      const { storm, counts, cpuSeconds, eventsInWindow } = await stormWith(kind, mode);
+      const { storm, counts, cpuSeconds, eventsInWindow, floorCpuSeconds } = await stormWith(
+        kind,
+        mode,
+      );
       const generated = reportable(kind, mode, storm.processes);
       // CPU per event of the storm's own events, the ones every tool had to handle.
       const cpuMicrosPerEvent = cpuSeconds * 1e6 / storm.events;
@@ -205,6 +229,8 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         eventsInWindow,
         cpuMicrosPerWindowEvent: cpuSeconds * 1e6 / Math.max(eventsInWindow, storm.events),
         ratioToForkstat: null,
+        floorCpuSeconds,
+        ratioToFloor: floorCpuSeconds ? cpuSeconds / floorCpuSeconds : null,
         rssBytes: counts.rssBytes,
         note: generated === 0 ? "reports execs only" : undefined,
         detail: counts.detail,
@@ -315,6 +341,7 @@ function printTable(rows: StormRow[]): void {
     "all events",
     "CPU µs/event",
     "× forkstat",
+    "× C floor",
   ];
   const body = rows.map((row) => [
     row.storm,
@@ -329,6 +356,7 @@ function printTable(rows: StormRow[]): void {
     fmt(row.eventsInWindow),
     fmt(row.cpuMicrosPerWindowEvent, 2),
     row.ratioToForkstat === null ? "-" : fmt(row.ratioToForkstat, 2),
+    row.ratioToFloor === null ? "-" : fmt(row.ratioToFloor, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) =>
@@ -360,8 +388,10 @@ async function main(): Promise<void> {
     durationMs: quick ? 1000 : 3000,
   });
 
+  FLOOR = await buildFloor();
+  if ("skipped" in FLOOR) notes.push(FLOOR.skipped);
   const rows = await storms(
-    [procwatchApi(), procwatchCli(), forkstat(), extrace(MARKER)],
+    [procwatchApi(), procwatchCli(), procwatchCli("human"), forkstat(), extrace(MARKER)],
     notes,
   );
 
@@ -385,7 +415,7 @@ async function main(): Promise<void> {
   );
   printTable(rows);
   console.log(
-    "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events)",
+    "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events; × C floor: the tool's CPU ÷ the CPU of bench/floor_listener.c run beside it in the same storm, target ≤ 1.5 for the CLI rows)",
   );
   console.log("\nOracle's case: 8,000 sleeping processes SIGKILLed at once (procwatch API)");
   for (const run of oracleRuns) {

@@ -208,6 +208,9 @@ const LIVENESS_CHECK_MS = 2000;
  */
 const LIVENESS_BATCH = 256;
 
+/** How long #timing reuses its reading of the clocks (1 ms). */
+const CLOCKS_FRESH_NS = 1_000_000n;
+
 /**
  * With pidfd, how long to wait after a process exited for its parent to reap
  * it, so that the kernel tells its status (`PIDFD_INFO_EXIT`). Parents reap
@@ -414,6 +417,9 @@ class Session {
   #livenessTimer: ReturnType<typeof setTimeout> | undefined;
   #release: () => void = () => {};
   readonly #onAbort = () => this.#finish(this.#options.signal?.reason);
+  /** When #timing last read the clocks (monotonic ns), and the boot-time shift it read. */
+  #clocksReadNs = -(1n << 62n);
+  #bootShiftNs = 0n;
 
   constructor(pids: number[], mode: "all" | "any", options: WaitOptions, method: WaitMethod) {
     this.#pending = new Set(pids);
@@ -744,13 +750,20 @@ class Session {
     endNs: bigint | null,
   ): Pick<ExitInfo, "timestampNs" | "time" | "runtimeMs"> {
     if (endNs === null) return { timestampNs: null, time: null, runtimeMs: null };
-    wallClock.sync();
+    // The clocks are read once per millisecond at most: 8,000 exits reported
+    // together read them 8,000 times otherwise (~40 µs per exit here).
+    const now = monotonicNs();
+    if (now - this.#clocksReadNs > CLOCKS_FRESH_NS) {
+      wallClock.sync();
+      // Event times are CLOCK_MONOTONIC, start times CLOCK_BOOTTIME: shift by
+      // their current difference (the time spent suspended).
+      this.#bootShiftNs = boottimeNs() - monotonicNs();
+      this.#clocksReadNs = now;
+    }
     const time = new Date(Number(wallClock.wallNs(endNs) / 1_000_000n));
     const ticks = this.#startTicks.get(pid);
     if (ticks === undefined) return { timestampNs: endNs, time, runtimeMs: null };
-    // Event times are CLOCK_MONOTONIC, start times CLOCK_BOOTTIME: shift by
-    // their current difference (the time spent suspended).
-    const endBootNs = endNs + (boottimeNs() - monotonicNs());
+    const endBootNs = endNs + this.#bootShiftNs;
     const startNs = ticks * 1_000_000_000n / BigInt(clockTicksPerSecond());
     const runtimeMs = Math.max(0, Number(endBootNs - startNs) / 1e6);
     return { timestampNs: endNs, time, runtimeMs };
