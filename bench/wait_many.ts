@@ -89,6 +89,7 @@ async function trial(
     const spawned = monotonicNs();
     let child: Deno.ChildProcess;
     let armedMs: number | null = null;
+    let cleanup = () => Promise.resolve();
     if (tool === "python pidfd") {
       child = new Deno.Command("python3", {
         args: ["-c", PYTHON_WAITER],
@@ -105,8 +106,16 @@ async function trial(
       reader.releaseLock();
     } else {
       const verbose = tool === "cli -v";
-      child = new Deno.Command(Deno.execPath(), {
+      // -v's lines go to a file, as a redirected stderr: a pipe read by this
+      // busy process would time its reader, not the waiter.
+      const log = await Deno.makeTempFile({ prefix: "procwatch-bench-wait-" });
+      child = new Deno.Command("sh", {
         args: [
+          "-c",
+          'log="$1"; shift; exec "$@" 2>"$log"',
+          "sh",
+          log,
+          Deno.execPath(),
           "run",
           "--allow-ffi",
           CLI,
@@ -117,20 +126,20 @@ async function trial(
         ],
         stdin: "null",
         stdout: "null",
-        stderr: verbose ? "piped" : "null",
+        stderr: "null",
       }).spawn();
       if (verbose) {
-        const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-        await readUntil(reader, "procwatch: armed:");
+        const deadline = Date.now() + 30_000;
+        while (!(await Deno.readTextFile(log)).includes("procwatch: armed:")) {
+          if (Date.now() > deadline) throw new Error("bench: cli -v did not arm");
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
         armedMs = Number(monotonicNs() - spawned) / 1e6;
-        // Keep reading its 8,000 "ended" lines as a terminal would.
-        (async () => {
-          while (!(await reader.read()).done) { /* discard */ }
-        })();
       } else {
         // No armed line without -v: give it time enough (the -v run says how long it needs).
         await new Promise((resolve) => setTimeout(resolve, 3000));
       }
+      cleanup = () => Deno.remove(log).catch(() => {});
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     const killedNs = monotonicNs();
@@ -142,6 +151,7 @@ async function trial(
     while (!exits.has(child.pid) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+    await cleanup();
     const returned = exits.get(child.pid);
     if (returned === undefined || seen < processes) {
       throw new Error(

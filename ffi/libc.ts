@@ -14,6 +14,8 @@ import { rerunCommand } from "../lib/rerun.ts";
 
 /** libc's symbols, each with its C signature. */
 export const LIBC_SYMBOLS = {
+  /** int tgkill(pid_t tgid, pid_t tid, int sig); (glibc ≥ 2.30) */
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int socket(int domain, int type, int protocol); */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int bind(int fd, const struct sockaddr *addr, socklen_t len); */

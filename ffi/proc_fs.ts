@@ -60,7 +60,11 @@ export function readFileBytes(path: string, limit = 1 << 20): ReadResult {
  */
 export function readRecordText(path: string, limit: number): string | null {
   const c = libc();
-  const fd = c.open(cString(path), O_RDONLY_CLOEXEC, 0);
+  // The path in a buffer kept for it: a new one per call cost more than the read.
+  if (pathBuffer.length < path.length * 3 + 1) pathBuffer = new Uint8Array(path.length * 3 + 1);
+  const { written } = pathEncoder.encodeInto(path, pathBuffer);
+  pathBuffer[written] = 0;
+  const fd = c.open(pathBuffer, O_RDONLY_CLOEXEC, 0);
   if (fd < 0) return null;
   try {
     if (scratch.length < limit) scratch = new Uint8Array(limit);
@@ -70,6 +74,9 @@ export function readRecordText(path: string, limit: number): string | null {
     c.close(fd);
   }
 }
+
+let pathBuffer = new Uint8Array(256);
+const pathEncoder = new TextEncoder();
 
 /** Reads a whole file as UTF-8 text, or `null` when it cannot be read. */
 export function readFileText(path: string, limit?: number): string | null {
