@@ -29,11 +29,12 @@ import {
 import { buildFloor, type FloorBuild, startFloor } from "./floor.ts";
 import { runSoak } from "./soak.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
+import { benchWaitMany, formatWaitMany } from "./wait_many.ts";
 const quick = Deno.args.includes("--quick");
 const STORM_MS = quick ? 1500 : 5000;
 const EXEC_STORM_MS = quick ? 1500 : 5000;
 const ORACLE_PROCESSES = 8000;
-const MEMORY_EVENTS = quick ? 400_000 : 5_100_000;
+const MEMORY_EVENTS = quick ? 400_000 : 10_100_000;
 const MARKER = `procwatch-bench-${Deno.pid}`;
 
 /** One row of the storm table. */
@@ -301,10 +302,11 @@ async function oracle(events: "exit" | "all"): Promise<Record<string, unknown>> 
   };
 }
 
-async function memory(): Promise<Record<string, unknown>> {
-  const kind = procwatchApi({
-    rssAt: [100_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000],
-  });
+/** RSS over millions of events, with context (issue 13, target 4) and without. */
+async function memory(context: boolean): Promise<Record<string, unknown>> {
+  const marks = [100_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000, 10_000_000]
+    .filter((events) => events <= MEMORY_EVENTS);
+  const kind = procwatchApi({ rssAt: marks, context });
   const listener = await kind.start(Deno.pid);
   const storm = await runStorm({
     mode: "exit",
@@ -315,12 +317,24 @@ async function memory(): Promise<Record<string, unknown>> {
   await settle(listener);
   const counts = await listener.stop();
   const result = counts.detail as ApiListenerResult;
+  const rss = result.rss.map(([events, bytes]) => ({
+    events,
+    rssMiB: +(bytes / 2 ** 20).toFixed(1),
+  }));
+  // The RSS recorded at (or first after) `events`.
+  const at = (events: number) => rss.find((sample) => sample.events >= events)?.rssMiB ?? null;
+  const oneMillion = at(1_000_000);
+  const last = rss.at(-1)?.rssMiB ?? null;
   return {
+    context,
     generatedEvents: storm.events,
     processesPerSecond: Math.round(storm.processesPerSecond),
     receivedEvents: counts.received,
     lost: result.lost,
-    rss: result.rss.map(([events, bytes]) => ({ events, rssMiB: +(bytes / 2 ** 20).toFixed(1) })),
+    rss,
+    rssAt2MMiB: at(2_000_000),
+    /** RSS at the end ÷ RSS at 1M events (target ≤ 1.10 with context). */
+    growthFrom1M: oneMillion !== null && last !== null ? last / oneMillion : null,
   };
 }
 
@@ -399,13 +413,16 @@ async function main(): Promise<void> {
   const oracleRuns = [await oracle("exit"), await oracle("all")];
 
   console.error(`bench: memory over ${MEMORY_EVENTS} events`);
-  const memoryRun = await memory();
+  const memoryRuns = [await memory(true), await memory(false)];
 
   console.error(`bench: soak over ${quick ? 200_000 : 5_000_000} events (RSS, queue, name table)`);
   const soak = await runSoak({ events: quick ? 200_000 : 5_000_000, samples: 10 });
 
   console.error("bench: wait latency beside pidwait");
   const waits = await benchWaitLatency();
+
+  console.error(`bench: wait on ${ORACLE_PROCESSES} pids beside a Python pidfd waiter`);
+  const waitMany = await benchWaitMany(ORACLE_PROCESSES, quick ? 1 : 3);
 
   console.log(`\nprocwatch bench — ${host.nproc} CPUs, ${host.cpu}, Linux ${host.kernel}`);
   console.log(
@@ -414,6 +431,15 @@ async function main(): Promise<void> {
     } processes/s with 2 workers (${fmt(calibrationOne.processesPerSecond)} with 1), no listener\n`,
   );
   printTable(rows);
+  for (const row of rows.filter((row) => row.tool.startsWith("procwatch (CLI"))) {
+    console.log(
+      `target: ${row.storm} ${row.tool}: CPU ${
+        fmt(row.ratioToFloor, 2)
+      }× the C floor beside it (≤ 1.5), ${row.note ? "n/a" : fmt(row.missed)} missed, ${
+        fmt(row.reportedLost)
+      } reported lost (0)`,
+    );
+  }
   console.log(
     "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events; × C floor: the tool's CPU ÷ the CPU of bench/floor_listener.c run beside it in the same storm, target ≤ 1.5 for the CLI rows)",
   );
@@ -427,12 +453,23 @@ async function main(): Promise<void> {
       } ms), ${run.exitsReceived}/${run.processes} exits, ${run.lost} lost`,
     );
   }
-  const rss = memoryRun.rss as { events: number; rssMiB: number }[];
-  console.log(
-    `\nMemory (procwatch API, default settings): ${memoryRun.receivedEvents} of ${memoryRun.generatedEvents} storm events received, ${memoryRun.lost} lost; RSS ${
-      rss.map((sample) => `${sample.rssMiB} MiB @ ${sample.events} events`).join(", ")
-    }`,
-  );
+  for (const memoryRun of memoryRuns) {
+    const rss = memoryRun.rss as { events: number; rssMiB: number }[];
+    console.log(
+      `\nMemory (procwatch API, ${
+        memoryRun.context ? "context: true" : "no context"
+      }): ${memoryRun.receivedEvents} of ${memoryRun.generatedEvents} storm events received, ${memoryRun.lost} lost; RSS ${
+        rss.map((sample) => `${sample.rssMiB} MiB @ ${sample.events} events`).join(", ")
+      }`,
+    );
+    if (memoryRun.context) {
+      console.log(
+        `target: RSS after 2M events ${
+          fmt(memoryRun.rssAt2MMiB as number, 1)
+        } MiB (≤ 100); end ÷ 1M events ${fmt(memoryRun.growthFrom1M as number, 2)} (≤ 1.10)`,
+      );
+    }
+  }
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   console.log(
     `\nSoak: ${soak.events} events (${soak.lost} lost) in ${soak.seconds.toFixed(0)} s; RSS ${
@@ -442,6 +479,7 @@ async function main(): Promise<void> {
     } MiB after warm-up); queue high-water ${soak.maxQueue}/${soak.queueCapacity}; process table max ${soak.maxTableSize}`,
   );
   console.log(`\n${formatWaitLatency(waits)}`);
+  console.log(`\n${formatWaitMany(waitMany, ORACLE_PROCESSES)}`);
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -452,9 +490,10 @@ async function main(): Promise<void> {
     generator: { twoWorkers: calibration, oneWorker: calibrationOne },
     storms: rows,
     oracle: oracleRuns,
-    memory: memoryRun,
+    memory: memoryRuns,
     soak,
     waitLatency: waits,
+    waitMany,
     notes,
   };
   const dir = new URL("./results/", import.meta.url);
