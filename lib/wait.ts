@@ -430,12 +430,12 @@ class Session {
 
   runConnector(watcher: ProcWatcher): void {
     this.#release = () => watcher.close();
-    // Subscribed: whatever happens to the pids from now on is seen, and each
-    // pid was a process just before (precheck). Armed, then, and said so at
-    // once; the /proc reads below (a few ms per thousand pids) run before any
-    // event is handled (the watcher's pump starts after this code).
-    this.#armed(null);
+    // Subscribed: whatever happens to the pids from now on is seen. Each pid's
+    // start time and threads are read before it is said to be armed: a
+    // process killed right after "armed" and reaped before that read would
+    // only be known to have ended a recheck later (250 ms), without run time.
     this.#inspect([...this.#pending], true);
+    this.#armed(null);
     if (!this.#done) this.#watchLiveness();
     this.#drive(async () => {
       for await (const event of watcher) {
