@@ -275,6 +275,20 @@ export function escapeText(text: string): string {
  * ```
  */
 export function humanCommandLine(argv: readonly string[]): string {
+  // The same argv array comes with every event of a process and of the
+  // children it forks (the table shares it): quote it once.
+  let text = labels.get(argv);
+  if (text === undefined) {
+    text = quoteCommandLine(argv);
+    labels.set(argv, text);
+  }
+  return text;
+}
+
+/** Each argv array's text; arrays are never changed once made (lib/process_table.ts). */
+const labels = new WeakMap<readonly string[], string>();
+
+function quoteCommandLine(argv: readonly string[]): string {
   // deno-lint-ignore no-control-regex
   const control = /[\x00-\x1f\x7f-\x9f]/;
   if (!argv.some((arg) => control.test(arg))) return commandLine(argv);
