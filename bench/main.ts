@@ -34,7 +34,7 @@ const quick = Deno.args.includes("--quick");
 const STORM_MS = quick ? 1500 : 5000;
 const EXEC_STORM_MS = quick ? 1500 : 5000;
 const ORACLE_PROCESSES = 8000;
-const MEMORY_EVENTS = quick ? 400_000 : 10_100_000;
+const MEMORY_EVENTS = quick ? 400_000 : 5_100_000;
 const MARKER = `procwatch-bench-${Deno.pid}`;
 
 /** One row of the storm table. */
