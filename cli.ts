@@ -8,12 +8,10 @@
  * deno run --allow-ffi cli.ts watch ...   # the same without installing
  * ```
  *
- * Modules are loaded on demand: a plain `procwatch wait PID...` is timed from
- * its start (a script waits on it), and the option parser with every other
- * command costs ~55 ms of module loading more than `wait` needs, so `wait`
- * with options it parses alike ({@linkcode quickWait}) skips them; anything else
- * (help, errors, other commands) goes through the whole command tree of
- * cli/program.ts.
+ * The command tree is in cli/program.ts. A `wait` that parsed its plain
+ * arguments without commander (~55 ms of module loading less) was measured
+ * returning ~15 ms later after its process's death (22 vs 7 ms median, the
+ * same bench run; cause not found), so every command goes through commander.
  *
  * @module
  */
@@ -28,11 +26,6 @@
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  if (args[0] === "wait") {
-    const { quickWait } = await import("./cli/wait.ts");
-    const code = await quickWait(args.slice(1));
-    if (code !== undefined) return code;
-  }
   const program = await import("./cli/program.ts");
   return await program.main(args);
 }

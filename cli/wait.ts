@@ -26,7 +26,6 @@ import {
 import { reportError } from "./errors.ts";
 import { BrokenPipeError, finishOutput, stderr, stdout, warn } from "./output.ts";
 import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";
-import { PID_MAX_LIMIT } from "../lib/pids.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /**
@@ -68,8 +67,7 @@ export interface WaitCommandOptions {
  * program.addCommand(waitCommand(Command));
  * ```
  *
- * `CommandClass` is commander's `Command`, given by the caller: this module
- * does not load commander, so that {@linkcode quickWait} starts without it.
+ * `CommandClass` is commander's `Command`, given by the caller (cli/program.ts).
  */
 export function waitCommand(CommandClass: typeof Command): Command {
   return new CommandClass("wait")
@@ -111,89 +109,6 @@ async function runWaitAndLeave(pids: number[], options: WaitCommandOptions): Pro
     Deno.permissions.querySync({ name: "ffi" }).state === "granted"
   ) {
     exitNow(Deno.exitCode);
-  }
-}
-
-const QUICK_FLAGS: Record<string, "any" | "quiet" | "json" | "verbose"> = {
-  "-a": "any",
-  "--any": "any",
-  "-q": "quiet",
-  "--quiet": "quiet",
-  "--json": "json",
-  "-v": "verbose",
-  "--verbose": "verbose",
-};
-
-/**
- * `wait`'s arguments (after `wait`) parsed without commander, when they are
- * plain: pids and the options spelt as separate words (`-a`, `--any`, `-q`,
- * `--json`, `-v`, `-t 5`, `--timeout 5`, `--method pidfd`), each once, every
- * value valid. `undefined` for anything else (help, `--`, `-t5`, `-qv`,
- * `--timeout=5`, errors...): the caller then goes through commander, so
- * results and messages stay commander's. Plain arguments give what commander
- * gives (tests/wait_cli_test.ts runs both).
- *
- * @example
- * ```ts
- * import { quickWaitArguments } from "./wait.ts";
- * console.log(quickWaitArguments(["-t", "5", "1234"])); // { pids: [1234], options: { timeout: 5 } }
- * console.log(quickWaitArguments(["--help"])); // undefined
- * ```
- */
-export function quickWaitArguments(
-  args: readonly string[],
-): { pids: number[]; options: WaitCommandOptions } | undefined {
-  const pids: number[] = [];
-  const options: WaitCommandOptions = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (/^[1-9]\d{0,6}$/.test(arg)) {
-      const pid = Number(arg);
-      if (pid > PID_MAX_LIMIT) return undefined;
-      pids.push(pid);
-      continue;
-    }
-    const flag = QUICK_FLAGS[arg];
-    if (flag !== undefined) {
-      if (options[flag] !== undefined) return undefined;
-      options[flag] = true;
-      continue;
-    }
-    const value = args[i + 1];
-    if (value === undefined || value.startsWith("-")) return undefined;
-    if ((arg === "-t" || arg === "--timeout") && options.timeout === undefined) {
-      const seconds = Number(value);
-      if (value.trim() === "" || !Number.isFinite(seconds) || seconds < 0) return undefined;
-      options.timeout = seconds;
-    } else if (arg === "--method" && options.method === undefined) {
-      options.method = value;
-    } else {
-      return undefined;
-    }
-    i++;
-  }
-  return pids.length > 0 ? { pids, options } : undefined;
-}
-
-/**
- * Runs `wait` from its arguments (after `wait`) when {@linkcode quickWaitArguments}
- * parses them; `undefined` when it does not (then commander must).
- *
- * @example
- * ```ts ignore
- * import { quickWait } from "./wait.ts";
- * const code = await quickWait(["1234"]); // waits for 1234
- * ```
- */
-export async function quickWait(args: readonly string[]): Promise<number | undefined> {
-  const parsed = quickWaitArguments(args);
-  if (parsed === undefined) return undefined;
-  Deno.exitCode = 0;
-  try {
-    await runWaitAndLeave(parsed.pids, parsed.options);
-    return Deno.exitCode;
-  } catch (error) {
-    return reportError(error);
   }
 }
 
