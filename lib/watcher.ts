@@ -335,10 +335,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     this.portId = this.#socket.portId;
     track(this, options.handleSignals ?? true);
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-    // Started after the caller's synchronous code: its first wait loads
-    // Deno's timers (~13 ms on first use), which a caller that is armed now
-    // (`wait`, reporting it) should not pay before that.
-    this.#finished = Promise.resolve().then(() => this.#pump());
+    this.#finished = this.#pump();
   }
 
   /**
