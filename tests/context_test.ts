@@ -34,6 +34,13 @@ serialKernelTest(
   },
 );
 
+/**
+ * Of 200 `/bin/true` in a tight loop, how many must carry their argv. Measured
+ * on an idle 2-core VM with every context read on: 196–200 (the exec-capture
+ * worker also reads the cgroup and namespaces).
+ */
+const MIN_NAMED = 190;
+
 async function allTwoHundredNamed(): Promise<void> {
   await using watcher = watchAll({ events: ["exec", "exit"], context: true, threads: false });
   await watcher.ready;
@@ -48,16 +55,31 @@ async function allTwoHundredNamed(): Promise<void> {
     const events = ofChildren(type);
     // 200 × /bin/true, and the `$(seq 200)` subshell that became seq.
     assert.equal(events.length, 201, `${type} events of the loop's children`);
-    const args = events
-      .filter((event) => event.process?.cmdline?.[0] !== "seq")
-      .map((event) => JSON.stringify(event.process?.cmdline));
+    const trues = events.filter((event) => event.process?.cmdline?.[0] !== "seq");
+    // A /bin/true lives about a millisecond: the capture worker reads nearly
+    // every one, and one it missed must say so (argv unknown, gone) — never
+    // carry another process's argv.
+    const named = trues.filter((event) => event.process?.cmdline !== null);
+    for (const event of trues) {
+      if (event.process?.cmdline !== null) continue;
+      assert.equal(event.process?.cmdlineUnknown, "gone", `${type} ${event.pid}: reason`);
+      assert.equal(event.process?.procGone, true, `${type} ${event.pid}: procGone`);
+    }
+    const args = named.map((event) => JSON.stringify(event.process?.cmdline));
     const expected = Array.from(
       { length: 200 },
       (_, i) => JSON.stringify(["/bin/true", `arg${i + 1}`]),
     );
-    assert.deepEqual(args.sort(), expected.sort(), `every ${type} event carries its argv`);
-    for (const event of events) {
-      if (event.process?.cmdline?.[0] === "seq") continue;
+    assert.equal(new Set(args).size, args.length, `${type}: an argv given twice`);
+    for (const arg of args) assert.ok(expected.includes(arg), `${type}: unexpected argv ${arg}`);
+    assert.ok(
+      named.length >= MIN_NAMED,
+      `only ${named.length} of 200 ${type} events carry their argv (at least ${MIN_NAMED})`,
+    );
+    if (named.length < 200) {
+      console.warn(`${type}: ${200 - named.length} of 200 honestly unknown (exited before read)`);
+    }
+    for (const event of named) {
       assert.equal(event.process?.comm, "true");
       // exe may be unknown (the link dies with the process) but never the parent's.
       assert.ok(
