@@ -126,7 +126,6 @@ serialKernelTest(
           (_, events) => events.filter(isLoopExit).length >= 6,
           20_000,
         );
-        const lines = [...loop.stdout.lines];
         const first = seen.filter((event, i) => {
           if (isLoopExit(event)) return true;
           if (event.type !== "exec") return false;
@@ -136,16 +135,35 @@ serialKernelTest(
           return exit !== undefined && isLoopExit(exit);
         });
         assert.ok(first.some((event) => event.type === "exec"), "execs seen");
+        // The loop prints a child's pid after forking it: the last one may not be read yet.
+        const printed = () =>
+          first.every((event) => "pid" in event && loop.stdout.lines.includes(String(event.pid)));
+        for (let wait = 0; !printed() && wait < 200; wait++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        const lines = [...loop.stdout.lines];
+        const unknown = new Set<number>();
         for (const event of first) {
           if (event.type !== "exec" && event.type !== "exit") continue;
+          const expected = argvOf(event.pid, lines);
+          if (event.process?.cmdline === null && expected[0] === "/bin/true") {
+            // A /bin/true lives about a millisecond: the capture worker misses
+            // one now and then, as in steady state (context_test: 196–200 of
+            // 200). Such a miss says so; an early event left unnamed because the
+            // capture was not armed yet (the old failure: every one) does not pass.
+            assert.equal(event.process.cmdlineUnknown, "gone", `${event.pid}: reason`);
+            unknown.add(event.pid);
+            continue;
+          }
           assert.deepEqual(
             event.process?.cmdline,
-            argvOf(event.pid, lines),
+            expected,
             `round ${round}: ${event.type} ${event.pid} named; first events: ${
               first.map((e) => `${e.type} ${JSON.stringify(e.process?.cmdline)}`).join(", ")
             }`,
           );
         }
+        assert.ok(unknown.size <= 1, `round ${round}: ${unknown.size} /bin/true unnamed`);
       }
     } finally {
       loop.child.kill("SIGKILL");
