@@ -8,6 +8,7 @@ import { Command } from "@commander-js/extra-typings";
 import { monotonicNs } from "../ffi/clock.ts";
 import { MAX_RECEIVE_BUFFER_REQUEST } from "../ffi/connector.ts";
 import { wallClock } from "../lib/wall_clock.ts";
+import { lostEventNow } from "../lib/lost_event.ts";
 import { processExists } from "../ffi/process.ts";
 import { listPids } from "../ffi/proc_dir.ts";
 import { listDirectory } from "../ffi/proc_fs.ts";
@@ -353,7 +354,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   // (reason "output") once it reads again: in the output, on stderr, in -S.
   const out = stdout({
     lossLine: (count) => {
-      const event = outputLoss(count);
+      const event = lostEventNow(count, "output");
       stats?.add(event);
       reportLoss(event);
       return render(event) ?? "";
@@ -467,20 +468,6 @@ function checkGroupBy(value: string | undefined, format: string): TreeGroupBy | 
     throw new UsageError(`--group-by groups the tree: use it with --format tree`);
   }
   return value as TreeGroupBy;
-}
-
-/** A `lost` event for `count` output lines dropped while stdout was not read. */
-function outputLoss(count: number): LostEvent {
-  const timestampNs = monotonicNs();
-  return {
-    type: "lost",
-    cpu: null,
-    timestampNs,
-    time: new Date(Number((timestampNs + wallClock.offsetAt(timestampNs)) / 1_000_000n)),
-    count,
-    reason: "output",
-    exact: true,
-  };
 }
 
 /** Whether `pid` (started at `startTicks`) has ended: gone, reused, or a zombie. */

@@ -34,9 +34,9 @@ import {
   type NatsConnection,
 } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { monotonicNs } from "../../ffi/clock.ts";
 import type { LostEvent, ProcEvent } from "../events.ts";
 import { eventToJson } from "../format.ts";
+import { lostEventNow } from "../lost_event.ts";
 import { wallClock } from "../wall_clock.ts";
 import { Spool, type SpoolEntry } from "./spool.ts";
 
@@ -223,16 +223,7 @@ export class NatsExporter {
     this.#lastLossReport = Date.now();
     const count = this.#unreportedLoss;
     this.#unreportedLoss = 0;
-    const timestampNs = monotonicNs();
-    return {
-      type: "lost",
-      cpu: null,
-      timestampNs,
-      time: new Date(Number((timestampNs + wallClock.offsetAt(timestampNs)) / 1_000_000n)),
-      count,
-      reason: "export",
-      exact: true,
-    };
+    return lostEventNow(count, "export");
   }
 
   /**
