@@ -8,105 +8,31 @@
  * deno run --allow-ffi cli.ts watch ...   # the same without installing
  * ```
  *
+ * The command tree is in cli/program.ts. A `wait` that parsed its plain
+ * arguments without commander (~55 ms of module loading less) was measured
+ * returning ~15 ms later after its process's death (22 vs 7 ms median, the
+ * same bench run; cause not found), so every command goes through commander.
+ *
  * @module
  */
 
-import { Argument, Command, CommanderError } from "@commander-js/extra-typings";
-import { completionScript, SHELLS } from "./cli/completions.ts";
-import { helpAfter } from "./cli/help.ts";
-import { manPage } from "./cli/man.ts";
-import { reportError, usageLine } from "./cli/errors.ts";
-import { waitCommand } from "./cli/wait.ts";
-import { watchCommand } from "./cli/watch.ts";
-import { runCommand, scriptOutlivesMain } from "./cli/run.ts";
-import { ExitCode } from "./lib/errors.ts";
-import { BrokenPipeError, finishOutput, stdout, warn } from "./cli/output.ts";
-
 /**
- * Errors of the option parser go to stderr as one `procwatch:` line naming
- * the help to read. Colours are decided here because commander would read
- * CLICOLOR_FORCE from the environment, which needs --allow-env.
+ * Runs the CLI with `args` and returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * Deno.exitCode = await main(["wait", "1234"]);
+ * ```
  */
-function outputFor(command: string) {
-  return {
-    outputError: (text: string) => warn(usageLine(text, command)),
-    getOutHasColors: () => false,
-    getErrHasColors: () => false,
-  };
-}
-
-/** Builds the whole command tree. */
-export function buildProgram(): Command {
-  const program = new Command("procwatch")
-    .description("watch every process event of this Linux machine (proc connector)")
-    .version("0.1.0")
-    .showHelpAfterError(false)
-    .exitOverride()
-    .enablePositionalOptions()
-    .configureOutput(outputFor("procwatch"));
-  program.addHelpText("after", helpAfter(""));
-  const commands = [
-    watchCommand(),
-    waitCommand(),
-    runCommand(),
-    completionsCommand(),
-    manCommand(),
-  ];
-  for (const command of commands) {
-    command.exitOverride().configureOutput(outputFor(`procwatch ${command.name()}`))
-      .addHelpText("after", helpAfter(command.name()));
-    program.addCommand(command);
-  }
-  return program as unknown as Command;
-}
-
-/** Writes `text` to stdout; a reader that left early (`| head`) is not an error. */
-async function print(text: string): Promise<void> {
-  try {
-    const out = stdout();
-    out.line(text.endsWith("\n") ? text.slice(0, -1) : text);
-    out.flush();
-    await finishOutput();
-  } catch (error) {
-    if (!(error instanceof BrokenPipeError)) throw error;
-  }
-}
-
-/** `procwatch completions SHELL`: the completion script, generated from the command tree. */
-function completionsCommand(): Command {
-  return new Command("completions")
-    .description("print the shell completion script for bash, zsh or fish")
-    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
-    .action(async (shell, _options, command) => {
-      await print(completionScript(command.parent ?? command, shell));
-    }) as unknown as Command;
-}
-
-/** `procwatch man`: the man page in roff, generated from the command tree. */
-function manCommand(): Command {
-  return new Command("man")
-    .description("print the man page (roff): procwatch man | man -l -")
-    .action(async (_options, command) => {
-      await print(manPage(command.parent ?? command));
-    }) as unknown as Command;
-}
-
-/** Runs the CLI with `args` and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  Deno.exitCode = 0;
-  try {
-    await buildProgram().parseAsync(args, { from: "user" });
-    return Deno.exitCode;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? 0 : ExitCode.USAGE;
-    }
-    return reportError(error);
-  }
+  const program = await import("./cli/program.ts");
+  return await program.main(args);
 }
 
 if (import.meta.main) {
   const code = await main(Deno.args);
   // A script started by `run` may still have work queued; the process ends when it is done.
+  const { scriptOutlivesMain } = await import("./cli/run.ts");
   if (!scriptOutlivesMain()) Deno.exit(code);
 }

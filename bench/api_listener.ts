@@ -30,6 +30,8 @@ export interface ApiListenerOptions {
   expectExits?: number;
   /** Event totals at which to record RSS (count mode). */
   rssAt?: number[];
+  /** Watch with `context: true` (process table, names, command lines). */
+  context?: boolean;
 }
 
 /**
@@ -64,7 +66,11 @@ if (import.meta.main) await main();
 
 async function main(): Promise<void> {
   const options = JSON.parse(Deno.args[0]) as ApiListenerOptions;
-  const watcher = watch({ events: options.events, handleSignals: false });
+  const watcher = watch({
+    events: options.events,
+    handleSignals: false,
+    context: options.context ?? false,
+  });
   const ours = new OursCounter(options.parent);
   const rssAt = [...(options.rssAt ?? [])].sort((a, b) => a - b);
   const rss: [number, number][] = [];

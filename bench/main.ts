@@ -26,10 +26,12 @@ import {
   settle,
 } from "./peers.ts";
 
+import { buildFloor, type FloorBuild, startFloor } from "./floor.ts";
 import { runSoak } from "./soak.ts";
 import { benchExporters, formatExporters } from "./exporters.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 import { benchWaitStorm, formatWaitStorm } from "./wait_storm.ts";
+import { benchWaitMany, formatWaitMany } from "./wait_many.ts";
 const quick = Deno.args.includes("--quick");
 const STORM_MS = quick ? 1500 : 5000;
 const EXEC_STORM_MS = quick ? 1500 : 5000;
@@ -58,6 +60,10 @@ interface StormRow {
   cpuMicrosPerWindowEvent: number;
   /** cpuMicrosPerWindowEvent / forkstat's. */
   ratioToForkstat: number | null;
+  /** CPU of the C floor listener (bench/floor_listener.c) run beside it, same window. */
+  floorCpuSeconds: number | null;
+  /** cpuSeconds / floorCpuSeconds: issue 13's target 1 is ≤ 1.5 for the CLI. */
+  ratioToFloor: number | null;
   rssBytes: number | null;
   note?: string;
   detail?: unknown;
@@ -143,14 +149,25 @@ async function stormWith(
   kind: ListenerKind,
   mode: "exit" | "exec",
 ): Promise<
-  { storm: StormResult; counts: ListenerCounts; cpuSeconds: number; eventsInWindow: number }
+  {
+    storm: StormResult;
+    counts: ListenerCounts;
+    cpuSeconds: number;
+    eventsInWindow: number;
+    floorCpuSeconds: number | null;
+  }
 > {
   const listener = await kind.start(Deno.pid);
   const meter = new EventMeter();
+  // The C floor beside it, on the same events in the same window.
+  const floor = "path" in FLOOR
+    ? await startFloor(FLOOR.path, `/tmp/procwatch-bench-floor-${Deno.pid}.out`)
+    : null;
   try {
     // Let start-up work finish before the CPU clock is read.
     await settle(listener, 3000);
     const cpuBefore = listener.cpuSeconds();
+    const floorBefore = floor?.cpuSeconds() ?? 0;
     const eventsBefore = meter.count;
     const storm = await runStorm({
       mode,
@@ -161,16 +178,21 @@ async function stormWith(
     });
     await settle(listener);
     const cpuSeconds = listener.cpuSeconds() - cpuBefore;
+    const floorCpuSeconds = floor === null ? null : floor.cpuSeconds() - floorBefore;
     const eventsInWindow = meter.count - eventsBefore;
     const counts = await listener.stop();
-    return { storm, counts, cpuSeconds, eventsInWindow };
+    return { storm, counts, cpuSeconds, eventsInWindow, floorCpuSeconds };
   } catch (error) {
     await listener.stop().catch(() => {});
     throw error;
   } finally {
+    await floor?.stop();
     await meter.close();
   }
 }
+
+/** The C floor listener, built once at start (or why not). */
+let FLOOR: FloorBuild = { skipped: "C floor not built yet" };
 
 function reportable(kind: ListenerKind, mode: "exit" | "exec", processes: number): number {
   return processes *
@@ -189,7 +211,10 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         continue;
       }
       console.error(`bench: ${mode} storm with ${kind.name} listening`);
-      const { storm, counts, cpuSeconds, eventsInWindow } = await stormWith(kind, mode);
+      const { storm, counts, cpuSeconds, eventsInWindow, floorCpuSeconds } = await stormWith(
+        kind,
+        mode,
+      );
       const generated = reportable(kind, mode, storm.processes);
       // CPU per event of the storm's own events, the ones every tool had to handle.
       const cpuMicrosPerEvent = cpuSeconds * 1e6 / storm.events;
@@ -207,6 +232,8 @@ async function storms(kinds: ListenerKind[], notes: string[]): Promise<StormRow[
         eventsInWindow,
         cpuMicrosPerWindowEvent: cpuSeconds * 1e6 / Math.max(eventsInWindow, storm.events),
         ratioToForkstat: null,
+        floorCpuSeconds,
+        ratioToFloor: floorCpuSeconds ? cpuSeconds / floorCpuSeconds : null,
         rssBytes: counts.rssBytes,
         note: generated === 0 ? "reports execs only" : undefined,
         detail: counts.detail,
@@ -277,26 +304,39 @@ async function oracle(events: "exit" | "all"): Promise<Record<string, unknown>> 
   };
 }
 
-async function memory(): Promise<Record<string, unknown>> {
-  const kind = procwatchApi({
-    rssAt: [100_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000],
-  });
+/** RSS over millions of events, with context (issue 13, target 4) and without. */
+async function memory(context: boolean, total: number): Promise<Record<string, unknown>> {
+  const marks = [100_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000, 10_000_000]
+    .filter((events) => events <= total);
+  const kind = procwatchApi({ rssAt: marks, context });
   const listener = await kind.start(Deno.pid);
   const storm = await runStorm({
     mode: "exit",
     workers: 2,
     durationMs: quick ? 15_000 : 420_000,
-    maxProcesses: Math.ceil(MEMORY_EVENTS / 2),
+    maxProcesses: Math.ceil(total / 2),
   });
   await settle(listener);
   const counts = await listener.stop();
   const result = counts.detail as ApiListenerResult;
+  const rss = result.rss.map(([events, bytes]) => ({
+    events,
+    rssMiB: +(bytes / 2 ** 20).toFixed(1),
+  }));
+  // The RSS recorded at (or first after) `events`.
+  const at = (events: number) => rss.find((sample) => sample.events >= events)?.rssMiB ?? null;
+  const oneMillion = at(1_000_000);
+  const last = rss.at(-1)?.rssMiB ?? null;
   return {
+    context,
     generatedEvents: storm.events,
     processesPerSecond: Math.round(storm.processesPerSecond),
     receivedEvents: counts.received,
     lost: result.lost,
-    rss: result.rss.map(([events, bytes]) => ({ events, rssMiB: +(bytes / 2 ** 20).toFixed(1) })),
+    rss,
+    rssAt2MMiB: at(2_000_000),
+    /** RSS at the end ÷ RSS at 1M events (target ≤ 1.10 with context). */
+    growthFrom1M: oneMillion !== null && last !== null ? last / oneMillion : null,
   };
 }
 
@@ -317,6 +357,7 @@ function printTable(rows: StormRow[]): void {
     "all events",
     "CPU µs/event",
     "× forkstat",
+    "× C floor",
   ];
   const body = rows.map((row) => [
     row.storm,
@@ -331,6 +372,7 @@ function printTable(rows: StormRow[]): void {
     fmt(row.eventsInWindow),
     fmt(row.cpuMicrosPerWindowEvent, 2),
     row.ratioToForkstat === null ? "-" : fmt(row.ratioToForkstat, 2),
+    row.ratioToFloor === null ? "-" : fmt(row.ratioToFloor, 2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (cells: string[]) =>
@@ -362,16 +404,21 @@ async function main(): Promise<void> {
     durationMs: quick ? 1000 : 3000,
   });
 
+  FLOOR = await buildFloor();
+  if ("skipped" in FLOOR) notes.push(FLOOR.skipped);
   const rows = await storms(
-    [procwatchApi(), procwatchCli(), forkstat(), extrace(MARKER)],
+    [procwatchApi(), procwatchCli(), procwatchCli("human"), forkstat(), extrace(MARKER)],
     notes,
   );
 
   console.error("bench: Oracle's case (8,000 sleeping processes killed at once)");
   const oracleRuns = [await oracle("exit"), await oracle("all")];
 
-  console.error(`bench: memory over ${MEMORY_EVENTS} events`);
-  const memoryRun = await memory();
+  console.error(`bench: memory over ${MEMORY_EVENTS} events with context, then without`);
+  const memoryRuns = [
+    await memory(true, MEMORY_EVENTS),
+    await memory(false, quick ? MEMORY_EVENTS : 2_100_000),
+  ];
 
   console.error(`bench: soak over ${quick ? 200_000 : 5_000_000} events (RSS, queue, name table)`);
   const soak = await runSoak({ events: quick ? 200_000 : 5_000_000, samples: 10 });
@@ -383,6 +430,8 @@ async function main(): Promise<void> {
   const waitStorm = await benchWaitStorm(quick ? 1500 : 5000);
   console.error("bench: exporters (--metrics, --nats to a local nats-server) under a fork storm");
   const exporters = await benchExporters(quick ? 1500 : 5000);
+  console.error(`bench: wait on ${ORACLE_PROCESSES} pids beside a Python pidfd waiter`);
+  const waitMany = await benchWaitMany(ORACLE_PROCESSES, quick ? 1 : 3);
 
   console.log(`\nprocwatch bench — ${host.nproc} CPUs, ${host.cpu}, Linux ${host.kernel}`);
   console.log(
@@ -391,8 +440,17 @@ async function main(): Promise<void> {
     } processes/s with 2 workers (${fmt(calibrationOne.processesPerSecond)} with 1), no listener\n`,
   );
   printTable(rows);
+  for (const row of rows.filter((row) => row.tool.startsWith("procwatch (CLI"))) {
+    console.log(
+      `target: ${row.storm} ${row.tool}: CPU ${
+        fmt(row.ratioToFloor, 2)
+      }× the C floor beside it (≤ 1.5), ${row.note ? "n/a" : fmt(row.missed)} missed, ${
+        fmt(row.reportedLost)
+      } reported lost (0)`,
+    );
+  }
   console.log(
-    "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events)",
+    "(generated/received/missed: the storm's events each tool reports at all; all events: what the kernel sent during the measurement, the storm's and the rest of the machine's; CPU µs/event and × forkstat are per all events; × C floor: the tool's CPU ÷ the CPU of bench/floor_listener.c run beside it in the same storm, target ≤ 1.5 for the CLI rows)",
   );
   console.log("\nOracle's case: 8,000 sleeping processes SIGKILLed at once (procwatch API)");
   for (const run of oracleRuns) {
@@ -404,12 +462,23 @@ async function main(): Promise<void> {
       } ms), ${run.exitsReceived}/${run.processes} exits, ${run.lost} lost`,
     );
   }
-  const rss = memoryRun.rss as { events: number; rssMiB: number }[];
-  console.log(
-    `\nMemory (procwatch API, default settings): ${memoryRun.receivedEvents} of ${memoryRun.generatedEvents} storm events received, ${memoryRun.lost} lost; RSS ${
-      rss.map((sample) => `${sample.rssMiB} MiB @ ${sample.events} events`).join(", ")
-    }`,
-  );
+  for (const memoryRun of memoryRuns) {
+    const rss = memoryRun.rss as { events: number; rssMiB: number }[];
+    console.log(
+      `\nMemory (procwatch API, ${
+        memoryRun.context ? "context: true" : "no context"
+      }): ${memoryRun.receivedEvents} of ${memoryRun.generatedEvents} storm events received, ${memoryRun.lost} lost; RSS ${
+        rss.map((sample) => `${sample.rssMiB} MiB @ ${sample.events} events`).join(", ")
+      }`,
+    );
+    if (memoryRun.context) {
+      console.log(
+        `target: RSS after 2M events ${
+          fmt(memoryRun.rssAt2MMiB as number, 1)
+        } MiB (≤ 100); end ÷ 1M events ${fmt(memoryRun.growthFrom1M as number, 2)} (≤ 1.10)`,
+      );
+    }
+  }
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   console.log(
     `\nSoak: ${soak.events} events (${soak.lost} lost) in ${soak.seconds.toFixed(0)} s; RSS ${
@@ -421,6 +490,7 @@ async function main(): Promise<void> {
   console.log(`\n${formatWaitLatency(waits)}`);
   console.log(`\n${formatWaitStorm(waitStorm)}`);
   console.log(`\n${formatExporters(exporters)}`);
+  console.log(`\n${formatWaitMany(waitMany, ORACLE_PROCESSES)}`);
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -431,11 +501,12 @@ async function main(): Promise<void> {
     generator: { twoWorkers: calibration, oneWorker: calibrationOne },
     storms: rows,
     oracle: oracleRuns,
-    memory: memoryRun,
+    memory: memoryRuns,
     soak,
     waitLatency: waits,
     waitStorm,
     exporters,
+    waitMany,
     notes,
   };
   const dir = new URL("./results/", import.meta.url);

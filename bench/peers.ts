@@ -224,6 +224,65 @@ export function procwatchApi(
   };
 }
 
+/** `watch` in its human format (forkstat's columns, with context) `> file`. */
+function procwatchCliHuman(): ListenerKind {
+  return {
+    name: "procwatch (CLI human)",
+    reports: { fork: true, exec: true, exit: true },
+    available: () => Promise.resolve(null),
+    async start(parent) {
+      const running = await startRedirected(
+        "procwatch-cli-human",
+        `${Deno.execPath()} run --allow-ffi ${root}cli.ts watch --verbose`,
+        "SIGINT",
+        0,
+        "listening",
+      );
+      return {
+        pid: running.pid,
+        cpuSeconds: () => cpuSecondsOf(running.pid),
+        async stop() {
+          const rssBytes = rssOf(running.pid);
+          const stderr = await running.stop();
+          const ours = new OursCounter(parent);
+          let lostLines = 0;
+          // "TIME EVENT PID USER TTY INFO ...": lib/format.ts humanLine().
+          const columns = /^\S+ (\w+)\s+(\d+) .{8} .{6} (?:child of (\d+)|thread \d+)?/;
+          for await (const line of fileLines(running.output)) {
+            const match = columns.exec(line);
+            if (match === null) continue;
+            const pid = Number(match[2]);
+            switch (match[1]) {
+              case "fork":
+                if (match[3] !== undefined) ours.fork(Number(match[3]), pid, false);
+                break;
+              case "exec":
+                ours.exec(pid);
+                break;
+              case "exit":
+                ours.exit(pid, null);
+                break;
+              case "lost":
+                lostLines += pid; // the count stands where a pid would
+                break;
+            }
+          }
+          await Deno.remove(running.output).catch(() => {});
+          return {
+            received: ours.total,
+            forks: ours.forks,
+            execs: ours.execs,
+            exits: ours.exits,
+            reportedLost: lostLines,
+            rssBytes,
+            detail: { warnings: stderr.filter((line) => line.includes("lost")) },
+          };
+        },
+      };
+    },
+  };
+}
+
 /**
  * Waits until the listener's output is complete: its CPU use stops growing.
  *
@@ -297,7 +356,8 @@ async function startRedirected(
  * console.log((await listener.stop()).received);
  * ```
  */
-export function procwatchCli(): ListenerKind {
+export function procwatchCli(format: "json" | "human" = "json"): ListenerKind {
+  if (format === "human") return procwatchCliHuman();
   return {
     name: "procwatch (CLI --json)",
     reports: { fork: true, exec: true, exit: true },

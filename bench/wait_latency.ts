@@ -70,7 +70,21 @@ export interface WaitLatencyResult {
   api: Stats;
   /** Spawn of `deno run --allow-ffi cli.ts wait -v PID` → its "armed" line read. */
   startupToArmed: Stats;
+  /**
+   * The Deno exit floor (bench/exit_floor.ts), by how the script ends: its
+   * line's time → its exit event. `_exit` is the floor `wait` is held to.
+   */
+  exitFloor: Record<FloorWay, Stats>;
+  /** procwatch's own share: median death → return − median `_exit` floor (target ≤ 0.5 ms). */
+  procwatchShare: number;
+  /** waitForExit() median / pidwait median (target ≤ 1); `null` without pidwait. */
+  apiRatio: number | null;
 }
+
+/** How bench/exit_floor.ts ends. */
+export type FloorWay = "_exit" | "Deno.exit" | "exit_group" | "touch";
+const FLOOR_WAYS: FloorWay[] = ["_exit", "Deno.exit", "exit_group", "touch"];
+const EXIT_FLOOR = new URL("./exit_floor.ts", import.meta.url).pathname;
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const PIDWAIT = "/usr/bin/pidwait";
@@ -219,6 +233,21 @@ async function trialApi(clock: ExitClock): Promise<number> {
   return Number(resolved - died) / 1e6;
 }
 
+/** One exit-floor trial: the script's line → its exit event, ms. */
+async function trialFloor(clock: ExitClock, how: FloorWay): Promise<number> {
+  const since = monotonicNs();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", EXIT_FLOOR, how],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const [output] = await Promise.all([child.output()]);
+  const lineNs = BigInt(new TextDecoder().decode(output.stdout).trim());
+  const ended = await clock.exitOf(child.pid, since);
+  return Number(ended - lineNs) / 1e6;
+}
+
 function hasPidfd(pid: number): boolean {
   for (let fd = 3; fd < 16; fd++) {
     if (readLink(`/proc/${pid}/fd/${fd}`) === "anon_inode:[pidfd]") return true;
@@ -255,6 +284,7 @@ export async function benchWaitLatency(trials = 20): Promise<WaitLatencyResult> 
     const startup: number[] = [];
     const theirs: number[] = [];
     const api: number[] = [];
+    const floors = Object.fromEntries(FLOOR_WAYS.map((way) => [way, [] as number[]]));
     const withPidwait = pidwaitInstalled();
     // A warm-up run of each, not counted (disk cache, Deno's code cache).
     await trialProcwatch(clock);
@@ -265,16 +295,24 @@ export async function benchWaitLatency(trials = 20): Promise<WaitLatencyResult> 
       startup.push(armed);
       if (withPidwait) theirs.push(await trialPidwait(clock, pidFile));
       api.push(await trialApi(clock));
+      for (const way of FLOOR_WAYS) floors[way].push(await trialFloor(clock, way));
     }
     const procwatch = summarize(ours);
     const pidwait = withPidwait ? summarize(theirs) : null;
+    const exitFloor = Object.fromEntries(
+      FLOOR_WAYS.map((way) => [way, summarize(floors[way])]),
+    ) as Record<FloorWay, Stats>;
+    const apiStats = summarize(api);
     return {
       trials,
       procwatch,
       pidwait,
       ratio: pidwait ? procwatch.median / pidwait.median : null,
-      api: summarize(api),
+      api: apiStats,
       startupToArmed: summarize(startup),
+      exitFloor,
+      procwatchShare: procwatch.median - exitFloor._exit.median,
+      apiRatio: pidwait ? apiStats.median / pidwait.median : null,
     };
   } finally {
     await Deno.remove(pidFile).catch(() => {});
@@ -303,9 +341,17 @@ export function formatWaitLatency(result: WaitLatencyResult): string {
     row("death → pidwait returned", result.pidwait),
     row("death → waitForExit() resolved", result.api),
     row("cli.ts wait start-up until armed", result.startupToArmed),
+    ...FLOOR_WAYS.map((way) => row(`Deno exit floor: line → exit (${way})`, result.exitFloor[way])),
     result.ratio === null
       ? "ratio: n/a (no pidwait)"
       : `ratio procwatch/pidwait (median latency): ${result.ratio.toFixed(2)}`,
+    `target: procwatch's share (cli.ts wait − Deno _exit floor, medians): ${
+      result.procwatchShare.toFixed(2)
+    } ms (≤ 0.5)`,
+    `target: waitForExit() ÷ pidwait (medians): ${
+      result.apiRatio === null ? "n/a (no pidwait)" : result.apiRatio.toFixed(2)
+    } (≤ 1)`,
+    `target: start-up until armed (median): ${result.startupToArmed.median.toFixed(1)} ms (≤ 80)`,
   ].join("\n");
 }
 

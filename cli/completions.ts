@@ -111,7 +111,7 @@ function firstLine(text: string): string {
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { commandModel } from "./completions.ts";
  * console.log(commandModel(buildProgram()).commands.map((c) => c.name));
  * ```
@@ -235,7 +235,7 @@ function bashCommand(command: CommandModel): string {
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { bashCompletion, commandModel } from "./completions.ts";
  * console.log(bashCompletion(commandModel(buildProgram())));
  * ```
@@ -383,7 +383,7 @@ function zshArguments(command: CommandModel): string[] {
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { commandModel, zshCompletion } from "./completions.ts";
  * console.log(zshCompletion(commandModel(buildProgram())));
  * ```
@@ -465,7 +465,7 @@ function fishValue(value: ValueKind, listFunction: string): string {
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { commandModel, fishCompletion } from "./completions.ts";
  * console.log(fishCompletion(commandModel(buildProgram())));
  * ```
@@ -538,7 +538,7 @@ export function fishCompletion(program: CommandModel): string {
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { completionScript } from "./completions.ts";
  * console.log(completionScript(buildProgram(), "fish"));
  * ```

@@ -53,7 +53,7 @@ function options(lines: string[], command: CommandUnknownOpts, helper: Help): vo
  *
  * @example
  * ```ts ignore
- * import { buildProgram } from "../cli.ts";
+ * import { buildProgram } from "./program.ts";
  * import { manPage } from "./man.ts";
  * console.log(manPage(buildProgram())); // .TH PROCWATCH 1 ...
  * ```

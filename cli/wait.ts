@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Command } from "@commander-js/extra-typings";
+import type { Command } from "@commander-js/extra-typings";
 import { exitNow } from "../ffi/process.ts";
 import {
   ExitCode,
@@ -24,7 +24,7 @@ import {
   type WaitMethod,
 } from "../lib/wait.ts";
 import { reportError } from "./errors.ts";
-import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
+import { BrokenPipeError, finishOutput, stderr, stdout, warn } from "./output.ts";
 import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 
@@ -62,12 +62,15 @@ export interface WaitCommandOptions {
  *
  * @example
  * ```ts ignore
+ * import { Command } from "@commander-js/extra-typings";
  * import { waitCommand } from "./wait.ts";
- * program.addCommand(waitCommand());
+ * program.addCommand(waitCommand(Command));
  * ```
+ *
+ * `CommandClass` is commander's `Command`, given by the caller (cli/program.ts).
  */
-export function waitCommand(): Command {
-  return new Command("wait")
+export function waitCommand(CommandClass: typeof Command): Command {
+  return new CommandClass("wait")
     .description(
       "wait for processes (any, not only children) to end; exit with the status a shell's wait gives",
     )
@@ -93,16 +96,20 @@ export function waitCommand(): Command {
     // with --allow-ffi only that would fail, and help needs no colour.
     .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .action(async (pids, options) => {
-      Deno.exitCode = await runWait(pids, options);
-      // Run as the CLI, leave at once: the shell is waiting for this exit, all
-      // output was written synchronously and the listener is unregistered.
-      if (
-        Deno.mainModule === CLI_URL &&
-        Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-      ) {
-        exitNow(Deno.exitCode);
-      }
+      await runWaitAndLeave(pids, options);
     }) as unknown as Command;
+}
+
+async function runWaitAndLeave(pids: number[], options: WaitCommandOptions): Promise<void> {
+  Deno.exitCode = await runWait(pids, options);
+  // Run as the CLI, leave at once: the shell is waiting for this exit, all
+  // output was written synchronously and the listener is unregistered.
+  if (
+    Deno.mainModule === CLI_URL &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+  ) {
+    exitNow(Deno.exitCode);
+  }
 }
 
 /** Picks the method: `--method`, else `$PROCWATCH_WAIT_METHOD` (when readable), else auto. */
@@ -165,9 +172,14 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
       warn(`procwatch: pids filtered in procwatch, not in the kernel: ${filter.pidsInProcwatch}`);
     }
   };
-  const onExit = (info: ExitInfo) => {
+  // Lines of exits reported together (8,000 pids killed at once) go out in
+  // one write per stream, after the batch: a write per line made the last
+  // exit wait behind thousands of them. The last line is written by
+  // finishOutput() below, at once.
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  const flushLines = () => {
+    flushTimer = undefined;
     if (stdoutOpen) {
-      out.line(options.json ? exitToJson(info) : exitLine(info));
       try {
         out.flush();
       } catch (error) {
@@ -175,13 +187,22 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
         stdoutOpen = false; // The reader left; the exit status still matters.
       }
     }
-    if (!info.statusKnown) warn(`procwatch: note: ${unknownNote(info, armedWith)}`);
+    try {
+      stderr().flush();
+    } catch {
+      // Nowhere left to report to.
+    }
+  };
+  const onExit = (info: ExitInfo) => {
+    if (stdoutOpen) out.line(options.json ? exitToJson(info) : exitLine(info));
+    if (!info.statusKnown) stderr().line(`procwatch: note: ${unknownNote(info, armedWith)}`);
     if (options.verbose) {
       const ran = info.runtimeMs === null
         ? ""
         : ` after running ${(info.runtimeMs / 1000).toFixed(2)} s`;
-      warn(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
+      stderr().line(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
     }
+    flushTimer ??= setTimeout(flushLines, 0);
   };
 
   try {
@@ -218,6 +239,8 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
   } finally {
     // Output never blocks (a stalled reader cannot delay SIGTERM); what is
     // queued is written now, unless a signal's grace period ends first.
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
     await finishOutput();
     stopSignals();
   }

@@ -14,6 +14,8 @@ import { rerunCommand } from "../lib/rerun.ts";
 
 /** libc's symbols, each with its C signature. */
 export const LIBC_SYMBOLS = {
+  /** int tgkill(pid_t tgid, pid_t tid, int sig); (glibc ≥ 2.30) */
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int socket(int domain, int type, int protocol); */
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int bind(int fd, const struct sockaddr *addr, socklen_t len); */
@@ -146,13 +148,19 @@ export class FfiPermissionError extends ProcwatchError {
   }
 }
 
-let library: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+type LibcSymbols = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+let library: LibcSymbols | undefined;
 
-/** libc's symbols, opened on first use. Throws {@linkcode FfiPermissionError} without `--allow-ffi`. */
-export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
+/**
+ * libc's symbols, opened on first use. Throws {@linkcode FfiPermissionError} without `--allow-ffi`.
+ * Each symbol is bound on its first use: Deno.dlopen costs ~0.3 ms per symbol
+ * (it builds a call trampoline for each), ~13 ms for all of them, which
+ * `wait`'s start-up would pay for the few symbols it calls.
+ */
+export function libc(): LibcSymbols {
   if (library === undefined) {
     try {
-      library = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+      Deno.dlopen("libc.so.6", {}); // the permission check, at once
     } catch (error) {
       if (
         error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
@@ -161,8 +169,21 @@ export function libc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
       }
       throw error;
     }
+    const lazy = {} as Record<string, unknown>;
+    for (const name of Object.keys(LIBC_SYMBOLS) as (keyof typeof LIBC_SYMBOLS)[]) {
+      Object.defineProperty(lazy, name, {
+        configurable: true,
+        enumerable: true,
+        get() {
+          const symbol = Deno.dlopen("libc.so.6", { [name]: LIBC_SYMBOLS[name] }).symbols[name];
+          Object.defineProperty(lazy, name, { value: symbol, enumerable: true });
+          return symbol;
+        },
+      });
+    }
+    library = lazy as LibcSymbols;
   }
-  return library.symbols;
+  return library;
 }
 
 let errnoView: Deno.UnsafePointerView | undefined;
@@ -243,8 +264,10 @@ export function check(syscall: string, result: number | bigint, detail?: string)
 
 /** A NUL-terminated C string for a `buffer` parameter. */
 export function cString(text: string): Uint8Array<ArrayBuffer> {
-  const bytes = new TextEncoder().encode(text);
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
+  // One encoder for all: making a TextEncoder costs more than the encoding.
+  const out = new Uint8Array(text.length * 3 + 1);
+  const { written } = encoder.encodeInto(text, out);
+  return out.subarray(0, written + 1);
 }
+
+const encoder = new TextEncoder();

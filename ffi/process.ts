@@ -15,6 +15,21 @@ export function processExists(pid: number): boolean {
   return errno() === Errno.EPERM;
 }
 
+/**
+ * Whether `pid` is a process (a thread group's leader) that exists:
+ * tgkill(pid, pid, 0) fails with ESRCH for a missing pid and for a thread id
+ * that is not its group's leader (do_tkill(), kernel/signal.c), and with EPERM
+ * only after that check. `false` too when libc has no tgkill (before glibc 2.30).
+ */
+export function isProcess(pid: number): boolean {
+  try {
+    if (libc().tgkill(pid, pid, 0) === 0) return true;
+  } catch {
+    return false;
+  }
+  return errno() === Errno.EPERM;
+}
+
 /** Sends `signal` to `pid`. Throws {@linkcode ErrnoError} (e.g. `ESRCH`). */
 export function sendSignal(pid: number, signal: number): void {
   if (libc().kill(pid, signal) < 0) throw new ErrnoError("kill", errno(), `(${pid}, ${signal})`);

@@ -24,9 +24,18 @@ import { wallClock } from "./wall_clock.ts";
 export function isoTimeNs(timestampNs: bigint, wallOffsetNs: bigint): string {
   const wall = timestampNs + wallOffsetNs;
   const seconds = wall / 1_000_000_000n;
-  const fraction = (wall % 1_000_000_000n).toString().padStart(9, "0");
-  return new Date(Number(seconds) * 1000).toISOString().replace(/\.\d{3}Z$/, `.${fraction}Z`);
+  const fraction = String(wall - seconds * 1_000_000_000n);
+  // Events come in bursts within one second: the date part is made once per
+  // second (a `Date` and its ISO text cost more than the rest of a JSON line).
+  if (seconds !== isoSecond) {
+    isoPrefix = new Date(Number(seconds) * 1000).toISOString().slice(0, -4); // drop ".mmmZ"
+    isoSecond = seconds;
+  }
+  return `${isoPrefix}${"000000000".slice(fraction.length)}${fraction}Z`;
 }
+
+let isoSecond = -1n;
+let isoPrefix = "";
 
 /**
  * The JSON-ready form of an event: the same field names as the TypeScript
@@ -48,6 +57,31 @@ export function eventToJson(
   wallOffsetNs: bigint,
   extra?: Record<string, unknown>,
 ): string {
+  if (extra !== undefined) return eventToJsonSlow(event, wallOffsetNs, extra);
+  // Written straight from the event, key by key in its own order, as
+  // JSON.stringify would (the output is byte-identical to eventToJsonSlow's,
+  // tests/output_units_test.ts compares them): no intermediate object and no
+  // replacer callback per value, which were most of `watch --json`'s CPU.
+  let out = "{";
+  let first = true;
+  for (const key in event) {
+    const value = (event as unknown as Record<string, unknown>)[key];
+    const text = key === "time"
+      ? `"${isoTimeNs(event.timestampNs, wallOffsetNs)}"`
+      : jsonValue(value);
+    if (text === undefined) continue;
+    out += first ? quotedKey(key) + text : "," + quotedKey(key) + text;
+    first = false;
+  }
+  return out + "}";
+}
+
+/** The object form {@linkcode eventToJson} wrote before its fast path: its reference. */
+function eventToJsonSlow(
+  event: ProcEvent,
+  wallOffsetNs: bigint,
+  extra?: Record<string, unknown>,
+): string {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(event)) {
     if (key === "time") out[key] = isoTimeNs(event.timestampNs, wallOffsetNs);
@@ -60,6 +94,62 @@ export function eventToJson(
 function bigintAsString(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? String(value) : value;
 }
+
+const KEYS = new Map<string, string>();
+
+function quotedKey(key: string): string {
+  let quoted = KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key) + ":";
+    if (KEYS.size < 256) KEYS.set(key, quoted);
+  }
+  return quoted;
+}
+
+/**
+ * One value as JSON.stringify with {@linkcode bigintAsString} writes it;
+ * `undefined` where it would leave the key out.
+ */
+function jsonValue(value: unknown): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return Number.isFinite(value) ? String(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "bigint":
+      return `"${value}"`;
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          out += jsonValue(value[i]) ?? "null";
+        }
+        return out + "]";
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) {
+        return JSON.stringify(value, bigintAsString); // a Date or other toJSON owner
+      }
+      let out = "{";
+      let first = true;
+      for (const key in value) {
+        const text = jsonValue((value as Record<string, unknown>)[key]);
+        if (text === undefined) continue;
+        out += first ? quotedKey(key) + text : "," + quotedKey(key) + text;
+        first = false;
+      }
+      return out + "}";
+    }
+    default:
+      return undefined; // undefined, functions and symbols are left out
+  }
+}
+
+/** @internal The reference eventToJson's fast path must equal, for tests. */
+export const eventToJsonReference = eventToJsonSlow;
 
 let clockSecond = Number.NaN;
 let clockPrefix = "";
@@ -186,6 +276,20 @@ export function escapeText(text: string): string {
  * ```
  */
 export function humanCommandLine(argv: readonly string[]): string {
+  // The same argv array comes with every event of a process and of the
+  // children it forks (the table shares it): quote it once.
+  let text = labels.get(argv);
+  if (text === undefined) {
+    text = quoteCommandLine(argv);
+    labels.set(argv, text);
+  }
+  return text;
+}
+
+/** Each argv array's text; arrays are never changed once made (lib/process_table.ts). */
+const labels = new WeakMap<readonly string[], string>();
+
+function quoteCommandLine(argv: readonly string[]): string {
   // deno-lint-ignore no-control-regex
   const control = /[\x00-\x1f\x7f-\x9f]/;
   if (!argv.some((arg) => control.test(arg))) return commandLine(argv);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { readFileText } from "../ffi/proc_fs.ts";
+import { readFileText, readRecordText } from "../ffi/proc_fs.ts";
 
 /**
  * The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)).
@@ -43,6 +43,11 @@ export interface ProcStat {
    * so it is only believable for root or the process's owner; `null` when absent.
    */
   exitStatus: number | null;
+  /**
+   * Field 38: `task->exit_signal`, -1 for a thread that is not its group's
+   * leader (copy_process() with CLONE_THREAD); `null` when absent.
+   */
+  exitSignal: number | null;
 }
 
 /**
@@ -63,7 +68,8 @@ export function parseProcStat(text: string): ProcStat | null {
   if (open < 0 || close < open) return null;
   const pid = Number(text.slice(0, open));
   // fields[0] is field 3 (state).
-  const fields = text.slice(close + 1).trim().split(/\s+/);
+  // The kernel separates fields by one space (do_task_stat(), fs/proc/array.c).
+  const fields = text.slice(close + 1).trim().split(" ");
   if (!Number.isInteger(pid) || fields.length < 20) return null;
   const field = (n: number): string | undefined => fields[n - 3];
   const exit = field(52);
@@ -75,6 +81,7 @@ export function parseProcStat(text: string): ProcStat | null {
     ttyNr: Number(field(7)),
     numThreads: Number(field(20)),
     startTicks: BigInt(field(22) ?? "0"),
+    exitSignal: field(38) === undefined ? null : Number(field(38)),
     exitStatus: exit === undefined ? null : Number(exit),
   };
 }
@@ -90,7 +97,7 @@ export function parseProcStat(text: string): ProcStat | null {
  * ```
  */
 export function readProcStat(pid: number): ProcStat | null {
-  const text = readFileText(`/proc/${pid}/stat`, 4096);
+  const text = readRecordText(`/proc/${pid}/stat`, 4096);
   return text === null ? null : parseProcStat(text);
 }
 

@@ -335,7 +335,10 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     this.portId = this.#socket.portId;
     track(this, options.handleSignals ?? true);
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
-    this.#finished = this.#pump();
+    // Started after the caller's synchronous code: its first wait loads
+    // Deno's timers (~13 ms on first use), which a caller that is armed now
+    // (`wait`, reporting it) should not pay before that.
+    this.#finished = Promise.resolve().then(() => this.#pump());
   }
 
   /**

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { type CommandUnknownOpts, Help } from "@commander-js/extra-typings";
-import { buildProgram } from "../cli.ts";
+import { buildProgram } from "../cli/program.ts";
 import { COMMAND_HELP } from "../cli/help.ts";
 import { FORMATS } from "../cli/watch.ts";
 import { ExitCode, WaitExitCode } from "../lib/errors.ts";

@@ -8,8 +8,11 @@ import assert from "node:assert/strict";
 import { OutputStream } from "../cli/output.ts";
 import { neverWaits } from "../ffi/output_fd.ts";
 import type { ProcessInfo, ProcEvent } from "../lib/events.ts";
+import { decodeDatagram, type DecodedMessage } from "../lib/decode.ts";
 import {
   escapeText,
+  eventToJson,
+  eventToJsonReference,
   formatBytes,
   humanCommandLine,
   humanLine,
@@ -18,6 +21,7 @@ import {
 } from "../lib/format.ts";
 import { EventStats } from "../lib/stats.ts";
 import { TreeFormatter } from "../lib/tree_format.ts";
+import { commBytes, message, ProcEventWhat } from "./support/fixtures.ts";
 
 const base = { cpu: 0, time: new Date(2024, 0, 1, 12, 0, 0), timestampNs: 5_000_000_000n };
 
@@ -370,4 +374,74 @@ Deno.test("output queue: a regular file takes each batch whole (it never makes a
     libc.symbols.close(fd);
     await Deno.remove(path);
   }
+});
+
+Deno.test("eventToJson: byte-identical to JSON.stringify of the object form, over every event type", () => {
+  // Events as the decoder makes them (fixture datagrams, kernel layout), with
+  // and without context, against the old object-then-stringify writer.
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const words = () =>
+    [0, 1, 2, 3, 4, 5].map(() => rand(4) === 0 ? 0xffffffff - rand(5) : rand(4_000_000));
+  const texts = [
+    "sleep",
+    "a\nb",
+    'q"uo\\te',
+    "\x1b[31mred",
+    "日本語",
+    "\u2028x\u0000",
+    "",
+    "\ud800",
+  ];
+  const kinds = Object.values(ProcEventWhat).filter((what) => what !== 0 && what !== 0x20000000);
+  const events: ProcEvent[] = [];
+  for (let i = 0; i < 4000; i++) {
+    const what = kinds[rand(kinds.length)];
+    const data = words();
+    if (what === ProcEventWhat.EXIT) data[2] = [0, 3 << 8, 9, 0x8b, 0x7f][rand(5)];
+    const bytes = message({
+      what,
+      cpu: rand(3) === 0 ? 0xffffffff : rand(64),
+      timestampNs: BigInt(rand(2_000_000_000)) * 1_000_003n + BigInt(rand(1000)),
+      data,
+      tail: what === ProcEventWhat.COMM ? commBytes(texts[rand(texts.length)]) : undefined,
+      dataLength: rand(4) === 0 ? undefined : 40,
+    });
+    const out: DecodedMessage[] = [];
+    decodeDatagram(bytes, bytes.length, BigInt(rand(1000)) * 1_000_000_000_000_000n, out);
+    const decoded = out[0];
+    if (decoded.kind !== "event") continue;
+    const event: ProcEvent = decoded.event;
+    if (rand(2) === 0) {
+      const text = () => rand(4) === 0 ? null : texts[rand(texts.length)];
+      event.process = info({
+        comm: text(),
+        cmdline: rand(4) === 0 ? null : [0, 1, 2].slice(0, rand(4)).map(() => texts[rand(8)]),
+        cwd: text(),
+        user: text(),
+        tty: text(),
+        ppid: rand(3) === 0 ? null : rand(100000),
+        startNs: rand(3) === 0 ? null : BigInt(rand(1 << 30)) ** 2n,
+        durationNs: rand(3) === 0 ? null : BigInt(rand(1 << 30)),
+        procGone: rand(2) === 0,
+      });
+    }
+    events.push(event);
+  }
+  events.push({ type: "lost", ...base, count: 7, reason: "kernel", exact: false });
+  events.push({ type: "lost", ...base, cpu: null, count: 1, reason: "output", exact: true });
+  const offsets = [0n, 1_700_000_000_123_456_789n, -5n, 999_999_999n];
+  let compared = 0;
+  for (const event of events) {
+    for (const offset of offsets) {
+      assert.equal(eventToJson(event, offset), eventToJsonReference(event, offset));
+      compared++;
+    }
+  }
+  assert.ok(compared > 10_000, `${compared} compared`);
+  const types = new Set(events.map((event) => event.type));
+  assert.equal(types.size, 10, [...types].join(","));
 });

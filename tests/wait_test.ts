@@ -32,6 +32,7 @@ Deno.test("parseProcStat: fields after a name with spaces and parentheses", () =
     numThreads: 0,
     startTicks: 162928n,
     exitStatus: 1792,
+    exitSignal: 0,
   });
   // Kernels before 3.5 end at field 44: no exit_code.
   const old = parseProcStat(`5 (x) S ${[...rest.slice(1), ...Array(22).fill("0")].join(" ")}`);
