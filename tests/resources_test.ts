@@ -17,6 +17,7 @@ import { listDirectory } from "../ffi/proc_fs.ts";
 import { effectiveUid } from "../ffi/process.ts";
 import { setStormExitSignal, spawnExitingPids } from "../ffi/clone.ts";
 import { kernelTest, watchAll } from "./support/kernel.ts";
+import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
 
 // Storm children exit without SIGCHLD: no signal delivery per process.
 setStormExitSignal(0);
@@ -92,6 +93,11 @@ kernelTest("100K events: no growth in descriptors, timers/handles or heap", asyn
 });
 
 const isRoot = effectiveUid() === 0;
+
+// libc symbols are bound on first use, each by its own Deno.dlopen, and stay bound for the
+// process's life. Bind them all before the sanitized test so that its resource check sees the
+// watcher's resources only, not a symbol the watcher happens to call first inside the test.
+for (const name of Object.keys(LIBC_SYMBOLS) as (keyof typeof LIBC_SYMBOLS)[]) void libc()[name];
 
 Deno.test({
   name: "[kernel] a closed watcher leaves no pending op or resource (Deno's sanitizers)",
