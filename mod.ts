@@ -61,7 +61,7 @@
  * @module
  */
 
-export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./lib/watcher.ts";
+export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./lib/watch/watcher.ts";
 export {
   type CommEvent,
   type CoredumpEvent,
@@ -81,7 +81,7 @@ export {
   type SidEvent,
   subjectPid,
   type UidEvent,
-} from "./lib/events.ts";
+} from "./lib/events/events.ts";
 export {
   ExitCode,
   NetworkNamespaceError,
@@ -92,7 +92,7 @@ export {
   UsageError,
   WaitExitCode,
   WaitTimeoutError,
-} from "./lib/errors.ts";
+} from "./ground/errors.ts";
 export {
   connectorUnavailable,
   type ExitInfo,
@@ -103,13 +103,13 @@ export {
   waitForExit,
   type WaitMethod,
   type WaitOptions,
-} from "./lib/wait.ts";
+} from "./lib/wait/wait.ts";
 export { FfiPermissionError } from "./ffi/libc.ts";
-export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/signals.ts";
-export { type FilterMode } from "./lib/subscription.ts";
-export { type SocketFilterInfo } from "./lib/bpf.ts";
-export { type ProcessFilterOptions } from "./lib/filters.ts";
-export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process_table.ts";
+export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/events/signals.ts";
+export { type FilterMode } from "./lib/connector/subscription.ts";
+export { type SocketFilterInfo } from "./lib/connector/bpf.ts";
+export { type ProcessFilterOptions } from "./lib/watch/filters.ts";
+export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process/table.ts";
 export {
   describeExit,
   eventToJson,
@@ -118,8 +118,8 @@ export {
   processLabel,
   shortExit,
   type Style,
-} from "./lib/format.ts";
-export { commandLine, parseCmdline } from "./lib/proc_parse.ts";
+} from "./lib/format/text.ts";
+export { commandLine, parseCmdline } from "./lib/process/proc_parse.ts";
 export {
   type CgroupAttribution,
   cgroupFromProcFile,
@@ -127,18 +127,18 @@ export {
   type ContainerRuntime,
   parseCgroupPath,
   shortContainerId,
-} from "./lib/cgroup_path.ts";
+} from "./lib/process/cgroup_path.ts";
 export {
   NAMESPACE_KINDS,
   type NamespaceInfo,
   type NamespaceInodes,
   type NamespaceKind,
   type Namespaces,
-} from "./lib/namespaces.ts";
-export { TreeFormatter } from "./lib/tree_format.ts";
-export { EventStats, type StatsColumn, type StatsRow } from "./lib/stats.ts";
-export { UserNames } from "./lib/users.ts";
-export { checkSignal, kill } from "./lib/kill.ts";
+} from "./lib/process/namespaces.ts";
+export { TreeFormatter } from "./lib/format/tree.ts";
+export { EventStats, type StatsColumn, type StatsRow } from "./lib/format/stats.ts";
+export { UserNames } from "./lib/process/users.ts";
+export { checkSignal, kill } from "./lib/wait/kill.ts";
 export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";
 export {
   defaultSpoolDir,

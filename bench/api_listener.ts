@@ -10,8 +10,8 @@
  */
 
 import { monotonicNs } from "../ffi/clock.ts";
-import type { EventType } from "../lib/events.ts";
-import { watch } from "../lib/watcher.ts";
+import type { EventType } from "../lib/events/events.ts";
+import { watch } from "../lib/watch/watcher.ts";
 import { OursCounter } from "./ours.ts";
 
 /**

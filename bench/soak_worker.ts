@@ -5,7 +5,7 @@
  * @module
  */
 
-import { setStormExitSignal, spawnExitingPids } from "../ffi/clone.ts";
+import { setStormExitSignal, spawnExitingPids } from "../tests/support/ffi/clone.ts";
 
 // Storm children exit without SIGCHLD: no signal delivery per process.
 setStormExitSignal(0);

@@ -23,9 +23,9 @@
 
 import { monotonicNs } from "../ffi/clock.ts";
 import { readLink } from "../ffi/proc_fs.ts";
-import type { ExitEvent } from "../lib/events.ts";
-import { waitForExit } from "../lib/wait.ts";
-import { type ProcWatcher, watch } from "../lib/watcher.ts";
+import type { ExitEvent } from "../lib/events/events.ts";
+import { waitForExit } from "../lib/wait/wait.ts";
+import { type ProcWatcher, watch } from "../lib/watch/watcher.ts";
 
 /**
  * Summary of a series of measurements, in milliseconds.

@@ -12,8 +12,8 @@
  */
 
 import { monotonicNs } from "../ffi/clock.ts";
-import { SleepingProcesses } from "../ffi/clone.ts";
-import { watch } from "../lib/watcher.ts";
+import { SleepingProcesses } from "../tests/support/ffi/clone.ts";
+import { watch } from "../lib/watch/watcher.ts";
 
 /** One waiter's figures. */
 export interface WaitManyRow {

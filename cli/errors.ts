@@ -24,8 +24,8 @@
  */
 
 import { FfiPermissionError } from "../ffi/libc.ts";
-import { ExitCode, ProcwatchError } from "../lib/errors.ts";
-import { rerunCommand } from "../lib/rerun.ts";
+import { ExitCode, ProcwatchError } from "../ground/errors.ts";
+import { rerunCommand } from "../ground/rerun.ts";
 import { warn } from "./output.ts";
 
 /** The CLI's arguments as given, before `run` hands `Deno.args` to a script. */

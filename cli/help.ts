@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ExitCode, WaitExitCode } from "../lib/errors.ts";
+import { ExitCode, WaitExitCode } from "../ground/errors.ts";
 
 /** One example command line and what it does. */
 export interface Example {

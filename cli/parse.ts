@@ -10,9 +10,9 @@
  * @module
  */
 
-import { EVENT_TYPES, type EventType } from "../lib/events.ts";
-import { UsageError } from "../lib/errors.ts";
-import { PID_MAX_LIMIT } from "../lib/pids.ts";
+import { EVENT_TYPES, type EventType } from "../lib/events/events.ts";
+import { UsageError } from "../ground/errors.ts";
+import { PID_MAX_LIMIT } from "../lib/process/pids.ts";
 
 /**
  * Parses a pid: a positive decimal integer no larger than the kernel's

@@ -13,7 +13,7 @@ import { reportError, usageLine } from "./errors.ts";
 import { waitCommand } from "./wait.ts";
 import { watchCommand } from "./watch.ts";
 import { runCommand } from "./run.ts";
-import { ExitCode } from "../lib/errors.ts";
+import { ExitCode } from "../ground/errors.ts";
 import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
 
 /**

@@ -10,8 +10,8 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { FfiPermissionError } from "../ffi/libc.ts";
-import { ExitCode, ProcwatchError } from "../lib/errors.ts";
-import { closeAll } from "../lib/lifecycle.ts";
+import { ExitCode, ProcwatchError } from "../ground/errors.ts";
+import { closeAll } from "../lib/watch/lifecycle.ts";
 import { exactCommand, reportError } from "./errors.ts";
 import { warn } from "./output.ts";
 

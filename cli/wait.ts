@@ -13,16 +13,16 @@ import {
   UsageError,
   WaitExitCode,
   WaitTimeoutError,
-} from "../lib/errors.ts";
-import { describeExit, isoTimeNs } from "../lib/format.ts";
-import { wallClock } from "../lib/wall_clock.ts";
+} from "../ground/errors.ts";
+import { describeExit, isoTimeNs } from "../lib/format/text.ts";
+import { wallClock } from "../lib/events/wall_clock.ts";
 import {
   type ExitInfo,
   type WaitArmed,
   waitForAll,
   waitForAny,
   type WaitMethod,
-} from "../lib/wait.ts";
+} from "../lib/wait/wait.ts";
 import { reportError } from "./errors.ts";
 import { BrokenPipeError, finishOutput, stderr, stdout, warn } from "./output.ts";
 import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";

@@ -7,13 +7,13 @@
 import { Command } from "@commander-js/extra-typings";
 import { monotonicNs } from "../ffi/clock.ts";
 import { MAX_RECEIVE_BUFFER_REQUEST } from "../ffi/connector.ts";
-import { wallClock } from "../lib/wall_clock.ts";
-import { lostEventNow } from "../lib/lost_event.ts";
+import { wallClock } from "../lib/events/wall_clock.ts";
+import { lostEventNow } from "../lib/watch/lost_event.ts";
 import { processExists } from "../ffi/process.ts";
 import { listPids } from "../ffi/proc_dir.ts";
 import { listDirectory } from "../ffi/proc_fs.ts";
-import { EVENT_TYPES, type EventType, type LostEvent, type ProcEvent } from "../lib/events.ts";
-import { ExitCode } from "../lib/errors.ts";
+import { EVENT_TYPES, type EventType, type LostEvent, type ProcEvent } from "../lib/events/events.ts";
+import { ExitCode } from "../ground/errors.ts";
 import {
   eventToJson,
   formatBytes,
@@ -22,12 +22,12 @@ import {
   lossReason,
   plural,
   type Style,
-} from "../lib/format.ts";
-import { readProcStat } from "../lib/proc_stat.ts";
-import { EventStats } from "../lib/stats.ts";
-import { TREE_GROUP_BY, TreeFormatter, type TreeGroupBy } from "../lib/tree_format.ts";
-import { UsageError } from "../lib/errors.ts";
-import { type ProcWatcher, watch, type WatcherStats } from "../lib/watcher.ts";
+} from "../lib/format/text.ts";
+import { readProcStat } from "../lib/process/proc_stat.ts";
+import { EventStats } from "../lib/format/stats.ts";
+import { TREE_GROUP_BY, TreeFormatter, type TreeGroupBy } from "../lib/format/tree.ts";
+import { UsageError } from "../ground/errors.ts";
+import { type ProcWatcher, watch, type WatcherStats } from "../lib/watch/watcher.ts";
 import type { MetricsEndpoint, NatsExport } from "../lib/export/lazy.ts";
 import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
 import {

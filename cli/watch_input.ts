@@ -8,8 +8,8 @@
 
 import { Errno, ErrnoError } from "../ffi/libc.ts";
 import { raisePriority } from "../ffi/priority.ts";
-import { UsageError } from "../lib/errors.ts";
-import { checkProcessId } from "../lib/pids.ts";
+import { UsageError } from "../ground/errors.ts";
+import { checkProcessId } from "../lib/process/pids.ts";
 import { warn } from "./output.ts";
 import { FORMATS } from "./watch.ts";
 

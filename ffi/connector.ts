@@ -7,7 +7,7 @@
  */
 
 import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
-import { AF_NETLINK, CN_IDX_PROC, NETLINK_CONNECTOR } from "../lib/protocol.ts";
+import { AF_NETLINK, CN_IDX_PROC, NETLINK_CONNECTOR } from "../ground/cn_proc.ts";
 
 /** `SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC` (include/linux/net.h, fcntl.h). */
 const SOCK_DGRAM = 2;

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { ExitCode, ProcwatchError } from "../lib/errors.ts";
-import { rerunCommand } from "../lib/rerun.ts";
+import { ExitCode, ProcwatchError } from "../ground/errors.ts";
+import { rerunCommand } from "../ground/rerun.ts";
 
 /** libc's symbols, each with its C signature. */
 export const LIBC_SYMBOLS = {

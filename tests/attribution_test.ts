@@ -11,9 +11,9 @@
  */
 
 import assert from "node:assert/strict";
-import type { ProcessInfo, ProcEvent } from "../lib/events.ts";
-import type { NamespaceInfo, NamespaceKind } from "../lib/namespaces.ts";
-import { type ProcWatcher, watch, type WatchOptions } from "../lib/watcher.ts";
+import type { ProcessInfo, ProcEvent } from "../lib/events/events.ts";
+import type { NamespaceInfo, NamespaceKind } from "../lib/process/namespaces.ts";
+import { type ProcWatcher, watch, type WatchOptions } from "../lib/watch/watcher.ts";
 import { runCli, startCli } from "./support/cli.ts";
 import { killQuietly, until } from "./support/processes.ts";
 import { serialKernelTest } from "./support/subprocess.ts";

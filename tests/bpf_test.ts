@@ -16,15 +16,15 @@ import {
   encodeProgram,
   planSocketFilter,
   type SockFilter,
-} from "../lib/bpf.ts";
+} from "../lib/connector/bpf.ts";
 import { message, ProcEventWhat } from "./support/fixtures.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 import { killQuietly, startWait, until } from "./support/processes.ts";
 import { spawnDeno } from "./support/subprocess.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
-import { SleepingProcesses, spawnExiting, spawnExitingMany } from "../ffi/clone.ts";
-import type { ProcEvent } from "../lib/events.ts";
-import { PROC_EVENT_ALL } from "../lib/protocol.ts";
+import { SleepingProcesses, spawnExiting, spawnExitingMany } from "./support/ffi/clone.ts";
+import type { ProcEvent } from "../lib/events/events.ts";
+import { PROC_EVENT_ALL } from "../ground/cn_proc.ts";
 
 /** Runs `program` over `packet` as sk_run_filter() would; returns the bytes kept (0: dropped). */
 function run(program: readonly SockFilter[], packet: Uint8Array): number {

@@ -9,7 +9,7 @@ import {
   cgroupFromProcFile,
   parseCgroupPath,
   shortContainerId,
-} from "../lib/cgroup_path.ts";
+} from "../lib/process/cgroup_path.ts";
 
 const ID = "4f0a1c5e3b2d9f8e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f";
 const POD = "8d3f4c2a-1b6e-4d7f-9a0c-2e5b7d9f1a3c";

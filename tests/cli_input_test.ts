@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { ExitCode, WaitExitCode } from "../lib/errors.ts";
-import { HUMAN_HEADER } from "../lib/format.ts";
+import { ExitCode, WaitExitCode } from "../ground/errors.ts";
+import { HUMAN_HEADER } from "../lib/format/text.ts";
 import { kernelTest } from "./support/kernel.ts";
 import {
   alive,

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ExecEvent, ExitEvent, ProcEvent } from "../lib/events.ts";
+import type { ExecEvent, ExitEvent, ProcEvent } from "../lib/events/events.ts";
 import { collectUntil, watchAll } from "./support/kernel.ts";
 import { serialKernelTest, spawnShell } from "./support/subprocess.ts";
 

@@ -4,16 +4,16 @@
  */
 
 import assert from "node:assert/strict";
-import type { ExitEvent, ForkEvent, ProcessInfo } from "../lib/events.ts";
-import { parseProcStat, parseProcStatus } from "../lib/proc_stat.ts";
-import { NoSuchProcessError, UsageError } from "../lib/errors.ts";
-import { CaptureRing, CaptureStatus } from "../lib/capture_ring.ts";
-import { compileFilters } from "../lib/filters.ts";
-import { eventToJson, humanLine, processLabel } from "../lib/format.ts";
-import { commandLine, parseCmdline, ttyName } from "../lib/proc_parse.ts";
-import { EventStats } from "../lib/stats.ts";
-import { TreeFormatter } from "../lib/tree_format.ts";
-import { parsePasswd, UserNames } from "../lib/users.ts";
+import type { ExitEvent, ForkEvent, ProcessInfo } from "../lib/events/events.ts";
+import { parseProcStat, parseProcStatus } from "../lib/process/proc_stat.ts";
+import { NoSuchProcessError, UsageError } from "../ground/errors.ts";
+import { CaptureRing, CaptureStatus } from "../lib/process/capture_ring.ts";
+import { compileFilters } from "../lib/watch/filters.ts";
+import { eventToJson, humanLine, processLabel } from "../lib/format/text.ts";
+import { commandLine, parseCmdline, ttyName } from "../lib/process/proc_parse.ts";
+import { EventStats } from "../lib/format/stats.ts";
+import { TreeFormatter } from "../lib/format/tree.ts";
+import { parsePasswd, UserNames } from "../lib/process/users.ts";
 
 const base = { cpu: 1, time: new Date(2024, 0, 1, 12, 0, 0), timestampNs: 5_000_123_000n };
 const info = (fields: Partial<ProcessInfo> = {}): ProcessInfo => ({

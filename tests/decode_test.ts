@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeDatagram, type DecodedMessage } from "../lib/decode.ts";
-import type { KernelEvent } from "../lib/events.ts";
+import { decodeDatagram, type DecodedMessage } from "../lib/connector/decode.ts";
+import type { KernelEvent } from "../lib/events/events.ts";
 import { commBytes, datagram, message, ProcEventWhat } from "./support/fixtures.ts";
 
 const WALL_OFFSET = 1_700_000_000_000_000_000n;

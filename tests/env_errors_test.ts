@@ -20,9 +20,9 @@ import {
   NetworkNamespaceError,
   PermissionError,
   ProcEventsUnavailableError,
-} from "../lib/errors.ts";
-import { explain, ignore, listen, openSocket } from "../lib/subscription.ts";
-import { PROC_EVENT_ALL } from "../lib/protocol.ts";
+} from "../ground/errors.ts";
+import { explain, ignore, listen, openSocket } from "../lib/connector/subscription.ts";
+import { PROC_EVENT_ALL } from "../ground/cn_proc.ts";
 import { kernelTest } from "./support/kernel.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -142,7 +142,7 @@ kernelTest("the kernel answering LISTEN with EPERM (kernels < 6.6) becomes Permi
 kernelTest("a kernel without the connector (EPROTONOSUPPORT): one line, exit 5", async () => {
   const script = `import { Errno } from "${new URL("../ffi/libc.ts", import.meta.url).href}";
 import { denySocketFamily, replaceProcess } from "${
-    new URL("../ffi/sandbox.ts", import.meta.url).href
+    new URL("./support/ffi/sandbox.ts", import.meta.url).href
   }";
 denySocketFamily(16, Errno.EPROTONOSUPPORT);
 replaceProcess(Deno.execPath(), ["deno", "run", "--allow-ffi", "cli.ts", "watch"], Deno.env.toObject());

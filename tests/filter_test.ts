@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { prepareProgram, reap, spawnExiting } from "../ffi/clone.ts";
-import type { ExitEvent, ProcEvent } from "../lib/events.ts";
+import { prepareProgram, reap, spawnExiting } from "./support/ffi/clone.ts";
+import type { ExitEvent, ProcEvent } from "../lib/events/events.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 
 const END_CODE = 97;

@@ -7,10 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { closeDescriptor, openConnectorSender, sendToPort } from "../ffi/netlink_raw.ts";
+import { closeDescriptor, openConnectorSender, sendToPort } from "./support/ffi/netlink_raw.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 import { forgedExitMessage } from "./support/netlink.ts";
-import type { ProcWatcher } from "../lib/watcher.ts";
+import type { ProcWatcher } from "../lib/watch/watcher.ts";
 
 const fixture = new URL("./support/forge_send.ts", import.meta.url).pathname;
 

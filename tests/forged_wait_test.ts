@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closeDescriptor, openConnectorSender, sendToPort } from "../ffi/netlink_raw.ts";
+import { closeDescriptor, openConnectorSender, sendToPort } from "./support/ffi/netlink_raw.ts";
 import { kernelTest } from "./support/kernel.ts";
 import { startCli } from "./support/cli.ts";
 import { forgedExitMessage, procConnectorDescriptors } from "./support/netlink.ts";

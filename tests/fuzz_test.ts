@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { decodeDatagram, type DecodedMessage } from "../lib/decode.ts";
+import { decodeDatagram, type DecodedMessage } from "../lib/connector/decode.ts";
 import {
   CN_IDX_PROC,
   CN_VAL_PROC,
@@ -18,7 +18,7 @@ import {
   NLMSG_NOOP,
   PROC_EVENT_HEAD,
   ProcEventWhat,
-} from "../lib/protocol.ts";
+} from "../ground/cn_proc.ts";
 
 /** mulberry32: small, fast, and good enough to pick cases. */
 function prng(seed: number): () => number {

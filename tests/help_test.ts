@@ -11,8 +11,8 @@ import { type CommandUnknownOpts, Help } from "@commander-js/extra-typings";
 import { buildProgram } from "../cli/program.ts";
 import { COMMAND_HELP } from "../cli/help.ts";
 import { FORMATS } from "../cli/watch.ts";
-import { ExitCode, WaitExitCode } from "../lib/errors.ts";
-import { EVENT_TYPES } from "../lib/events.ts";
+import { ExitCode, WaitExitCode } from "../ground/errors.ts";
+import { EVENT_TYPES } from "../lib/events/events.ts";
 import { runCli } from "./support/cli.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -3,12 +3,12 @@
  * knows and assert the exact events.
  */
 import assert from "node:assert/strict";
-import type { ExitEvent, ForkEvent, ProcEvent } from "../lib/events.ts";
-import { ptraceDetach, ptraceSeize } from "../ffi/ptrace.ts";
+import type { ExitEvent, ForkEvent, ProcEvent } from "../lib/events/events.ts";
+import { ptraceDetach, ptraceSeize } from "./support/ffi/ptrace.ts";
 import { currentThreadId } from "../ffi/process.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
 import { collectUntil, eventsOf, kernelTest, ProcessTree, watchAll } from "./support/kernel.ts";
-import { watch } from "../lib/watcher.ts";
+import { watch } from "../lib/watch/watcher.ts";
 
 function only<T extends ProcEvent["type"]>(
   events: ProcEvent[],

@@ -9,9 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import type { ExitEvent, ForkEvent, ProcEvent } from "../lib/events.ts";
-import { ProcessTable } from "../lib/process_table.ts";
-import { waitForExit } from "../lib/wait.ts";
+import type { ExitEvent, ForkEvent, ProcEvent } from "../lib/events/events.ts";
+import { ProcessTable } from "../lib/process/table.ts";
+import { waitForExit } from "../lib/wait/wait.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 import { Gate, killQuietly, startWait } from "./support/processes.ts";
 import { LineReader, spawnDeno } from "./support/subprocess.ts";

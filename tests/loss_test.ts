@@ -15,11 +15,11 @@
  */
 
 import assert from "node:assert/strict";
-import { pinToCpu, spawnExiting, spawnExitingMany } from "../ffi/clone.ts";
-import type { ProcEvent } from "../lib/events.ts";
-import type { ProcWatcher } from "../lib/watcher.ts";
-import { readNetlinkDrops } from "../lib/netlink_drops.ts";
-import { ProcEventWhat } from "../lib/protocol.ts";
+import { pinToCpu, spawnExiting, spawnExitingMany } from "./support/ffi/clone.ts";
+import type { ProcEvent } from "../lib/events/events.ts";
+import type { ProcWatcher } from "../lib/watch/watcher.ts";
+import { readNetlinkDrops } from "../lib/connector/drops.ts";
+import { ProcEventWhat } from "../ground/cn_proc.ts";
 import {
   ACK_KEY,
   type ReferenceCommand,

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { OutputStream } from "../cli/output.ts";
 import { neverWaits } from "../ffi/output_fd.ts";
-import type { ProcessInfo, ProcEvent } from "../lib/events.ts";
-import { decodeDatagram, type DecodedMessage } from "../lib/decode.ts";
+import type { ProcessInfo, ProcEvent } from "../lib/events/events.ts";
+import { decodeDatagram, type DecodedMessage } from "../lib/connector/decode.ts";
 import {
   escapeText,
   eventToJson,
@@ -18,9 +18,9 @@ import {
   humanLine,
   plural,
   processLabel,
-} from "../lib/format.ts";
-import { EventStats } from "../lib/stats.ts";
-import { TreeFormatter } from "../lib/tree_format.ts";
+} from "../lib/format/text.ts";
+import { EventStats } from "../lib/format/stats.ts";
+import { TreeFormatter } from "../lib/format/tree.ts";
 import { commBytes, message, ProcEventWhat } from "./support/fixtures.ts";
 
 const base = { cpu: 0, time: new Date(2024, 0, 1, 12, 0, 0), timestampNs: 5_000_000_000n };

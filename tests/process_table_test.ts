@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { monotonicNs } from "../ffi/clock.ts";
 import { listPids } from "../ffi/proc_dir.ts";
-import type { ForkEvent } from "../lib/events.ts";
-import { ProcessTable } from "../lib/process_table.ts";
+import type { ForkEvent } from "../lib/events/events.ts";
+import { ProcessTable } from "../lib/process/table.ts";
 import { watchAll } from "./support/kernel.ts";
 import { serialKernelTest } from "./support/subprocess.ts";
 

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { listDirectory } from "../ffi/proc_fs.ts";
 import { effectiveUid } from "../ffi/process.ts";
-import { setStormExitSignal, spawnExitingPids } from "../ffi/clone.ts";
+import { setStormExitSignal, spawnExitingPids } from "./support/ffi/clone.ts";
 import { kernelTest, watchAll } from "./support/kernel.ts";
 import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ExitCode } from "../lib/errors.ts";
+import { ExitCode } from "../ground/errors.ts";
 import { kernelTest } from "./support/kernel.ts";
 import {
   type BorrowedListener,

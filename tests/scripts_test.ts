@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ptraceDetach, ptraceSeize } from "../ffi/ptrace.ts";
+import { ptraceDetach, ptraceSeize } from "./support/ffi/ptrace.ts";
 import { processExists } from "../ffi/process.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
 import { serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "./support/kernel.ts";
 import { parseBytes } from "../cli/parse.ts";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../ground/errors.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 

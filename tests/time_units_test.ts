@@ -5,8 +5,8 @@
  * requests. (tests/time_test.ts has the CLI checks, runnable on older code.)
  */
 import assert from "node:assert/strict";
-import { type ClockSource, WallClock, wallClock } from "../lib/wall_clock.ts";
-import { clockTime, eventToJson, humanLine, isoTimeNs } from "../lib/format.ts";
+import { type ClockSource, WallClock, wallClock } from "../lib/events/wall_clock.ts";
+import { clockTime, eventToJson, humanLine, isoTimeNs } from "../lib/format/text.ts";
 import { eventsOf, kernelTest, watchAll } from "./support/kernel.ts";
 import { ConnectorSocket, receiveBufferRequest } from "../ffi/connector.ts";
 

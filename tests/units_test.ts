@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { decodeWaitStatus, shellStatus, signalName, signalNumber } from "../lib/signals.ts";
-import { SequenceTracker } from "../lib/sequence.ts";
-import { BoundedQueue } from "../lib/queue.ts";
-import { parseNetlinkDrops } from "../lib/netlink_drops.ts";
-import { eventToJson, humanLine, isoTimeNs } from "../lib/format.ts";
-import { controlMessage } from "../lib/protocol.ts";
+import { decodeWaitStatus, shellStatus, signalName, signalNumber } from "../lib/events/signals.ts";
+import { SequenceTracker } from "../lib/connector/sequence.ts";
+import { BoundedQueue } from "../lib/watch/queue.ts";
+import { parseNetlinkDrops } from "../lib/connector/drops.ts";
+import { eventToJson, humanLine, isoTimeNs } from "../lib/format/text.ts";
+import { controlMessage } from "../ground/cn_proc.ts";
 import { parseBytes, parseEvents, parsePid, parseSeconds } from "../cli/parse.ts";
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "../ground/errors.ts";
 
 Deno.test("signal names and numbers", () => {
   assert.equal(signalName(9), "SIGKILL");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { readFileText } from "../ffi/proc_fs.ts";
-import { readProcStat } from "../lib/proc_stat.ts";
+import { readProcStat } from "../lib/process/proc_stat.ts";
 import { kernelTest, watchAll } from "./support/kernel.ts";
 import {
   alive,

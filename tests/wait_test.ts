@@ -14,8 +14,8 @@ import {
   waitForExit,
   WaitTimeoutError,
 } from "../mod.ts";
-import type { ExitEvent } from "../lib/events.ts";
-import { parseProcStat, parseProcStatus, readProcStat } from "../lib/proc_stat.ts";
+import type { ExitEvent } from "../lib/events/events.ts";
+import { parseProcStat, parseProcStatus, readProcStat } from "../lib/process/proc_stat.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
 import { alive, Gate, killQuietly, startOrphan, until } from "./support/processes.ts";
 

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { ExitCode, ProcwatchError, UsageError } from "../errors.ts";
-import { rerunCommand } from "../rerun.ts";
+import { ExitCode, ProcwatchError, UsageError } from "../../ground/errors.ts";
+import { rerunCommand } from "../../ground/rerun.ts";
 
 /**
  * A Deno permission an exporter needs is missing (exit code 3, like a

@@ -7,9 +7,9 @@
  */
 
 import { effectiveUid } from "../../ffi/process.ts";
-import { ExitCode, ProcwatchError } from "../errors.ts";
-import type { LostEvent, ProcEvent } from "../events.ts";
-import type { ProcWatcher } from "../watcher.ts";
+import { ExitCode, ProcwatchError } from "../../ground/errors.ts";
+import type { LostEvent, ProcEvent } from "../events/events.ts";
+import type { ProcWatcher } from "../watch/watcher.ts";
 import {
   granted,
   type HostPort,

@@ -10,8 +10,8 @@
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { listPids } from "../../ffi/proc_dir.ts";
-import { EVENT_TYPES, type ExitEvent, type LostEvent, type ProcEvent } from "../events.ts";
-import type { ProcWatcher } from "../watcher.ts";
+import { EVENT_TYPES, type ExitEvent, type LostEvent, type ProcEvent } from "../events/events.ts";
+import type { ProcWatcher } from "../watch/watcher.ts";
 import type { HostPort } from "./address.ts";
 
 /** The label of every process name beyond the first `topComms` ones. */
@@ -64,7 +64,7 @@ export function exitOutcome(exit: Pick<ExitEvent, "exitCode" | "signal">): strin
  * @example
  * ```ts ignore
  * import { ProcessMetrics } from "./metrics.ts";
- * import { watch } from "../watcher.ts";
+ * import { watch } from "../watch/watcher.ts";
  * const watcher = watch({ context: true });
  * const metrics = new ProcessMetrics({ watcher });
  * for await (const event of watcher) metrics.observe(event);

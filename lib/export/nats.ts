@@ -34,10 +34,10 @@ import {
   type NatsConnection,
 } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { LostEvent, ProcEvent } from "../events.ts";
-import { eventToJson } from "../format.ts";
-import { lostEventNow } from "../lost_event.ts";
-import { wallClock } from "../wall_clock.ts";
+import type { LostEvent, ProcEvent } from "../events/events.ts";
+import { eventToJson } from "../format/text.ts";
+import { lostEventNow } from "../watch/lost_event.ts";
+import { wallClock } from "../events/wall_clock.ts";
 import { Spool, type SpoolEntry } from "./spool.ts";
 
 /** Options of {@linkcode NatsExporter}. */
@@ -103,7 +103,7 @@ interface Inflight {
  * @example
  * ```ts ignore
  * import { NatsExporter } from "./nats.ts";
- * import { watch } from "../watcher.ts";
+ * import { watch } from "../watch/watcher.ts";
  * const exporter = new NatsExporter({ servers: "nats://127.0.0.1:4222", hostname: "web1", spoolDir: "/tmp/spool" });
  * for await (const event of watch()) exporter.publish(event);
  * await exporter.close();

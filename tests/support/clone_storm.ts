@@ -9,7 +9,7 @@
  * @module
  */
 
-import { spawnExitingPids } from "../../ffi/clone.ts";
+import { spawnExitingPids } from "./ffi/clone.ts";
 
 if (import.meta.main) {
   const pids = spawnExitingPids(Number(Deno.args[0] ?? "1000"), Number(Deno.args[1] ?? "0"));

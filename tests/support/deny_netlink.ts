@@ -6,8 +6,8 @@
  */
 
 import { Errno } from "../../ffi/libc.ts";
-import { denySocketFamily, replaceProcess } from "../../ffi/sandbox.ts";
-import { AF_NETLINK } from "../../lib/protocol.ts";
+import { denySocketFamily, replaceProcess } from "./ffi/sandbox.ts";
+import { AF_NETLINK } from "../../ground/cn_proc.ts";
 
 denySocketFamily(AF_NETLINK, Errno.EPERM);
 replaceProcess(Deno.execPath(), ["deno", ...Deno.args], Deno.env.toObject());

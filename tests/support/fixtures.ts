@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ProcEventWhat } from "../../lib/protocol.ts";
+import { ProcEventWhat } from "../../ground/cn_proc.ts";
 
 /** Fields of one message to build. */
 export interface FixtureMessage {

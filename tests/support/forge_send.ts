@@ -7,7 +7,7 @@
  */
 
 import { errnoName } from "../../ffi/libc.ts";
-import { closeDescriptor, openConnectorSender, sendToPort } from "../../ffi/netlink_raw.ts";
+import { closeDescriptor, openConnectorSender, sendToPort } from "./ffi/netlink_raw.ts";
 import { forgedExitMessage } from "./netlink.ts";
 
 const [port, pid] = Deno.args.map(Number);

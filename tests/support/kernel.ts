@@ -9,8 +9,8 @@
  */
 
 import { effectiveUid } from "../../ffi/process.ts";
-import type { ProcEvent } from "../../lib/events.ts";
-import { type ProcWatcher, watch, type WatchOptions } from "../../lib/watcher.ts";
+import type { ProcEvent } from "../../lib/events/events.ts";
+import { type ProcWatcher, watch, type WatchOptions } from "../../lib/watch/watcher.ts";
 
 const isRoot = effectiveUid() === 0;
 const required = Deno.env.get("PROCWATCH_REQUIRE_KERNEL") === "1";

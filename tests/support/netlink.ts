@@ -7,10 +7,10 @@
  */
 
 import { listDirectory, readFileText, readLink } from "../../ffi/proc_fs.ts";
-import { receiveNow } from "../../ffi/netlink_raw.ts";
-import { CN_IDX_PROC, CN_VAL_PROC, NETLINK_CONNECTOR, NLMSG_DONE } from "../../lib/protocol.ts";
-import { ProcEventWhat } from "../../lib/protocol.ts";
-import { decodeDatagram, type DecodedMessage } from "../../lib/decode.ts";
+import { receiveNow } from "./ffi/netlink_raw.ts";
+import { CN_IDX_PROC, CN_VAL_PROC, NETLINK_CONNECTOR, NLMSG_DONE } from "../../ground/cn_proc.ts";
+import { ProcEventWhat } from "../../ground/cn_proc.ts";
+import { decodeDatagram, type DecodedMessage } from "../../lib/connector/decode.ts";
 
 /** One row of /proc/net/netlink. */
 export interface NetlinkSocketRow {

@@ -6,7 +6,7 @@
  */
 
 import { readFileText } from "../../ffi/proc_fs.ts";
-import { readProcStat } from "../../lib/proc_stat.ts";
+import { readProcStat } from "../../lib/process/proc_stat.ts";
 
 /** The repository root. */
 export const ROOT: string = new URL("../../", import.meta.url).pathname;

@@ -14,10 +14,10 @@
  * @module
  */
 
-import { decodeDatagram, type DecodedMessage } from "../../lib/decode.ts";
-import { readNetlinkDrops } from "../../lib/netlink_drops.ts";
-import { PROC_EVENT_ALL } from "../../lib/protocol.ts";
-import { ignore, listen, openSocket } from "../../lib/subscription.ts";
+import { decodeDatagram, type DecodedMessage } from "../../lib/connector/decode.ts";
+import { readNetlinkDrops } from "../../lib/connector/drops.ts";
+import { PROC_EVENT_ALL } from "../../ground/cn_proc.ts";
+import { ignore, listen, openSocket } from "../../lib/connector/subscription.ts";
 
 /** The key of an ACK in {@linkcode ReferenceReply}'s `keys`. */
 export const ACK_KEY = -2;

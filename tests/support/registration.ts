@@ -17,9 +17,9 @@
  * @module
  */
 
-import { borrowDescriptor } from "../../ffi/borrow_fd.ts";
-import { closeDescriptor, sendToPort } from "../../ffi/netlink_raw.ts";
-import { controlMessage, PROC_CN_MCAST_IGNORE } from "../../lib/protocol.ts";
+import { borrowDescriptor } from "./ffi/borrow_fd.ts";
+import { closeDescriptor, sendToPort } from "./ffi/netlink_raw.ts";
+import { controlMessage, PROC_CN_MCAST_IGNORE } from "../../ground/cn_proc.ts";
 import { drainDecoded, procConnectorDescriptors } from "./netlink.ts";
 
 /** A borrowed copy of another process's proc connector socket. */

@@ -10,7 +10,7 @@
 
 import process from "node:process";
 import { listDirectory, readFileText, readLink } from "../../ffi/proc_fs.ts";
-import { setStormExitSignal, spawnExitingPids } from "../../ffi/clone.ts";
+import { setStormExitSignal, spawnExitingPids } from "./ffi/clone.ts";
 import { watch } from "../../mod.ts";
 
 // Storm children exit without SIGCHLD: no signal delivery per process.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { errno, ErrnoError, libc } from "./libc.ts";
+import { errno, ErrnoError, libc } from "../../../ffi/libc.ts";
 
 /** ptrace requests (include/uapi/linux/ptrace.h). */
 const PTRACE_DETACH = 17;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { cString, errno, ErrnoError, libc } from "./libc.ts";
+import { cString, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
 
 /** `__NR_seccomp` on x86_64 (arch/x86/entry/syscalls/syscall_64.tbl). */
 const SYS_SECCOMP = 317n;

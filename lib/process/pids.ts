@@ -6,9 +6,9 @@
  * @module
  */
 
-import { readFileText } from "../ffi/proc_fs.ts";
-import { processExists } from "../ffi/process.ts";
-import { NoSuchProcessError, UsageError } from "./errors.ts";
+import { readFileText } from "../../ffi/proc_fs.ts";
+import { processExists } from "../../ffi/process.ts";
+import { NoSuchProcessError, UsageError } from "../../ground/errors.ts";
 import { readProcStatus } from "./proc_stat.ts";
 
 /**

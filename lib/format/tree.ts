@@ -6,8 +6,8 @@
  * @module
  */
 
-import { shortContainerId } from "./cgroup_path.ts";
-import type { ProcessInfo, ProcEvent } from "./events.ts";
+import { shortContainerId } from "../process/cgroup_path.ts";
+import type { ProcessInfo, ProcEvent } from "../events/events.ts";
 import {
   escapeText,
   formatDuration,
@@ -15,7 +15,7 @@ import {
   processLabel,
   shortExit,
   type Style,
-} from "./format.ts";
+} from "./text.ts";
 
 /** Looks up a process's parent (from the process table). */
 export type ParentOf = (pid: number) => number | null | undefined;
@@ -32,7 +32,7 @@ export const TREE_GROUP_BY: readonly TreeGroupBy[] = ["container", "unit"];
  *
  * @example
  * ```ts
- * import { groupHeading } from "./tree_format.ts";
+ * import { groupHeading } from "./tree.ts";
  * console.log(groupHeading("unit", { unit: "cron.service", container: null })); // "unit cron.service"
  * ```
  */
@@ -57,7 +57,7 @@ const MAX_TRACKED = 65536;
  *
  * @example
  * ```ts
- * import { TreeFormatter } from "./tree_format.ts";
+ * import { TreeFormatter } from "./tree.ts";
  * const tree = new TreeFormatter({ root: 10 });
  * const base = { cpu: 0, timestampNs: 0n, time: new Date(0) };
  * console.log(tree.line({ ...base, type: "fork", parentPid: 10, parentTid: 10, childPid: 11,

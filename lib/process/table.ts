@@ -15,12 +15,12 @@
  * @module
  */
 
-import { listPids } from "../ffi/proc_dir.ts";
-import { clockTicksPerSecond } from "../ffi/clock.ts";
-import { listDirectory, readFileBytes, readFileText, readLink } from "../ffi/proc_fs.ts";
-import { processExists } from "../ffi/process.ts";
+import { listPids } from "../../ffi/proc_dir.ts";
+import { clockTicksPerSecond } from "../../ffi/clock.ts";
+import { listDirectory, readFileBytes, readFileText, readLink } from "../../ffi/proc_fs.ts";
+import { processExists } from "../../ffi/process.ts";
 import { cgroupFromProcFile } from "./cgroup_path.ts";
-import type { KernelEvent } from "./events.ts";
+import type { KernelEvent } from "../events/events.ts";
 import { type NamespaceInodes, readNamespaceInodes } from "./namespaces.ts";
 import { parseCmdline, ttyName } from "./proc_parse.ts";
 import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
@@ -30,7 +30,7 @@ import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * using watcher = watch({ context: true });
  * await watcher.ready;
  * console.log(watcher.processTable?.size);
@@ -106,7 +106,7 @@ export interface ProcessRecord {
  *
  * @example
  * ```ts ignore
- * import { ProcessTable } from "./process_table.ts";
+ * import { ProcessTable } from "./table.ts";
  * const table = new ProcessTable({ maxEntries: 10000 });
  * console.log(table.maxEntries);
  * ```
@@ -130,7 +130,7 @@ export interface ProcessTableOptions {
  *
  * @example
  * ```ts ignore
- * import { ProcessTable } from "./process_table.ts";
+ * import { ProcessTable } from "./table.ts";
  * const table = new ProcessTable({ maxEntries: 10000 });
  * table.seed();
  * console.log(table.get(1)?.comm); // "systemd"

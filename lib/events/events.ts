@@ -7,15 +7,15 @@
  * @module
  */
 
-import type { ContainerInfo } from "./cgroup_path.ts";
-import type { Namespaces } from "./namespaces.ts";
+import type { ContainerInfo } from "../process/cgroup_path.ts";
+import type { Namespaces } from "../process/namespaces.ts";
 
 /**
  * The kernel event types, as named in the CLI's `--events` list.
  *
  * @example
  * ```ts ignore
- * import { EVENT_TYPES } from "../mod.ts";
+ * import { EVENT_TYPES } from "../../mod.ts";
  * console.log(EVENT_TYPES.join(",")); // fork,exec,uid,gid,sid,ptrace,comm,coredump,exit
  * ```
  */
@@ -36,7 +36,7 @@ export const EVENT_TYPES = [
  *
  * @example
  * ```ts ignore
- * import { type EventType, watch } from "../mod.ts";
+ * import { type EventType, watch } from "../../mod.ts";
  * const wanted: EventType[] = ["fork", "exit"];
  * for await (const event of watch({ events: wanted })) console.log(event.type);
  * ```
@@ -48,7 +48,7 @@ export type EventType = typeof EVENT_TYPES[number];
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch()) {
  *   console.log(event.time.toISOString(), event.cpu, event.timestampNs);
  * }
@@ -74,7 +74,7 @@ export interface EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["exit"], context: true })) {
  *   if (event.type === "exit") console.log(event.process?.cmdline, event.process?.durationNs);
  * }
@@ -167,7 +167,7 @@ export interface ProcessInfo {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["fork"] })) {
  *   if (event.type === "fork") console.log(`${event.parentPid} -> ${event.childPid}`);
  * }
@@ -196,7 +196,7 @@ export interface ForkEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["exec"] })) {
  *   if (event.type === "exec") console.log(`${event.pid} ran a new program`);
  * }
@@ -216,7 +216,7 @@ export interface ExecEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["uid"] })) {
  *   if (event.type === "uid") console.log(event.pid, event.ruid, event.euid);
  * }
@@ -240,7 +240,7 @@ export interface UidEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["gid"] })) {
  *   if (event.type === "gid") console.log(event.pid, event.rgid, event.egid);
  * }
@@ -264,7 +264,7 @@ export interface GidEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["sid"] })) {
  *   if (event.type === "sid") console.log(`${event.pid} started a session`);
  * }
@@ -284,7 +284,7 @@ export interface SidEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["ptrace"] })) {
  *   if (event.type === "ptrace") console.log(event.tracerPid === 0 ? "detached" : `traced by ${event.tracerPid}`);
  * }
@@ -308,7 +308,7 @@ export interface PtraceEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["comm"] })) {
  *   if (event.type === "comm") console.log(`${event.pid} is now called ${event.comm}`);
  * }
@@ -330,7 +330,7 @@ export interface CommEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["coredump"] })) {
  *   if (event.type === "coredump") console.log(`${event.pid} dumps core (parent ${event.parentPid})`);
  * }
@@ -354,7 +354,7 @@ export interface CoredumpEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ events: ["exit"] })) {
  *   if (event.type === "exit") console.log(event.pid, event.exitCode ?? event.signal, event.coreDumped);
  * }
@@ -388,7 +388,7 @@ export interface ExitEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch()) {
  *   if (event.type === "lost") console.error(`${event.count} events lost (${event.reason})`);
  * }
@@ -415,7 +415,7 @@ export interface LostEvent extends EventBase {
  *
  * @example
  * ```ts ignore
- * import type { KernelEvent } from "../mod.ts";
+ * import type { KernelEvent } from "../../mod.ts";
  * function pidOf(event: KernelEvent): number {
  *   return event.type === "fork" ? event.childPid : event.pid;
  * }
@@ -437,7 +437,7 @@ export type KernelEvent =
  *
  * @example
  * ```ts ignore
- * import type { ProcEvent } from "../mod.ts";
+ * import type { ProcEvent } from "../../mod.ts";
  * function describe(event: ProcEvent): string {
  *   return event.type === "lost" ? `${event.count} lost` : event.type;
  * }

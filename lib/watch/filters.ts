@@ -5,16 +5,16 @@
  * @module
  */
 
-import { processExists } from "../ffi/process.ts";
-import { NoSuchProcessError, UsageError } from "./errors.ts";
-import type { UserNames } from "./users.ts";
+import { processExists } from "../../ffi/process.ts";
+import { NoSuchProcessError, UsageError } from "../../ground/errors.ts";
+import type { UserNames } from "../process/users.ts";
 
 /**
  * Filters on the process an event is about; they compose (all must match).
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ tree: 1234, comm: ["make"], failedOnly: true })) console.log(event);
  * ```
  */
@@ -65,7 +65,7 @@ export interface CompiledFilters {
  * @example
  * ```ts ignore
  * import { compileFilters } from "./filters.ts";
- * import { UserNames } from "./users.ts";
+ * import { UserNames } from "../process/users.ts";
  * const filters = compileFilters({ comm: "sshd", uid: "root" }, new UserNames());
  * console.log(filters.uid); // Set(1) { 0 }
  * ```
@@ -133,7 +133,7 @@ export function compileFilters(options: ProcessFilterOptions, users: UserNames):
  * @example
  * ```ts ignore
  * import { compileFilters, matchesPlace } from "./filters.ts";
- * import { UserNames } from "./users.ts";
+ * import { UserNames } from "../process/users.ts";
  * const filters = compileFilters({ unit: "cron" }, new UserNames());
  * console.log(matchesPlace(filters, "/system.slice/cron.service")); // true
  * ```

@@ -21,12 +21,12 @@
  * @module
  */
 
-import { boottimeNs, clockTicksPerSecond, monotonicNs } from "../ffi/clock.ts";
-import { wallClock } from "./wall_clock.ts";
-import { ErrnoError } from "../ffi/libc.ts";
-import { pidfdKeepsExitStatus, PidfdSet } from "../ffi/pidfd.ts";
-import { listDirectory } from "../ffi/proc_fs.ts";
-import { effectiveUid, isProcess, processExists } from "../ffi/process.ts";
+import { boottimeNs, clockTicksPerSecond, monotonicNs } from "../../ffi/clock.ts";
+import { wallClock } from "../events/wall_clock.ts";
+import { ErrnoError } from "../../ffi/libc.ts";
+import { pidfdKeepsExitStatus, PidfdSet } from "../../ffi/pidfd.ts";
+import { listDirectory } from "../../ffi/proc_fs.ts";
+import { effectiveUid, isProcess, processExists } from "../../ffi/process.ts";
 import {
   NetworkNamespaceError,
   PermissionError,
@@ -35,13 +35,13 @@ import {
   UsageError,
   WaitExitCode,
   WaitTimeoutError,
-} from "./errors.ts";
-import type { ExitEvent, ProcEvent } from "./events.ts";
-import { checkProcessId } from "./pids.ts";
-import { type ProcStat, readProcStat, readProcStatus } from "./proc_stat.ts";
-import { decodeWaitStatus, shellStatus } from "./signals.ts";
-import { type ProcWatcher, watch } from "./watcher.ts";
-import type { SocketFilterInfo } from "./bpf.ts";
+} from "../../ground/errors.ts";
+import type { ExitEvent, ProcEvent } from "../events/events.ts";
+import { checkProcessId } from "../process/pids.ts";
+import { type ProcStat, readProcStat, readProcStatus } from "../process/proc_stat.ts";
+import { decodeWaitStatus, shellStatus } from "../events/signals.ts";
+import { type ProcWatcher, watch } from "../watch/watcher.ts";
+import type { SocketFilterInfo } from "../connector/bpf.ts";
 
 /**
  * How a wait learns that a process ended: the proc connector's exit event,
@@ -49,7 +49,7 @@ import type { SocketFilterInfo } from "./bpf.ts";
  *
  * @example
  * ```ts ignore
- * import { waitForExit, type WaitMethod } from "../mod.ts";
+ * import { waitForExit, type WaitMethod } from "../../mod.ts";
  * const method: WaitMethod = "pidfd";
  * await waitForExit(1234, { method });
  * ```
@@ -61,7 +61,7 @@ export type WaitMethod = "connector" | "pidfd";
  *
  * @example
  * ```ts ignore
- * import { waitForExit } from "../mod.ts";
+ * import { waitForExit } from "../../mod.ts";
  * const info = await waitForExit(1234);
  * if (info.source === "zombie") console.log("it had already ended; its end time is unknown");
  * ```
@@ -89,7 +89,7 @@ export type ExitSource =
  *
  * @example
  * ```ts ignore
- * import { waitForExit } from "../mod.ts";
+ * import { waitForExit } from "../../mod.ts";
  * const info = await waitForExit(1234);
  * if (!info.statusKnown) console.log(`${info.pid} ended; how is unknown`);
  * else if (info.signal) console.log(`${info.pid} killed by ${info.signal}`);
@@ -136,7 +136,7 @@ export interface ExitInfo {
  *
  * @example
  * ```ts ignore
- * import { waitForExit } from "../mod.ts";
+ * import { waitForExit } from "../../mod.ts";
  * await waitForExit(1234, {
  *   onArmed: (armed) => console.error(`waiting with ${armed.method}`),
  * });
@@ -161,7 +161,7 @@ export interface WaitArmed {
  *
  * @example
  * ```ts ignore
- * import { waitForAll, type WaitOptions } from "../mod.ts";
+ * import { waitForAll, type WaitOptions } from "../../mod.ts";
  * const options: WaitOptions = {
  *   timeout: 30_000,
  *   signal: AbortSignal.timeout(60_000),
@@ -239,7 +239,7 @@ const REAP_GRACE_MS = 2000;
  *
  * @example
  * ```ts ignore
- * import { waitForExit } from "../mod.ts";
+ * import { waitForExit } from "../../mod.ts";
  * const info = await waitForExit(1234, { timeout: 60_000 });
  * if (info.statusKnown) console.log(`${info.pid} ended with ${info.shellStatus}`);
  * ```
@@ -256,7 +256,7 @@ export async function waitForExit(pid: number, options: WaitOptions = {}): Promi
  *
  * @example
  * ```ts ignore
- * import { waitForAll } from "../mod.ts";
+ * import { waitForAll } from "../../mod.ts";
  * const infos = await waitForAll([1234, 5678], {
  *   onExit: (info) => console.log(info.pid, info.exitCode),
  * });
@@ -279,7 +279,7 @@ export function waitForAll(
  *
  * @example
  * ```ts ignore
- * import { waitForAny } from "../mod.ts";
+ * import { waitForAny } from "../../mod.ts";
  * const first = await waitForAny([1234, 5678], { timeout: 10_000 });
  * console.log(`${first.pid} ended first`);
  * ```

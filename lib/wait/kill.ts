@@ -5,9 +5,9 @@
  * @module
  */
 
-import { sendSignal } from "../ffi/process.ts";
-import { UsageError } from "./errors.ts";
-import { signalNumber } from "./signals.ts";
+import { sendSignal } from "../../ffi/process.ts";
+import { UsageError } from "../../ground/errors.ts";
+import { signalNumber } from "../events/signals.ts";
 
 /**
  * Sends `signal` (`"TERM"`, `"SIGKILL"`, `9`) to `pid`. Returns false when
@@ -16,7 +16,7 @@ import { signalNumber } from "./signals.ts";
  *
  * @example
  * ```ts ignore
- * import { kill } from "../mod.ts";
+ * import { kill } from "../../mod.ts";
  * kill(4242, "SIGTERM");
  * ```
  */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { readFileText, readRecordText } from "../ffi/proc_fs.ts";
+import { readFileText, readRecordText } from "../../ffi/proc_fs.ts";
 
 /**
  * The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)).

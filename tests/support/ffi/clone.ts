@@ -16,7 +16,7 @@
  * @module
  */
 
-import { cString, errno, ErrnoError, libc } from "./libc.ts";
+import { cString, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
 
 /** `CLONE_VM`, `CLONE_VFORK` (include/uapi/linux/sched.h), `SIGCHLD` (17 on x86/arm). */
 const CLONE_VM = 0x00000100;

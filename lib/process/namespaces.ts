@@ -10,7 +10,7 @@
  * @module
  */
 
-import { readLink } from "../ffi/proc_fs.ts";
+import { readLink } from "../../ffi/proc_fs.ts";
 
 /** The namespace kinds reported, in the order records keep them. */
 export const NAMESPACE_KINDS = ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"] as const;
@@ -23,7 +23,7 @@ export type NamespaceKind = typeof NAMESPACE_KINDS[number];
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * for await (const event of watch({ context: true })) {
  *   const net = event.process?.namespaces?.net;
  *   if (net && !net.host) console.log(event.process?.pid, "has its own network", net.inode);

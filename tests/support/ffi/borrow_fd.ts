@@ -9,7 +9,7 @@
  * @module
  */
 
-import { errno, ErrnoError, libc } from "./libc.ts";
+import { errno, ErrnoError, libc } from "../../../ffi/libc.ts";
 
 /** `__NR_pidfd_open`, `__NR_pidfd_getfd`: the same on every architecture (asm-generic/unistd.h). */
 const SYS_PIDFD_OPEN = 434n;

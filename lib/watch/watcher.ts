@@ -11,9 +11,9 @@
  * @module
  */
 
-import type { ConnectorSocket } from "../ffi/connector.ts";
-import { wallClock } from "./wall_clock.ts";
-import { decodeDatagram, type DecodedMessage } from "./decode.ts";
+import type { ConnectorSocket } from "../../ffi/connector.ts";
+import { wallClock } from "../events/wall_clock.ts";
+import { decodeDatagram, type DecodedMessage } from "../connector/decode.ts";
 import {
   EVENT_TYPES,
   type EventType,
@@ -21,27 +21,27 @@ import {
   type KernelEvent,
   type LostEvent,
   type ProcEvent,
-} from "./events.ts";
-import { UsageError } from "./errors.ts";
-import { EventContext } from "./enrich.ts";
+} from "../events/events.ts";
+import { UsageError } from "../../ground/errors.ts";
+import { EventContext } from "../process/enrich.ts";
 import { compileFilters, hasFilters, type ProcessFilterOptions } from "./filters.ts";
-import type { ProcessTable } from "./process_table.ts";
-import { UserNames } from "./users.ts";
+import type { ProcessTable } from "../process/table.ts";
+import { UserNames } from "../process/users.ts";
 import { track, untrack } from "./lifecycle.ts";
-import { readNetlinkDrops } from "./netlink_drops.ts";
-import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
+import { readNetlinkDrops } from "../connector/drops.ts";
+import { PROC_EVENT_ALL, ProcEventWhat } from "../../ground/cn_proc.ts";
 import { BoundedQueue } from "./queue.ts";
-import { SequenceTracker } from "./sequence.ts";
-import { type FilterMode, ignore, listen, openSocket } from "./subscription.ts";
-import { encodeProgram, planSocketFilter, type SocketFilterInfo } from "./bpf.ts";
-import { ErrnoError } from "../ffi/libc.ts";
+import { SequenceTracker } from "../connector/sequence.ts";
+import { type FilterMode, ignore, listen, openSocket } from "../connector/subscription.ts";
+import { encodeProgram, planSocketFilter, type SocketFilterInfo } from "../connector/bpf.ts";
+import { ErrnoError } from "../../ffi/libc.ts";
 
 /**
  * Options of {@linkcode watch}. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose.
  *
  * @example
  * ```ts ignore
- * import { watch, type WatchOptions } from "../mod.ts";
+ * import { watch, type WatchOptions } from "../../mod.ts";
  * const options: WatchOptions = { events: ["exec", "exit"], threads: false, signal: AbortSignal.timeout(5000) };
  * for await (const event of watch(options)) console.log(event.type);
  * ```
@@ -99,7 +99,7 @@ export interface WatchOptions extends ProcessFilterOptions {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * const watcher = watch();
  * setTimeout(() => {
  *   const { received, lostByKernel, foreign } = watcher.stats;
@@ -167,7 +167,7 @@ const LINGER_SMALL_ROUND = 16;
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * using watcher = watch({ events: ["exec", "exit"] });
  * for await (const event of watcher) {
  *   console.log(event.type, "pid" in event ? event.pid : "");
@@ -441,7 +441,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
    *
    * @example
    * ```ts ignore
-   * import { watch } from "../mod.ts";
+   * import { watch } from "../../mod.ts";
    * for await (const batch of watch().batches()) console.log(batch.length);
    * ```
    */
@@ -728,7 +728,7 @@ function makeContext(options: WatchOptions): EventContext | null {
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * using watcher = watch({ events: ["exit"] });
  * for await (const event of watcher) {
  *   if (event.type === "exit" && event.exitCode !== 0) console.log(event);

@@ -5,27 +5,27 @@
  * @module
  */
 
-import { ConnectorSocket } from "../ffi/connector.ts";
-import { Errno, ErrnoError } from "../ffi/libc.ts";
+import { ConnectorSocket } from "../../ffi/connector.ts";
+import { Errno, ErrnoError } from "../../ffi/libc.ts";
 import {
   NetworkNamespaceError,
   PermissionError,
   ProcEventsUnavailableError,
   ProcwatchError,
-} from "./errors.ts";
+} from "../../ground/errors.ts";
 import {
   controlMessage,
   PROC_CN_MCAST_IGNORE,
   PROC_CN_MCAST_LISTEN,
   PROC_EVENT_ALL,
-} from "./protocol.ts";
+} from "../../ground/cn_proc.ts";
 
 /**
  * How events are selected: by the kernel (`struct proc_input`, 6.6+) or by procwatch.
  *
  * @example
  * ```ts ignore
- * import { watch } from "../mod.ts";
+ * import { watch } from "../../mod.ts";
  * using watcher = watch({ events: ["exit"] });
  * console.log(watcher.filterMode); // "kernel" on Linux >= 6.6
  * ```

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { readBracket } from "../ffi/clock.ts";
+import { readBracket } from "../../ffi/clock.ts";
 
 /** Where {@linkcode WallClock} reads its two clocks (the tests inject a fake one). */
 export interface ClockSource {

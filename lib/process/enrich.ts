@@ -27,20 +27,20 @@
  * @module
  */
 
-import { monotonicNs } from "../ffi/clock.ts";
-import type { DecodedMessage } from "./decode.ts";
-import type { KernelEvent, ProcessInfo } from "./events.ts";
+import { monotonicNs } from "../../ffi/clock.ts";
+import type { DecodedMessage } from "../connector/decode.ts";
+import type { KernelEvent, ProcessInfo } from "../events/events.ts";
 import type { Captured } from "./capture_ring.ts";
 import { type CgroupAttribution, parseCgroupPath } from "./cgroup_path.ts";
 import { ExecCapture } from "./exec_capture.ts";
-import { type CompiledFilters, hasPlaceFilters, matchesPlace } from "./filters.ts";
+import { type CompiledFilters, hasPlaceFilters, matchesPlace } from "../watch/filters.ts";
 import {
   describeNamespaces,
   hostNamespaceInodes,
   type NamespaceInodes,
   type Namespaces,
 } from "./namespaces.ts";
-import { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./process_table.ts";
+import { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./table.ts";
 import type { UserNames } from "./users.ts";
 
 /** Options of {@linkcode EventContext}. */
@@ -63,7 +63,7 @@ export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot
  * @example
  * ```ts ignore
  * import { EventContext } from "./enrich.ts";
- * import { compileFilters } from "./filters.ts";
+ * import { compileFilters } from "../watch/filters.ts";
  * import { UserNames } from "./users.ts";
  * const users = new UserNames();
  * const context = new EventContext(compileFilters({ comm: "sh" }, users), users, {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { KernelEvent } from "./events.ts";
+import type { KernelEvent } from "../events/events.ts";
 import {
   CN_IDX_PROC,
   CN_VAL_PROC,
@@ -19,8 +19,8 @@ import {
   PROC_EVENT_HEAD,
   PROC_EVENT_OFFSET,
   ProcEventWhat,
-} from "./protocol.ts";
-import { decodeWaitStatus } from "./signals.ts";
+} from "../../ground/cn_proc.ts";
+import { decodeWaitStatus } from "../events/signals.ts";
 
 /** What one netlink message turned out to be. */
 export type DecodedMessage =

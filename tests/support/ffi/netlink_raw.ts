@@ -8,8 +8,8 @@
  * @module
  */
 
-import { check, Errno, errno, ErrnoError, libc } from "./libc.ts";
-import { AF_NETLINK, NETLINK_CONNECTOR } from "../lib/protocol.ts";
+import { check, Errno, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { AF_NETLINK, NETLINK_CONNECTOR } from "../../../ground/cn_proc.ts";
 
 /** `SOCK_DGRAM | SOCK_CLOEXEC` (include/linux/net.h, fcntl.h). */
 const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { readFileText } from "../ffi/proc_fs.ts";
-import { UsageError } from "./errors.ts";
+import { readFileText } from "../../ffi/proc_fs.ts";
+import { UsageError } from "../../ground/errors.ts";
 
 /**
  * Parses passwd(5) text into a uid → name map (the first name of a uid wins).

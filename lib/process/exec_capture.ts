@@ -11,17 +11,17 @@
  * @module
  */
 
-import { monotonicNs } from "../ffi/clock.ts";
+import { monotonicNs } from "../../ffi/clock.ts";
 import {
   CAPTURE_WORKER_SYMBOLS,
   captureWorker,
   type CaptureWorkerConfig,
   CONTROL,
   unsubscribeWorker,
-} from "../ffi/exec_capture_worker.ts";
-import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
+} from "./exec_capture_worker.ts";
+import { libc, LIBC_SYMBOLS } from "../../ffi/libc.ts";
 import { type Captured, CaptureRing, RING_LAYOUT } from "./capture_ring.ts";
-import { PROC_EVENT_ALL, ProcEventWhat } from "./protocol.ts";
+import { PROC_EVENT_ALL, ProcEventWhat } from "../../ground/cn_proc.ts";
 
 /** How long to wait for a capture the worker may be writing right now. */
 const LATE_WAIT_NS = 2_000_000n;

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { libc } from "./libc.ts";
+import { libc } from "../../ffi/libc.ts";
 
 /** The libc symbols the worker uses (a subset of ffi/libc.ts's table). */
 export const CAPTURE_WORKER_SYMBOLS = [

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { readFileText } from "../ffi/proc_fs.ts";
-import { NETLINK_CONNECTOR } from "./protocol.ts";
+import { readFileText } from "../../ffi/proc_fs.ts";
+import { NETLINK_CONNECTOR } from "../../ground/cn_proc.ts";
 
 /**
  * Finds the `Drops` value of the socket with netlink port `portId` in the text
@@ -15,7 +15,7 @@ import { NETLINK_CONNECTOR } from "./protocol.ts";
  *
  * @example
  * ```ts
- * import { parseNetlinkDrops } from "./netlink_drops.ts";
+ * import { parseNetlinkDrops } from "./drops.ts";
  * const text = "sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n" +
  *   "0000 11 4242 00000001 0 0 0 2 17 99\n";
  * console.log(parseNetlinkDrops(text, 4242)); // 17

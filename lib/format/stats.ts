@@ -6,8 +6,8 @@
  * @module
  */
 
-import { shortContainerId } from "./cgroup_path.ts";
-import type { LostEvent, ProcessInfo, ProcEvent } from "./events.ts";
+import { shortContainerId } from "../process/cgroup_path.ts";
+import type { LostEvent, ProcessInfo, ProcEvent } from "../events/events.ts";
 
 const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
   ["fork", "Fork"],

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { PROC_EVENT_OFFSET, ProcEventWhat } from "./protocol.ts";
+import { PROC_EVENT_OFFSET, ProcEventWhat } from "../../ground/cn_proc.ts";
 
 /** `BPF_MAXINSNS` (include/uapi/linux/bpf_common.h): the longest classic program the kernel takes. */
 export const BPF_MAXINSNS = 4096;
