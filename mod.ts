@@ -62,6 +62,11 @@
  */
 
 export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./lib/watch/watcher.ts";
+export { closeAll as closeAllWatchers } from "./lib/watch/lifecycle.ts";
+export { type FilterMode } from "./lib/connector/subscription.ts";
+export { type SocketFilterInfo } from "./lib/connector/bpf.ts";
+export { MAX_RECEIVE_BUFFER_REQUEST } from "./ffi/connector.ts";
+export { type ProcessFilterOptions } from "./lib/watch/filters.ts";
 export {
   type CommEvent,
   type CoredumpEvent,
@@ -83,70 +88,31 @@ export {
   type UidEvent,
 } from "./lib/events/events.ts";
 export {
-  ExitCode,
+  type ErrorCode,
   NetworkNamespaceError,
   NoSuchProcessError,
   PermissionError,
   ProcEventsUnavailableError,
   ProcwatchError,
   UsageError,
-  WaitExitCode,
   WaitTimeoutError,
 } from "./ground/errors.ts";
+export { ErrnoError, FfiPermissionError } from "./ffi/libc.ts";
+export { MissingPermissionError } from "./lib/export/address.ts";
 export {
-  connectorUnavailable,
+  checkSignal,
+  decodeWaitStatus,
   type ExitInfo,
   type ExitSource,
+  kill,
+  shellStatus,
+  signalName,
+  UNKNOWN_SHELL_STATUS,
   type WaitArmed,
   waitForAll,
   waitForAny,
   waitForExit,
   type WaitMethod,
   type WaitOptions,
-} from "./lib/wait/wait.ts";
-export { FfiPermissionError } from "./ffi/libc.ts";
-export { decodeWaitStatus, shellStatus, signalName, type WaitStatus } from "./lib/events/signals.ts";
-export { type FilterMode } from "./lib/connector/subscription.ts";
-export { type SocketFilterInfo } from "./lib/connector/bpf.ts";
-export { type ProcessFilterOptions } from "./lib/watch/filters.ts";
-export { type ProcessRecord, ProcessTable, type ProcessTableOptions } from "./lib/process/table.ts";
-export {
-  describeExit,
-  eventToJson,
-  formatDuration,
-  humanLine,
-  processLabel,
-  shortExit,
-  type Style,
-} from "./lib/format/text.ts";
-export { commandLine, parseCmdline } from "./lib/process/proc_parse.ts";
-export {
-  type CgroupAttribution,
-  cgroupFromProcFile,
-  type ContainerInfo,
-  type ContainerRuntime,
-  parseCgroupPath,
-  shortContainerId,
-} from "./lib/process/cgroup_path.ts";
-export {
-  NAMESPACE_KINDS,
-  type NamespaceInfo,
-  type NamespaceInodes,
-  type NamespaceKind,
-  type Namespaces,
-} from "./lib/process/namespaces.ts";
-export { TreeFormatter } from "./lib/format/tree.ts";
-export { EventStats, type StatsColumn, type StatsRow } from "./lib/format/stats.ts";
-export { UserNames } from "./lib/process/users.ts";
-export { checkSignal, kill } from "./lib/wait/kill.ts";
-export { type PriorityLevel, raisePriority } from "./ffi/priority.ts";
-export {
-  defaultSpoolDir,
-  type MetricsEndpoint,
-  type MetricsOptions,
-  type NatsExport,
-  type NatsOptions,
-  startMetrics,
-  startNatsExport,
-} from "./lib/export/lazy.ts";
-export { type HostPort, MissingPermissionError } from "./lib/export/address.ts";
+  type WaitStatus,
+} from "./lib/wait/mod.ts";

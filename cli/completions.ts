@@ -16,8 +16,7 @@
  */
 
 import { type CommandUnknownOpts, Help, type Option } from "@commander-js/extra-typings";
-import { EVENT_TYPES } from "../lib/events/events.ts";
-import { UsageError } from "../ground/errors.ts";
+import { EVENT_TYPES, UsageError } from "../mod.ts";
 import { FORMATS } from "./watch.ts";
 
 /** The shells `procwatch completions` writes a script for. */

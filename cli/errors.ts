@@ -23,10 +23,10 @@
  * @module
  */
 
-import { FfiPermissionError } from "../ffi/libc.ts";
-import { ExitCode, ProcwatchError } from "../ground/errors.ts";
+import { warn } from "../lib/format/mod.ts";
+import { FfiPermissionError, ProcwatchError } from "../mod.ts";
+import { ExitCode, exitCodeOf } from "./exit_codes.ts";
 import { rerunCommand } from "../ground/rerun.ts";
-import { warn } from "./output.ts";
 
 /** The CLI's arguments as given, before `run` hands `Deno.args` to a script. */
 const ORIGINAL_ARGS: readonly string[] = [...Deno.args];
@@ -91,9 +91,11 @@ export function reportError(error: unknown): number {
     warn(`procwatch: needs FFI access to talk to the kernel; run it as: ${exactCommand()}`);
     return ExitCode.NO_FFI;
   }
-  if (error instanceof ProcwatchError) {
+  // A failed libc call ("SYSTEM") is not something the user can fix by the
+  // message alone: it is reported as unexpected, with its cause on request.
+  if (error instanceof ProcwatchError && error.code !== "SYSTEM") {
     warn(`procwatch: ${error.message}`);
-    return error.exitCode;
+    return exitCodeOf(error.code);
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
     warn(`procwatch: ${firstLine(error)}`);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ExitCode, WaitExitCode } from "../ground/errors.ts";
+import { ExitCode, WaitExitCode } from "./exit_codes.ts";
 
 /** One example command line and what it does. */
 export interface Example {

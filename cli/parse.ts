@@ -10,9 +10,8 @@
  * @module
  */
 
-import { EVENT_TYPES, type EventType } from "../lib/events/events.ts";
-import { UsageError } from "../ground/errors.ts";
-import { PID_MAX_LIMIT } from "../lib/process/pids.ts";
+import { PID_MAX_LIMIT } from "../lib/process/mod.ts";
+import { EVENT_TYPES, type EventType, UsageError } from "../mod.ts";
 
 /**
  * Parses a pid: a positive decimal integer no larger than the kernel's

@@ -13,8 +13,8 @@ import { reportError, usageLine } from "./errors.ts";
 import { waitCommand } from "./wait.ts";
 import { watchCommand } from "./watch.ts";
 import { runCommand } from "./run.ts";
-import { ExitCode } from "../ground/errors.ts";
-import { BrokenPipeError, finishOutput, stdout, warn } from "./output.ts";
+import { BrokenPipeError, finishOutput, stdout, warn } from "../lib/format/mod.ts";
+import { ExitCode } from "./exit_codes.ts";
 
 /**
  * Errors of the option parser go to stderr as one `procwatch:` line naming

@@ -9,11 +9,10 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { FfiPermissionError } from "../ffi/libc.ts";
-import { ExitCode, ProcwatchError } from "../ground/errors.ts";
-import { closeAll } from "../lib/watch/lifecycle.ts";
+import { warn } from "../lib/format/mod.ts";
+import { closeAllWatchers, FfiPermissionError, ProcwatchError } from "../mod.ts";
+import { ExitCode, exitCodeOf } from "./exit_codes.ts";
 import { exactCommand, reportError } from "./errors.ts";
-import { warn } from "./output.ts";
 
 /**
  * Builds the `run` subcommand.
@@ -116,7 +115,7 @@ export async function runScript(
   currentScript = url;
   const fail = (error: unknown) => {
     const code = report(error, url, false);
-    closeAll();
+    closeAllWatchers();
     Deno.exit(code);
   };
   globalThis.addEventListener("error", (event: ErrorEvent) => {
@@ -131,7 +130,7 @@ export async function runScript(
     await import(url);
   } catch (error) {
     const code = report(error, url, true);
-    closeAll();
+    closeAllWatchers();
     return code;
   }
   outlivesMain = true;
@@ -152,7 +151,7 @@ function scriptUrl(script: string): string {
 function readPermission(cause: unknown): ProcwatchError {
   return new ProcwatchError(
     `loading a script needs read access; run it as: ${exactCommand()}`,
-    ExitCode.NO_FFI,
+    "DENO_PERMISSION",
     { cause },
   );
 }
@@ -160,10 +159,10 @@ function readPermission(cause: unknown): ProcwatchError {
 /** Prints what went wrong and returns the exit code for it. */
 function report(error: unknown, url: string, duringImport: boolean): number {
   if (error instanceof FfiPermissionError) return reportError(error);
-  if (error instanceof ProcwatchError) {
+  if (error instanceof ProcwatchError && error.code !== "SYSTEM") {
     const where = location(error);
     warn(`procwatch: ${error.message}${where ? ` (${where})` : ""}`);
-    return error.exitCode;
+    return exitCodeOf(error.code);
   }
   const message = plain(error instanceof Error ? error.message : String(error));
   if (duringImport && error instanceof Error) {

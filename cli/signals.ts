@@ -9,7 +9,7 @@
  * @module
  */
 
-import { interruptOutput } from "./output.ts";
+import { interruptOutput } from "../lib/format/mod.ts";
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 

@@ -6,25 +6,29 @@
  */
 
 import type { Command } from "@commander-js/extra-typings";
-import { exitNow } from "../ffi/process.ts";
 import {
-  ExitCode,
-  NoSuchProcessError,
-  UsageError,
-  WaitExitCode,
-  WaitTimeoutError,
-} from "../ground/errors.ts";
-import { describeExit, isoTimeNs } from "../lib/format/text.ts";
-import { wallClock } from "../lib/events/wall_clock.ts";
+  BrokenPipeError,
+  describeExit,
+  finishOutput,
+  isoTimeNs,
+  stderr,
+  stdout,
+  wallClock,
+  warn,
+} from "../lib/format/mod.ts";
 import {
   type ExitInfo,
+  exitNow,
+  NoSuchProcessError,
+  UsageError,
   type WaitArmed,
   waitForAll,
   waitForAny,
   type WaitMethod,
-} from "../lib/wait/wait.ts";
+  WaitTimeoutError,
+} from "../lib/wait/mod.ts";
+import { ExitCode, WaitExitCode } from "./exit_codes.ts";
 import { reportError } from "./errors.ts";
-import { BrokenPipeError, finishOutput, stderr, stdout, warn } from "./output.ts";
 import { once, parsePid, parseSeconds, verbatim } from "./parse.ts";
 import { onTerminationSignal } from "./signals.ts";
 

@@ -5,31 +5,46 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { monotonicNs } from "../ffi/clock.ts";
-import { MAX_RECEIVE_BUFFER_REQUEST } from "../ffi/connector.ts";
-import { wallClock } from "../lib/events/wall_clock.ts";
-import { lostEventNow } from "../lib/watch/lost_event.ts";
-import { processExists } from "../ffi/process.ts";
-import { listPids } from "../ffi/proc_dir.ts";
-import { listDirectory } from "../ffi/proc_fs.ts";
-import { EVENT_TYPES, type EventType, type LostEvent, type ProcEvent } from "../lib/events/events.ts";
-import { ExitCode } from "../ground/errors.ts";
 import {
+  type HostPort,
+  type MetricsEndpoint,
+  type NatsExport,
+  parseListenAddress,
+  parseNatsServers,
+} from "../lib/export/mod.ts";
+import {
+  BrokenPipeError,
+  EventStats,
   eventToJson,
   formatBytes,
   HUMAN_HEADER,
   humanLine,
   lossReason,
+  lostEventNow,
+  OUTPUT_CAPACITY,
   plural,
+  stderr,
+  stdout,
   type Style,
-} from "../lib/format/text.ts";
-import { readProcStat } from "../lib/process/proc_stat.ts";
-import { EventStats } from "../lib/format/stats.ts";
-import { TREE_GROUP_BY, TreeFormatter, type TreeGroupBy } from "../lib/format/tree.ts";
-import { UsageError } from "../ground/errors.ts";
-import { type ProcWatcher, watch, type WatcherStats } from "../lib/watch/watcher.ts";
-import type { MetricsEndpoint, NatsExport } from "../lib/export/lazy.ts";
-import { BrokenPipeError, OUTPUT_CAPACITY, stderr, stdout, warn } from "./output.ts";
+  TREE_GROUP_BY,
+  TreeFormatter,
+  type TreeGroupBy,
+  wallClock,
+  warn,
+} from "../lib/format/mod.ts";
+import { listPids, processGone, readProcStat } from "../lib/process/mod.ts";
+import {
+  EVENT_TYPES,
+  type EventType,
+  type LostEvent,
+  MAX_RECEIVE_BUFFER_REQUEST,
+  type ProcEvent,
+  type ProcWatcher,
+  UsageError,
+  watch,
+  type WatcherStats,
+} from "../mod.ts";
+import { ExitCode } from "./exit_codes.ts";
 import {
   addEvents,
   addPids,
@@ -42,7 +57,6 @@ import {
   verbatim,
 } from "./parse.ts";
 import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
-import { type HostPort, parseListenAddress, parseNatsServers } from "../lib/export/address.ts";
 import { onTerminationSignal } from "./signals.ts";
 
 /** Output formats of `watch`. */
@@ -239,7 +253,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   checkExportInput(options);
   const exportLib = options.metrics === undefined && options.nats === undefined
     ? undefined
-    : await import("../lib/export/lazy.ts");
+    : await import("../lib/export/mod.ts");
   // Missing permissions fail before anything listens (exit 3).
   if (options.metrics !== undefined) exportLib?.checkMetricsPermissions(options.metrics);
   const spoolDir = options.nats === undefined
@@ -312,7 +326,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
   // have turned the context on for its own use.
   const bare = (event: ProcEvent): ProcEvent =>
     options.context || event.process === undefined ? event : { ...event, process: undefined };
-  const started = monotonicNs();
+  const started = performance.now();
   if (exitCode !== ExitCode.OK) watcher.close(); // a signal came while it subscribed
   const timer = options.duration === undefined
     ? undefined
@@ -410,7 +424,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     out.flush();
     if (stats !== undefined) {
       out.reportLoss(); // first, so that the summary counts it
-      const seconds = Number(monotonicNs() - started) / 1e9;
+      const seconds = (performance.now() - started) / 1000;
       if (format === "json") out.line(JSON.stringify(stats.toJSON(seconds)));
       else for (const line of stats.table(seconds)) out.line(line);
       out.flush();
@@ -468,18 +482,6 @@ function checkGroupBy(value: string | undefined, format: string): TreeGroupBy | 
     throw new UsageError(`--group-by groups the tree: use it with --format tree`);
   }
   return value as TreeGroupBy;
-}
-
-/** Whether `pid` (started at `startTicks`) has ended: gone, reused, or a zombie. */
-function processGone(pid: number, startTicks: bigint | null): boolean {
-  if (!processExists(pid)) return true;
-  const stat = readProcStat(pid);
-  if (stat === null) return true;
-  if (startTicks !== null && stat.startTicks !== startTicks) return true; // pid reused
-  if (stat.state !== "Z" && stat.state !== "X") return false;
-  // A zombie leader whose other threads still run has not ended: the kernel
-  // delays its release until they exit (delay_group_leader(), kernel/exit.c).
-  return (listDirectory(`/proc/${pid}/task`)?.length ?? 0) <= 1;
 }
 
 /**

@@ -6,11 +6,9 @@
  * @module
  */
 
-import { Errno, ErrnoError } from "../ffi/libc.ts";
-import { raisePriority } from "../ffi/priority.ts";
-import { UsageError } from "../ground/errors.ts";
-import { checkProcessId } from "../lib/process/pids.ts";
-import { warn } from "./output.ts";
+import { warn } from "../lib/format/mod.ts";
+import { checkProcessId, raisePriority } from "../lib/process/mod.ts";
+import { ErrnoError, UsageError } from "../mod.ts";
 import { FORMATS } from "./watch.ts";
 
 /** An output format of `watch`. */
@@ -93,7 +91,7 @@ export function raiseRealtimeOrWarn(): boolean {
     raisePriority("realtime");
     return true;
   } catch (error) {
-    if (!(error instanceof ErrnoError) || error.errno !== Errno.EPERM) throw error;
+    if (!(error instanceof ErrnoError) || error.errnoName !== "EPERM") throw error;
     warn(
       "procwatch: warning: -r ignored: real-time priority needs root (CAP_SYS_NICE) or an RLIMIT_RTPRIO allowance (sched_setscheduler: EPERM); carrying on at normal priority",
     );

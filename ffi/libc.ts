@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ExitCode, ProcwatchError } from "../ground/errors.ts";
+import { ProcwatchError } from "../ground/errors.ts";
 import { rerunCommand } from "../ground/rerun.ts";
 
 /** libc's symbols, each with its C signature. */
@@ -123,8 +123,8 @@ export const LIBC_SYMBOLS = {
 
 /**
  * Raised when procwatch runs without `--allow-ffi`. A {@linkcode ProcwatchError}
- * with exit code 3 (`ExitCode.NO_FFI`); its message names the program that
- * was run (a script run directly, or `cli.ts`) in the command to use.
+ * with code `"DENO_PERMISSION"`; its message names the program that was run
+ * (a script run directly, or `cli.ts`) in the command to use.
  *
  * @example
  * ```ts ignore
@@ -141,7 +141,7 @@ export class FfiPermissionError extends ProcwatchError {
   constructor(cause?: unknown) {
     super(
       `needs FFI access to talk to the kernel; run it as: ${rerunCommand(["--allow-ffi"])}`,
-      ExitCode.NO_FFI,
+      "DENO_PERMISSION",
       { cause },
     );
     this.name = "FfiPermissionError";
@@ -230,22 +230,25 @@ export function errnoName(code: number): string {
   return ERRNO_NAMES[code] ?? `E${code}`;
 }
 
-/** A failed libc call: carries the call, errno and its symbolic name. */
-export class ErrnoError extends Error {
+/**
+ * A failed libc call: a {@linkcode ProcwatchError} with code `"SYSTEM"` that
+ * carries the call, errno and its symbolic name.
+ */
+export class ErrnoError extends ProcwatchError {
   /** The errno value. */
   readonly errno: number;
   /** The errno name, e.g. `"ECONNREFUSED"`. */
-  readonly code: string;
+  readonly errnoName: string;
   /** The libc call that failed. */
   readonly syscall: string;
 
   /** Creates the error from a call name and errno. */
   constructor(syscall: string, code: number, detail?: string) {
     const text = strerror(code);
-    super(`${syscall}${detail ? ` ${detail}` : ""}: ${text} (${errnoName(code)})`);
+    super(`${syscall}${detail ? ` ${detail}` : ""}: ${text} (${errnoName(code)})`, "SYSTEM");
     this.name = "ErrnoError";
     this.errno = code;
-    this.code = errnoName(code);
+    this.errnoName = errnoName(code);
     this.syscall = syscall;
   }
 }

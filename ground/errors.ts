@@ -1,68 +1,58 @@
 /**
- * Errors procwatch reports to its users, each with a one-line message that
- * says what to do, and the exit code the CLI gives for it.
+ * Errors procwatch reports to its users: one root, {@linkcode ProcwatchError},
+ * whose {@linkcode ErrorCode} says what went wrong and whose one-line message
+ * says what to do. The CLI turns codes into exit codes (cli/exit_codes.ts).
+ *
+ * A ground module: it imports nothing, and every layer may import it.
  *
  * @module
  */
 
 /**
- * Exit codes of `procwatch watch` (and the CLI in general). Documented in README.md.
+ * What went wrong, as a {@linkcode ProcwatchError} says it:
  *
- * @example
- * ```ts ignore
- * import { ExitCode } from "./errors.ts";
- * console.log(ExitCode.PERMISSION); // 4
- * ```
+ * - `"USAGE"`: a bad argument (unknown event name, malformed pid, bad number).
+ * - `"DENO_PERMISSION"`: Deno was started without a permission procwatch needs
+ *   (`--allow-ffi`, or `--allow-net` for an exporter).
+ * - `"PERMISSION"`: the kernel refused to let this process listen.
+ * - `"UNAVAILABLE"`: the kernel sends no proc events here, and no fallback works.
+ * - `"NETWORK_NAMESPACE"`: running outside the initial network namespace.
+ * - `"NO_SUCH_PROCESS"`: a pid that does not exist.
+ * - `"TIMEOUT"`: a wait's timeout ran out.
+ * - `"SYSTEM"`: a libc call failed in a way procwatch does not expect.
  */
-export const ExitCode = {
-  OK: 0,
-  /** An unexpected failure: a bug or an unusual system error. */
-  FAILURE: 1,
-  /**
-   * Bad command line: unknown option or command, missing argument, unknown
-   * event name, malformed pid or one above the kernel's limit, a thread id
-   * given as a pid, a single-valued option given twice, conflicting options.
-   */
-  USAGE: 2,
-  /**
-   * Deno was started without `--allow-ffi` (or, for `run`, without
-   * `--allow-read`; for `run --check`, without `--allow-run`). `wait` too.
-   */
-  NO_FFI: 3,
-  /** Not allowed to listen: needs root / CAP_NET_ADMIN on this kernel. */
-  PERMISSION: 4,
-  /** The kernel sends no proc events here (no CONFIG_PROC_EVENTS, or not the initial namespaces). */
-  UNAVAILABLE: 5,
-  /** Running in a network namespace other than the initial one. */
-  NETWORK_NAMESPACE: 6,
-  /** A pid given with `-p`, `--tree` or `--ppid` does not exist (`wait` says 127). */
-  NO_SUCH_PROCESS: 7,
-  /** A user script failed to load, failed `run --check`, or threw. */
-  SCRIPT: 8,
-} as const;
+export type ErrorCode =
+  | "USAGE"
+  | "DENO_PERMISSION"
+  | "PERMISSION"
+  | "UNAVAILABLE"
+  | "NETWORK_NAMESPACE"
+  | "NO_SUCH_PROCESS"
+  | "TIMEOUT"
+  | "SYSTEM";
 
 /**
- * Base class of procwatch's own errors: a message for the user and the exit
- * code the CLI ends with.
+ * The root of every error procwatch throws: a one-line message for the user
+ * and a {@linkcode ErrorCode} for the program.
  *
  * @example
  * ```ts
  * import { ProcwatchError } from "./errors.ts";
  * try {
- *   throw new ProcwatchError("something went wrong", 1);
+ *   throw new ProcwatchError("unknown event 'frok'", "USAGE");
  * } catch (error) {
- *   if (error instanceof ProcwatchError) console.error(error.message, error.exitCode);
+ *   if (error instanceof ProcwatchError) console.error(error.code, error.message);
  * }
  * ```
  */
 export class ProcwatchError extends Error {
-  /** The exit code the CLI ends with for this error. */
-  readonly exitCode: number;
+  /** What went wrong. */
+  readonly code: ErrorCode;
   /** Creates the error. */
-  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+  constructor(message: string, code: ErrorCode, options?: ErrorOptions) {
     super(message, options);
     this.name = "ProcwatchError";
-    this.exitCode = exitCode;
+    this.code = code;
   }
 }
 
@@ -72,7 +62,7 @@ export class ProcwatchError extends Error {
  * @example
  * ```ts
  * import { PermissionError } from "./errors.ts";
- * console.log(new PermissionError().exitCode); // 4
+ * console.log(new PermissionError().code); // "PERMISSION"
  * ```
  */
 export class PermissionError extends ProcwatchError {
@@ -80,7 +70,7 @@ export class PermissionError extends ProcwatchError {
   constructor(options?: ErrorOptions) {
     super(
       "permission denied opening the proc connector: kernels before 6.6 let only root (CAP_NET_ADMIN) listen to proc events, so run it with sudo; a sandbox (seccomp profile, LSM, container) can also forbid netlink sockets",
-      ExitCode.PERMISSION,
+      "PERMISSION",
       options,
     );
     this.name = "PermissionError";
@@ -93,7 +83,7 @@ export class PermissionError extends ProcwatchError {
  * @example
  * ```ts
  * import { ProcEventsUnavailableError } from "./errors.ts";
- * console.log(new ProcEventsUnavailableError("no ACK").exitCode); // 5
+ * console.log(new ProcEventsUnavailableError("no ACK").code); // "UNAVAILABLE"
  * ```
  */
 export class ProcEventsUnavailableError extends ProcwatchError {
@@ -101,7 +91,7 @@ export class ProcEventsUnavailableError extends ProcwatchError {
   constructor(why: string, options?: ErrorOptions) {
     super(
       `proc events unavailable: ${why} (the kernel needs CONFIG_PROC_EVENTS, and procwatch must run in the initial user and pid namespaces)`,
-      ExitCode.UNAVAILABLE,
+      "UNAVAILABLE",
       options,
     );
     this.name = "ProcEventsUnavailableError";
@@ -114,7 +104,7 @@ export class ProcEventsUnavailableError extends ProcwatchError {
  * @example
  * ```ts
  * import { NetworkNamespaceError } from "./errors.ts";
- * console.log(new NetworkNamespaceError().exitCode); // 6
+ * console.log(new NetworkNamespaceError().code); // "NETWORK_NAMESPACE"
  * ```
  */
 export class NetworkNamespaceError extends ProcwatchError {
@@ -122,7 +112,7 @@ export class NetworkNamespaceError extends ProcwatchError {
   constructor(options?: ErrorOptions) {
     super(
       "proc connector refused the connection (ECONNREFUSED): procwatch runs in a network namespace other than the host's, and the kernel sends proc events only in the initial one; run it on the host (outside `unshare -n`, containers, `ip netns exec`)",
-      ExitCode.NETWORK_NAMESPACE,
+      "NETWORK_NAMESPACE",
       options,
     );
     this.name = "NetworkNamespaceError";
@@ -135,13 +125,13 @@ export class NetworkNamespaceError extends ProcwatchError {
  * @example
  * ```ts
  * import { UsageError } from "./errors.ts";
- * console.log(new UsageError("unknown event 'frok'").exitCode); // 2
+ * console.log(new UsageError("unknown event 'frok'").code); // "USAGE"
  * ```
  */
 export class UsageError extends ProcwatchError {
   /** Creates the error. */
   constructor(message: string, options?: ErrorOptions) {
-    super(message, ExitCode.USAGE, options);
+    super(message, "USAGE", options);
     this.name = "UsageError";
   }
 }
@@ -162,7 +152,7 @@ export class NoSuchProcessError extends ProcwatchError {
   constructor(pid: number, options?: ErrorOptions & { why?: string }) {
     super(
       `no such process: ${pid}${options?.why ? ` (${options.why})` : ""}`,
-      ExitCode.NO_SUCH_PROCESS,
+      "NO_SUCH_PROCESS",
       options,
     );
     this.name = "NoSuchProcessError";
@@ -171,36 +161,13 @@ export class NoSuchProcessError extends ProcwatchError {
 }
 
 /**
- * Exit codes of `procwatch wait` besides the waited-for process's own status
- * (0–255, or 128 + signal). Documented in README.md ("## wait").
- *
- * @example
- * ```ts
- * import { WaitExitCode } from "./errors.ts";
- * console.log(WaitExitCode.TIMEOUT); // 124
- * ```
- */
-export const WaitExitCode = {
-  /** `--timeout` expired first, as with `timeout(1)`. */
-  TIMEOUT: 124,
-  /**
-   * `wait` could not do its job: it failed to wait at all (no FFI, neither the
-   * proc connector nor pidfd usable), or the process ended but its status is
-   * unknown (pidfd fallback, or events lost). A note on stderr says which.
-   */
-  UNKNOWN: 125,
-  /** A pid does not exist, as a shell's `wait` says for a pid that is not its child. */
-  NO_SUCH_PROCESS: 127,
-} as const;
-
-/**
  * The timeout of a wait ran out before the process(es) ended.
  *
  * @example
  * ```ts
  * import { WaitTimeoutError } from "./errors.ts";
  * const error = new WaitTimeoutError([1234], 5000);
- * console.log(error.message, error.exitCode); // "timed out after 5 s waiting for 1234" 124
+ * console.log(error.message, error.code); // "timed out after 5 s waiting for 1234" "TIMEOUT"
  * ```
  */
 export class WaitTimeoutError extends ProcwatchError {
@@ -210,7 +177,7 @@ export class WaitTimeoutError extends ProcwatchError {
   constructor(pids: readonly number[], timeoutMs: number, options?: ErrorOptions) {
     super(
       `timed out after ${timeoutMs / 1000} s waiting for ${pids.join(", ")}`,
-      WaitExitCode.TIMEOUT,
+      "TIMEOUT",
       options,
     );
     this.name = "WaitTimeoutError";

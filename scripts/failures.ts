@@ -11,7 +11,9 @@
  * @module
  */
 
-import { describeExit, formatDuration, processLabel, ProcwatchError, watch } from "../mod.ts";
+import { ProcwatchError, watch } from "@procwatch/procwatch";
+import { describeExit, formatDuration, processLabel } from "@procwatch/procwatch/format";
+import { exitCodeFor } from "./_exit_code.ts";
 
 try {
   // failedOnly: only exits with a non-zero status or a signal reach us.
@@ -37,5 +39,5 @@ try {
   // No --allow-ffi, not allowed to listen, a network namespace: one line, procwatch's code.
   if (!(error instanceof ProcwatchError)) throw error;
   console.error(`failures: ${error.message}`);
-  Deno.exit(error.exitCode);
+  Deno.exit(exitCodeFor(error));
 }

@@ -10,7 +10,9 @@
  * @module
  */
 
-import { ProcwatchError, TreeFormatter, watch } from "../mod.ts";
+import { ProcwatchError, watch } from "@procwatch/procwatch";
+import { TreeFormatter } from "@procwatch/procwatch/format";
+import { exitCodeFor } from "./_exit_code.ts";
 
 const pid = Number(Deno.args[0]);
 if (!Number.isInteger(pid) || pid <= 0) {
@@ -38,5 +40,5 @@ try {
   // Bad pid, no such process, not root: one line, and procwatch's exit code.
   if (!(error instanceof ProcwatchError)) throw error;
   console.error(`monitor_pid: ${error.message}`);
-  Deno.exit(error.exitCode);
+  Deno.exit(exitCodeFor(error));
 }

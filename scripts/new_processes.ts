@@ -13,7 +13,9 @@
  * @module
  */
 
-import { checkSignal, commandLine, kill, ProcwatchError, watch } from "../mod.ts";
+import { checkSignal, kill, ProcwatchError, watch } from "@procwatch/procwatch";
+import { commandLine } from "@procwatch/procwatch/proc";
+import { exitCodeFor } from "./_exit_code.ts";
 
 const USAGE = "usage: new_processes.ts REGEX [--signal SIG] [--count N]";
 
@@ -72,5 +74,5 @@ try {
   // No --allow-ffi, not allowed to listen, a network namespace: one line, procwatch's code.
   if (!(error instanceof ProcwatchError)) throw error;
   console.error(`new_processes: ${error.message}`);
-  Deno.exit(error.exitCode);
+  Deno.exit(exitCodeFor(error));
 }

@@ -11,7 +11,9 @@
  * @module
  */
 
-import { commandLine, kill, ProcwatchError, watch } from "../mod.ts";
+import { kill, ProcwatchError, watch } from "@procwatch/procwatch";
+import { commandLine } from "@procwatch/procwatch/proc";
+import { exitCodeFor } from "./_exit_code.ts";
 
 const allowed = new Set<string>();
 let killTracee = false;
@@ -46,5 +48,5 @@ try {
   // No --allow-ffi, not allowed to listen, a network namespace: one line, procwatch's code.
   if (!(error instanceof ProcwatchError)) throw error;
   console.error(`ptrace_guard: ${error.message}`);
-  Deno.exit(error.exitCode);
+  Deno.exit(exitCodeFor(error));
 }

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { NoSuchProcessError, ProcwatchError, WaitExitCode, waitForExit } from "../mod.ts";
+import { NoSuchProcessError, ProcwatchError, waitForExit } from "@procwatch/procwatch";
 
 if (import.meta.main) {
   const pid = Number(Deno.args[0]);
@@ -32,6 +32,8 @@ if (import.meta.main) {
   } catch (error) {
     if (!(error instanceof ProcwatchError)) throw error;
     console.error(`wait_on_pid: ${error.message}`);
-    Deno.exit(error instanceof NoSuchProcessError ? WaitExitCode.NO_SUCH_PROCESS : error.exitCode);
+    // As `procwatch wait` ends: 127 for a pid that does not exist (a shell's
+    // `wait` says so for a pid that is not its child), 125 when it cannot wait.
+    Deno.exit(error instanceof NoSuchProcessError ? 127 : 125);
   }
 }

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ExitCode, WaitExitCode } from "../ground/errors.ts";
+import { ExitCode, WaitExitCode } from "../cli/exit_codes.ts";
 import { HUMAN_HEADER } from "../lib/format/text.ts";
 import { kernelTest } from "./support/kernel.ts";
 import {

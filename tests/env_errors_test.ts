@@ -16,11 +16,11 @@
 import assert from "node:assert/strict";
 import { Errno, ErrnoError } from "../ffi/libc.ts";
 import {
-  ExitCode,
   NetworkNamespaceError,
   PermissionError,
   ProcEventsUnavailableError,
 } from "../ground/errors.ts";
+import { ExitCode, exitCodeOf } from "../cli/exit_codes.ts";
 import { explain, ignore, listen, openSocket } from "../lib/connector/subscription.ts";
 import { PROC_EVENT_ALL } from "../ground/cn_proc.ts";
 import { kernelTest } from "./support/kernel.ts";
@@ -118,7 +118,7 @@ Deno.test("errno mapping: EPERM/EACCES → 4, ECONNREFUSED → 6, no connector �
   for (const [code, type, exitCode] of cases) {
     const explained = explain(new ErrnoError("socket", code));
     assert.ok(explained instanceof type, `errno ${code}`);
-    assert.equal((explained as PermissionError).exitCode, exitCode);
+    assert.equal(exitCodeOf((explained as PermissionError).code), exitCode);
     assert.ok(!(explained as Error).message.includes("\n"));
   }
   const other = new ErrnoError("socket", Errno.EMFILE);

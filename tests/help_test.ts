@@ -11,7 +11,7 @@ import { type CommandUnknownOpts, Help } from "@commander-js/extra-typings";
 import { buildProgram } from "../cli/program.ts";
 import { COMMAND_HELP } from "../cli/help.ts";
 import { FORMATS } from "../cli/watch.ts";
-import { ExitCode, WaitExitCode } from "../ground/errors.ts";
+import { ExitCode, WaitExitCode } from "../cli/exit_codes.ts";
 import { EVENT_TYPES } from "../lib/events/events.ts";
 import { runCli } from "./support/cli.ts";
 

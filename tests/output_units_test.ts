@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { OutputStream } from "../cli/output.ts";
+import { OutputStream } from "../lib/format/output.ts";
 import { neverWaits } from "../ffi/output_fd.ts";
 import type { ProcessInfo, ProcEvent } from "../lib/events/events.ts";
 import { decodeDatagram, type DecodedMessage } from "../lib/connector/decode.ts";

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ExitCode } from "../ground/errors.ts";
+import { ExitCode } from "../cli/exit_codes.ts";
 import { kernelTest } from "./support/kernel.ts";
 import {
   type BorrowedListener,

@@ -138,7 +138,7 @@ kernelTest("waitForExit: timeout and abort release the listener", async () => {
     );
     assert.ok(timedOut instanceof WaitTimeoutError);
     assert.deepEqual(timedOut.pids, [pid]);
-    assert.equal(timedOut.exitCode, 124);
+    assert.equal(timedOut.code, "TIMEOUT");
     // The socket is closed once the receiving thread's poll has returned.
     await until(() => connectorSockets() === before, "the socket to be closed after the timeout");
 

@@ -11,7 +11,7 @@ import {
   NetworkNamespaceError,
   PermissionError,
   ProcEventsUnavailableError,
-  ProcwatchError,
+  type ProcwatchError,
 } from "../../ground/errors.ts";
 import {
   controlMessage,
@@ -152,7 +152,7 @@ function randomU32(): number {
 
 /** Turns a system error into one with advice for the user. */
 export function explain(error: unknown): unknown {
-  if (error instanceof ProcwatchError || !(error instanceof ErrnoError)) return error;
+  if (!(error instanceof ErrnoError)) return error;
   switch (error.errno) {
     case Errno.EPERM:
     case Errno.EACCES:

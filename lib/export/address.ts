@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ExitCode, ProcwatchError, UsageError } from "../../ground/errors.ts";
+import { ProcwatchError, UsageError } from "../../ground/errors.ts";
 import { rerunCommand } from "../../ground/rerun.ts";
 
 /**
@@ -19,13 +19,13 @@ import { rerunCommand } from "../../ground/rerun.ts";
  * @example
  * ```ts
  * import { MissingPermissionError } from "./address.ts";
- * console.log(new MissingPermissionError("--metrics needs --allow-net").exitCode); // 3
+ * console.log(new MissingPermissionError("--metrics needs --allow-net").code); // "DENO_PERMISSION"
  * ```
  */
 export class MissingPermissionError extends ProcwatchError {
   /** Creates the error with the message the CLI prints after `procwatch: `. */
   constructor(message: string) {
-    super(message, ExitCode.NO_FFI);
+    super(message, "DENO_PERMISSION");
     this.name = "MissingPermissionError";
   }
 }

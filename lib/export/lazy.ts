@@ -7,7 +7,7 @@
  */
 
 import { effectiveUid } from "../../ffi/process.ts";
-import { ExitCode, ProcwatchError } from "../../ground/errors.ts";
+import { ProcwatchError } from "../../ground/errors.ts";
 import type { LostEvent, ProcEvent } from "../events/events.ts";
 import type { ProcWatcher } from "../watch/watcher.ts";
 import {
@@ -68,7 +68,7 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
     if (error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.AddrNotAvailable) {
       throw new ProcwatchError(
         `--metrics cannot listen on ${hostPort(listen)}: ${error.message.split(" (")[0]}`,
-        ExitCode.USAGE,
+        "USAGE",
       );
     }
     throw error;
@@ -203,7 +203,7 @@ export async function startNatsExport(options: NatsOptions): Promise<NatsExport>
     if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotFound) {
       throw new ProcwatchError(
         `--nats cannot use the spool directory ${spoolDir}: ${error.message.split(": ")[0]}`,
-        ExitCode.USAGE,
+        "USAGE",
       );
     }
     throw error;

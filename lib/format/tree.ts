@@ -8,14 +8,7 @@
 
 import { shortContainerId } from "../process/cgroup_path.ts";
 import type { ProcessInfo, ProcEvent } from "../events/events.ts";
-import {
-  escapeText,
-  formatDuration,
-  paint,
-  processLabel,
-  shortExit,
-  type Style,
-} from "./text.ts";
+import { escapeText, formatDuration, paint, processLabel, shortExit, type Style } from "./text.ts";
 
 /** Looks up a process's parent (from the process table). */
 export type ParentOf = (pid: number) => number | null | undefined;

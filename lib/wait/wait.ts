@@ -33,7 +33,6 @@ import {
   ProcEventsUnavailableError,
   ProcwatchError,
   UsageError,
-  WaitExitCode,
   WaitTimeoutError,
 } from "../../ground/errors.ts";
 import type { ExitEvent, ProcEvent } from "../events/events.ts";
@@ -42,6 +41,13 @@ import { type ProcStat, readProcStat, readProcStatus } from "../process/proc_sta
 import { decodeWaitStatus, shellStatus } from "../events/signals.ts";
 import { type ProcWatcher, watch } from "../watch/watcher.ts";
 import type { SocketFilterInfo } from "../connector/bpf.ts";
+
+/**
+ * {@linkcode ExitInfo.shellStatus} when the status is unknown: 125, the code
+ * `procwatch wait` then exits with (as `timeout(1)` and `env(1)` use 125 for
+ * their own failure).
+ */
+export const UNKNOWN_SHELL_STATUS = 125;
 
 /**
  * How a wait learns that a process ended: the proc connector's exit event,
@@ -113,7 +119,7 @@ export interface ExitInfo {
   coreDumped: boolean;
   /**
    * What a shell's `wait` would give: the exit code, or 128 + the signal
-   * number; {@linkcode WaitExitCode.UNKNOWN} (125) when the status is unknown.
+   * number; {@linkcode UNKNOWN_SHELL_STATUS} (125) when the status is unknown.
    */
   shellStatus: number;
   /** `CLOCK_MONOTONIC` nanoseconds when it ended; `null` when unknown (already a zombie). */
@@ -463,7 +469,7 @@ class Session {
       this.#finish(
         new ProcwatchError(
           `cannot wait: the proc connector is unavailable (${fallbackReason}) and so is pidfd (${why})`,
-          WaitExitCode.UNKNOWN,
+          "UNAVAILABLE",
           { cause: error },
         ),
       );
@@ -540,7 +546,7 @@ class Session {
 
   #drive(loop: () => Promise<void>): void {
     loop().then(
-      () => this.#finish(new ProcwatchError("the event stream ended unexpectedly", 1)),
+      () => this.#finish(new ProcwatchError("the event stream ended unexpectedly", "UNAVAILABLE")),
       (error) => this.#finish(error),
     );
   }
@@ -738,7 +744,7 @@ class Session {
       signal: null,
       signalNumber: null,
       coreDumped: false,
-      shellStatus: WaitExitCode.UNKNOWN,
+      shellStatus: UNKNOWN_SHELL_STATUS,
       ...this.#timing(pid, endNs),
       source,
       method: this.#method,

@@ -16,7 +16,13 @@
  * @module
  */
 
-import { neverWaits, waitWritable, WRITE_CHUNK, writeDirect, writeSome } from "../ffi/output_fd.ts";
+import {
+  neverWaits,
+  waitWritable,
+  WRITE_CHUNK,
+  writeDirect,
+  writeSome,
+} from "../../ffi/output_fd.ts";
 
 const encoder = new TextEncoder();
 
