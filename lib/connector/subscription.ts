@@ -11,7 +11,6 @@ import {
   NetworkNamespaceError,
   PermissionError,
   ProcEventsUnavailableError,
-  type ProcwatchError,
 } from "../../ground/errors.ts";
 import {
   controlMessage,

@@ -21,6 +21,8 @@
  */
 
 export {
+  checkMetricsPermissions,
+  checkNatsPermissions,
   defaultSpoolDir,
   type MetricsEndpoint,
   type MetricsOptions,
