@@ -6,7 +6,12 @@
  * @module
  */
 
-import { prepareProgram, reap, setStormExitSignal, spawnExitingMany } from "../tests/support/ffi/clone.ts";
+import {
+  prepareProgram,
+  reap,
+  setStormExitSignal,
+  spawnExitingMany,
+} from "../tests/support/ffi/clone.ts";
 import { STORM_EXIT_CODE } from "./ours.ts";
 
 /**
