@@ -1,6 +1,6 @@
 /**
  * The benchmark's load generator: no native build, just FFI `clone` from
- * Workers (see ffi/clone.ts). Two workers make ~35K processes/s on a 2-core
+ * Workers (see tests/support/ffi/clone.ts). Two workers make ~35K processes/s on a 2-core
  * VM, i.e. ~70K fork+exit events/s.
  *
  * @module

@@ -1,8 +1,11 @@
 /**
  * The one libc symbol table of procwatch, and errno handling.
  *
- * Every other module in `ffi/` calls through {@linkcode libc}; nothing outside
- * `ffi/` touches pointers. Synchronous calls run on the JS thread, so errno can
+ * Every other module in `ffi/` calls through {@linkcode libc}; nothing else in
+ * the product touches pointers. The table holds only symbols the product
+ * calls: what only tests and the benchmark's load generator need (clone,
+ * ptrace, pidfd_getfd, seccomp, execve, raw sendto) is in their own table,
+ * tests/support/ffi/libc.ts. Synchronous calls run on the JS thread, so errno can
  * be read right after them with {@linkcode errno}. Calls marked `nonblocking`
  * run on another thread: their errno is lost, so they are only used to wait.
  *
@@ -12,7 +15,7 @@
 import { ProcwatchError } from "../ground/errors.ts";
 import { rerunCommand } from "../ground/rerun.ts";
 
-/** libc's symbols, each with its C signature. */
+/** libc's symbols the product calls, each with its C signature. */
 export const LIBC_SYMBOLS = {
   /** int tgkill(pid_t tgid, pid_t tid, int sig); (glibc ≥ 2.30) */
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -24,11 +27,6 @@ export const LIBC_SYMBOLS = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   /** ssize_t send(int fd, const void *buf, size_t len, int flags); */
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  /** ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen); */
-  sendto: {
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-    result: "isize",
-  },
   /** ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen); */
   recvfrom: {
     parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
@@ -69,22 +67,14 @@ export const LIBC_SYMBOLS = {
   readdir: { parameters: ["pointer"], result: "pointer" },
   /** int closedir(DIR *dirp); */
   closedir: { parameters: ["pointer"], result: "i32" },
-  /** int execve(const char *path, char *const argv[], char *const envp[]); */
-  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** void _exit(int status); ends the process at once: no atexit handlers, no runtime teardown. */
   _exit: { parameters: ["i32"], result: "void" },
   /** int kill(pid_t pid, int sig); */
   kill: { parameters: ["i32", "i32"], result: "i32" },
-  /** pid_t waitpid(pid_t pid, int *status, int options); */
-  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  /** long ptrace(enum __ptrace_request op, pid_t pid, void *addr, void *data); */
-  ptrace: { parameters: ["i64", "i32", "pointer", "pointer"], result: "i64" },
   /** long syscall(long number, ...); used with two long arguments (pidfd_open). */
   syscall2: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
-  /** long syscall(long number, ...); used with three long arguments (pidfd_getfd). */
-  syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   /** int clock_gettime(clockid_t clk, struct timespec *tp); */
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   /** pid_t gettid(void); the calling thread's id. */
@@ -101,24 +91,6 @@ export const LIBC_SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
   strerror: { parameters: ["i32"], result: "pointer" },
-  // --- load generation (ffi/clone.ts, bench/) ---
-  /** void *dlsym(void *handle, const char *symbol); handle NULL = RTLD_DEFAULT. */
-  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
-  /** int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...); used without the optional tids/tls. */
-  clone: { parameters: ["pointer", "pointer", "i32", "pointer"], result: "i32" },
-  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]); */
-  posix_spawn: {
-    parameters: ["buffer", "buffer", "pointer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  /** int setpgid(pid_t pid, pid_t pgid); */
-  setpgid: { parameters: ["i32", "i32"], result: "i32" },
-  /** pid_t getpid(void); */
-  getpid: { parameters: [], result: "i32" },
-  /** int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask); */
-  sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
-  /** int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask); */
-  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**

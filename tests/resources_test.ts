@@ -18,6 +18,7 @@ import { effectiveUid } from "../ffi/process.ts";
 import { setStormExitSignal, spawnExitingPids } from "./support/ffi/clone.ts";
 import { kernelTest, watchAll } from "./support/kernel.ts";
 import { libc, LIBC_SYMBOLS } from "../ffi/libc.ts";
+import { testLibc } from "./support/ffi/libc.ts";
 
 // Storm children exit without SIGCHLD: no signal delivery per process.
 setStormExitSignal(0);
@@ -98,6 +99,8 @@ const isRoot = effectiveUid() === 0;
 // process's life. Bind them all before the sanitized test so that its resource check sees the
 // watcher's resources only, not a symbol the watcher happens to call first inside the test.
 for (const name of Object.keys(LIBC_SYMBOLS) as (keyof typeof LIBC_SYMBOLS)[]) void libc()[name];
+// The test's own storm (spawnExitingPids) calls the helpers' table: one library, opened here too.
+testLibc();
 
 Deno.test({
   name: "[kernel] a closed watcher leaves no pending op or resource (Deno's sanitizers)",

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { ErrnoError } from "../../../ffi/libc.ts";
+import { errno, testLibc } from "./libc.ts";
 
 /** `__NR_pidfd_open`, `__NR_pidfd_getfd`: the same on every architecture (asm-generic/unistd.h). */
 const SYS_PIDFD_OPEN = 434n;
@@ -27,7 +28,7 @@ const SYS_PIDFD_GETFD = 438n;
  * ```
  */
 export function borrowDescriptor(pid: number, fd: number): number {
-  const c = libc();
+  const c = testLibc();
   const pidfd = c.syscall2(SYS_PIDFD_OPEN, BigInt(pid), 0n);
   if (pidfd < 0n) throw new ErrnoError("pidfd_open", errno(), `(${pid})`);
   try {

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { cString, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { cString, ErrnoError } from "../../../ffi/libc.ts";
+import { errno, testLibc } from "./libc.ts";
 
 /** `CLONE_VM`, `CLONE_VFORK` (include/uapi/linux/sched.h), `SIGCHLD` (17 on x86/arm). */
 const CLONE_VM = 0x00000100;
@@ -33,7 +34,7 @@ const SLEEPER_STACK_BYTES = 16 * 1024;
 
 /** The address of a libc function, from `dlsym(RTLD_DEFAULT, name)`. */
 function symbolAddress(name: string): Deno.PointerObject {
-  const pointer = libc().dlsym(null, cString(name));
+  const pointer = testLibc().dlsym(null, cString(name));
   if (pointer === null) throw new Error(`dlsym: libc has no ${name}`);
   return pointer;
 }
@@ -98,7 +99,7 @@ const statusView = new DataView(statusBuffer.buffer);
 export function spawnExiting(exitCode = 0): number {
   exitAddress ??= symbolAddress("_exit");
   vforkStackTop ??= stackTop(vforkStack);
-  const c = libc();
+  const c = testLibc();
   const pid = c.clone(
     exitAddress,
     vforkStackTop,
@@ -161,7 +162,7 @@ export function spawnExitingPids(count: number, exitCode = 0): number[] {
  */
 export function reap(pid: number): number {
   for (;;) {
-    const result = libc().waitpid(pid, statusBuffer, WALL);
+    const result = testLibc().waitpid(pid, statusBuffer, WALL);
     if (result === pid) return statusView.getInt32(0, true);
     const code = errno();
     if (result < 0 && code === 4) continue; // EINTR
@@ -202,7 +203,7 @@ export class SleepingProcesses implements Disposable {
     const stacks = new Uint8Array(count * SLEEPER_STACK_BYTES);
     const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(stacks)));
     const pids: number[] = [];
-    const c = libc();
+    const c = testLibc();
     for (let i = 0; i < count; i++) {
       const top = Deno.UnsafePointer.create((base + BigInt((i + 1) * SLEEPER_STACK_BYTES)) & ~15n);
       const pid = c.clone(pauseAddress, top, CLONE_VM | SIGCHLD, null);
@@ -227,7 +228,7 @@ export class SleepingProcesses implements Disposable {
   killAll(): void {
     if (this.#killed || this.pids.length === 0) return;
     this.#killed = true;
-    const c = libc();
+    const c = testLibc();
     if (c.kill(-this.pids[0], SIGKILL) < 0) {
       // Not a group after all (a partial spawn): one by one.
       for (const pid of this.pids) c.kill(pid, SIGKILL);
@@ -303,7 +304,7 @@ export function prepareProgram(path: string, argv: readonly string[]): PreparedP
   const pidView = new DataView(pidBytes.buffer);
   return {
     spawn(): number {
-      const result = libc().posix_spawn(pidBytes, pathBytes, null, null, argvBytes, envBytes);
+      const result = testLibc().posix_spawn(pidBytes, pathBytes, null, null, argvBytes, envBytes);
       // Keep the argument strings reachable while the vector points at them.
       void strings;
       if (result !== 0) throw new ErrnoError("posix_spawn", result, `(${path})`);
@@ -329,7 +330,7 @@ const CPU_SET_BYTES = 128;
  * ```
  */
 export function pinToCpu(cpu: number): () => void {
-  const c = libc();
+  const c = testLibc();
   const previous = new Uint8Array(CPU_SET_BYTES);
   if (c.sched_getaffinity(0, BigInt(CPU_SET_BYTES), previous) < 0) {
     throw new ErrnoError("sched_getaffinity", errno());

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { check, Errno, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { Errno, ErrnoError } from "../../../ffi/libc.ts";
+import { errno, testLibc } from "./libc.ts";
 import { AF_NETLINK, NETLINK_CONNECTOR } from "../../../ground/cn_proc.ts";
 
 /** `SOCK_DGRAM | SOCK_CLOEXEC` (include/linux/net.h, fcntl.h). */
@@ -31,11 +32,9 @@ const SOCKADDR_NL_SIZE = 12;
  * ```
  */
 export function openConnectorSender(): number {
-  return check(
-    "socket",
-    libc().socket(AF_NETLINK, SOCK_DGRAM_CLOEXEC, NETLINK_CONNECTOR),
-    "(AF_NETLINK, NETLINK_CONNECTOR)",
-  );
+  const fd = testLibc().socket(AF_NETLINK, SOCK_DGRAM_CLOEXEC, NETLINK_CONNECTOR);
+  if (fd < 0) throw new ErrnoError("socket", errno(), "(AF_NETLINK, NETLINK_CONNECTOR)");
+  return fd;
 }
 
 /**
@@ -56,7 +55,7 @@ export function sendToPort(fd: number, port: number, message: Uint8Array<ArrayBu
   view.setUint16(0, AF_NETLINK, true);
   view.setUint32(4, port >>> 0, true); // nl_pid: the destination port
   view.setUint32(8, 0, true); // nl_groups: unicast only
-  const sent = libc().sendto(fd, message, BigInt(message.length), 0, address, SOCKADDR_NL_SIZE);
+  const sent = testLibc().sendto(fd, message, BigInt(message.length), 0, address, SOCKADDR_NL_SIZE);
   return sent < 0 ? errno() : 0;
 }
 
@@ -87,7 +86,7 @@ export function receiveNow(fd: number, buffer: Uint8Array<ArrayBuffer>): RawData
   new DataView(fromLength.buffer).setUint32(0, SOCKADDR_NL_SIZE, true);
   for (;;) {
     const n = Number(
-      libc().recvfrom(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT, from, fromLength),
+      testLibc().recvfrom(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT, from, fromLength),
     );
     if (n >= 0) return { length: n, senderPort: new DataView(from.buffer).getUint32(4, true) };
     const code = errno();
@@ -98,7 +97,7 @@ export function receiveNow(fd: number, buffer: Uint8Array<ArrayBuffer>): RawData
 }
 
 /**
- * Closes a descriptor opened by this module or borrowed with `borrowDescriptor` (ffi/borrow_fd.ts).
+ * Closes a descriptor opened by this module or borrowed with `borrowDescriptor` (borrow_fd.ts).
  *
  * @example
  * ```ts ignore
@@ -107,5 +106,5 @@ export function receiveNow(fd: number, buffer: Uint8Array<ArrayBuffer>): RawData
  * ```
  */
 export function closeDescriptor(fd: number): void {
-  libc().close(fd);
+  testLibc().close(fd);
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { ErrnoError } from "../../../ffi/libc.ts";
+import { errno, testLibc } from "./libc.ts";
 
 /** ptrace requests (include/uapi/linux/ptrace.h). */
 const PTRACE_DETACH = 17;
@@ -20,7 +21,7 @@ const WALL = 0x40000000;
  * kernel reports a ptrace attach event.
  */
 export function ptraceSeize(pid: number): void {
-  if (libc().ptrace(BigInt(PTRACE_SEIZE), pid, null, null) < 0n) {
+  if (testLibc().ptrace(BigInt(PTRACE_SEIZE), pid, null, null) < 0n) {
     throw new ErrnoError("ptrace", errno(), `(PTRACE_SEIZE, ${pid})`);
   }
 }
@@ -30,7 +31,7 @@ export function ptraceSeize(pid: number): void {
  * needs a stopped tracee), then `PTRACE_DETACH`. Gives up after `timeoutMs`.
  */
 export async function ptraceDetach(pid: number, timeoutMs = 5000): Promise<void> {
-  const c = libc();
+  const c = testLibc();
   if (c.ptrace(BigInt(PTRACE_INTERRUPT), pid, null, null) < 0n) {
     throw new ErrnoError("ptrace", errno(), `(PTRACE_INTERRUPT, ${pid})`);
   }

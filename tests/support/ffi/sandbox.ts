@@ -8,7 +8,8 @@
  * @module
  */
 
-import { cString, errno, ErrnoError, libc } from "../../../ffi/libc.ts";
+import { cString, ErrnoError } from "../../../ffi/libc.ts";
+import { errno, testLibc } from "./libc.ts";
 
 /** `__NR_seccomp` on x86_64 (arch/x86/entry/syscalls/syscall_64.tbl). */
 const SYS_SECCOMP = 317n;
@@ -69,7 +70,7 @@ export function denySocketFamily(family: number, errnoValue: number): void {
   const fview = new DataView(fprog.buffer);
   fview.setUint16(0, program.length, true);
   fview.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(filter))), true);
-  const result = libc().syscall3(
+  const result = testLibc().syscall3(
     SYS_SECCOMP,
     SECCOMP_SET_MODE_FILTER,
     SECCOMP_FILTER_FLAG_TSYNC,
@@ -101,6 +102,6 @@ export function replaceProcess(path: string, args: string[], env: Record<string,
   };
   const argv = pointerArray(args);
   const envp = pointerArray(Object.entries(env).map(([key, value]) => `${key}=${value}`));
-  libc().execve(cString(path), argv, envp);
+  testLibc().execve(cString(path), argv, envp);
   throw new ErrnoError("execve", errno(), path);
 }
