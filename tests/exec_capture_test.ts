@@ -248,6 +248,10 @@ kernelTest(
     try {
       await capture.ready;
       assert.ok(capture.running, "the worker listens");
+      // Linux >= 6.6 acknowledges the event filter (struct proc_input): the worker's ACK
+      // reader (ackErrorAt) found that answer, else it would listen unfiltered.
+      const [major, minor] = Deno.osRelease().split(".").map(Number);
+      if (major > 6 || (major === 6 && minor >= 6)) assert.ok(capture.kernelFiltered);
       const startNs = monotonicNs();
       const marker = `capture-${crypto.randomUUID()}`;
       // A shell that waits on its stdin (the builtin `read`: no further exec), unique argv.
