@@ -84,6 +84,8 @@ const EXIT_WITH_PARENT = PROC_EVENT_HEAD + 24;
 export type WallOffset = bigint | { offsetAt(timestampNs: bigint): bigint };
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
+/** `execEventAt()`'s output for the decoder: process id, thread id. */
+const execIds = new Int32Array(2);
 
 /**
  * Decodes one datagram of `length` bytes and appends what it held to `out`.
@@ -203,7 +205,9 @@ function decodeConnectorMessage(
       };
       break;
     case ProcEventWhat.EXEC:
-      event = { type: "exec", ...head, pid: i32(4), tid: i32(0) };
+      // The reader the exec-capture worker runs too (one layout for both).
+      execEventAt(view, start, messageLength, execIds);
+      event = { type: "exec", ...head, pid: execIds[0], tid: execIds[1] };
       break;
     case ProcEventWhat.UID:
       event = { type: "uid", ...head, pid: i32(4), tid: i32(0), ruid: u32(8), euid: u32(12) };
@@ -269,4 +273,98 @@ function decodeConnectorMessage(
     }
   }
   return { kind: "event", event, seq };
+}
+
+// The readers below run in the exec-capture worker too, from their source text
+// (lib/process/exec_capture_worker.ts): each may refer only to its parameters,
+// to ground/cn_proc.ts's constants and to the readers before it.
+
+/**
+ * The `what` of the proc event in the netlink message at `offset` of a
+ * datagram, when that message is a proc connector message (`NLMSG_DONE`,
+ * `cn_msg.id` CN_IDX_PROC/CN_VAL_PROC) whose `cn_msg.len` holds at least
+ * `dataBytes` bytes of `struct proc_event` and fits in the message; else -1.
+ * `messageLength` is the message's `nlmsg_len`, already checked to lie within
+ * the datagram.
+ *
+ * @example
+ * ```ts
+ * import { procEventAt } from "./decode.ts";
+ * console.log(procEventAt(new DataView(new ArrayBuffer(16)), 0, 16, 16)); // -1
+ * ```
+ */
+export function procEventAt(
+  view: DataView,
+  offset: number,
+  messageLength: number,
+  dataBytes: number,
+): number {
+  if (
+    messageLength < PROC_EVENT_OFFSET + dataBytes ||
+    view.getUint16(offset + 4, true) !== NLMSG_DONE ||
+    view.getUint32(offset + NLMSG_HDRLEN, true) !== CN_IDX_PROC ||
+    view.getUint32(offset + NLMSG_HDRLEN + 4, true) !== CN_VAL_PROC
+  ) {
+    return -1;
+  }
+  const dataLength = view.getUint16(offset + NLMSG_HDRLEN + 16, true); // cn_msg.len
+  if (dataLength < dataBytes || dataLength > messageLength - PROC_EVENT_OFFSET) return -1;
+  return view.getUint32(offset + PROC_EVENT_OFFSET, true);
+}
+
+/**
+ * Reads the exec event in the netlink message at `offset` of a datagram
+ * (`struct proc_event` with `event_data.exec`): returns its `timestamp_ns`
+ * and writes `process_tgid` (the process id) to `ids[0]` and `process_pid`
+ * (the thread id) to `ids[1]`; `null` when the message is no exec event (see
+ * {@linkcode procEventAt}). Allocates nothing but the timestamp: the
+ * exec-capture worker calls it for every message it receives.
+ *
+ * @example
+ * ```ts
+ * import { execEventAt } from "./decode.ts";
+ * const ids = new Int32Array(2);
+ * console.log(execEventAt(new DataView(new ArrayBuffer(64)), 0, 64, ids)); // null
+ * ```
+ */
+export function execEventAt(
+  view: DataView,
+  offset: number,
+  messageLength: number,
+  ids: Int32Array,
+): bigint | null {
+  if (procEventAt(view, offset, messageLength, PROC_EVENT_HEAD + 8) !== ProcEventWhat.EXEC) {
+    return null;
+  }
+  const data = offset + PROC_EVENT_OFFSET + PROC_EVENT_HEAD;
+  ids[0] = view.getInt32(data + 4, true); // process_tgid
+  ids[1] = view.getInt32(data, true); // process_pid
+  return view.getBigUint64(offset + PROC_EVENT_OFFSET + 8, true); // timestamp_ns
+}
+
+/**
+ * The kernel's answer in the netlink message at `offset` of a datagram when
+ * it is the ACK of a request sent with `cn_msg.ack` = `ack` (the kernel
+ * answers `ack` + 1, cn_proc_ack() in drivers/connector/cn_proc.c): 0 or an
+ * errno value (`event_data.ack.err`); `null` for any other message.
+ *
+ * @example
+ * ```ts
+ * import { ackErrorAt } from "./decode.ts";
+ * console.log(ackErrorAt(new DataView(new ArrayBuffer(64)), 0, 64, 7)); // null
+ * ```
+ */
+export function ackErrorAt(
+  view: DataView,
+  offset: number,
+  messageLength: number,
+  ack: number,
+): number | null {
+  if (
+    procEventAt(view, offset, messageLength, PROC_EVENT_HEAD + 4) !== ProcEventWhat.NONE ||
+    view.getUint32(offset + NLMSG_HDRLEN + 12, true) !== ((ack + 1) >>> 0)
+  ) {
+    return null;
+  }
+  return view.getUint32(offset + PROC_EVENT_OFFSET + PROC_EVENT_HEAD, true);
 }

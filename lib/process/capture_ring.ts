@@ -48,7 +48,7 @@ const CMDLINE_MAX = SLOT_BYTES - CMDLINE_AT;
  */
 export const CaptureStatus = { CAPTURED: 1, REPLACED: 2, GONE: 3 } as const;
 
-/** The slot layout, for the worker that writes the ring (ffi/exec_capture_worker.ts). */
+/** The slot layout (the worker's copy of the writers below reads it from its source text). */
 export const RING_LAYOUT = {
   slots: SLOTS,
   slotBytes: SLOT_BYTES,
@@ -68,6 +68,112 @@ export const RING_LAYOUT = {
   replaced: CaptureStatus.REPLACED,
   gone: CaptureStatus.GONE,
 } as const;
+
+// The two writers below run in the exec-capture worker too, from their source text
+// (lib/process/exec_capture_worker.ts): they may refer only to their parameters and
+// RING_LAYOUT.
+
+/**
+ * Appends the capture of the exec of `pid` at `timestampNs` to the ring
+ * whose shared memory `ints` and `bytes` view; returns the entry's index
+ * (for {@linkcode setCaptureStatus}). What `status` keeps: CAPTURED all,
+ * GONE the name and place (cgroup, namespaces), REPLACED only the key.
+ * Fields longer than their room are cut, except a cgroup path, which is then
+ * not kept at all (a cut path names another cgroup). `namespaces`: inode
+ * numbers in NAMESPACE_KINDS order, or `null` when not read.
+ *
+ * Allocates nothing: the exec-capture worker calls it at each exec.
+ *
+ * @example
+ * ```ts
+ * import { CaptureRing, CaptureStatus, writeCapture } from "./capture_ring.ts";
+ * const buffer = CaptureRing.allocate();
+ * const name = new TextEncoder().encode("true");
+ * const none = new Uint8Array(0);
+ * writeCapture(
+ *   new Int32Array(buffer), new Uint8Array(buffer), 42, 7n, CaptureStatus.GONE,
+ *   name, none, none, 0n, none, null,
+ * );
+ * console.log(new CaptureRing(buffer).read(42, 7n)); // { status: "gone", comm: "true" }
+ * ```
+ */
+export function writeCapture(
+  ints: Int32Array,
+  bytes: Uint8Array,
+  pid: number,
+  timestampNs: bigint,
+  status: number,
+  comm: Uint8Array,
+  exe: Uint8Array,
+  cmdline: Uint8Array,
+  readEndNs: bigint,
+  cgroup: Uint8Array,
+  namespaces: ArrayLike<number> | null,
+): number {
+  const layout = RING_LAYOUT;
+  const index = Atomics.load(ints, 0);
+  const base = layout.ringHeader + (index % layout.slots) * layout.slotBytes;
+  const at = base / 4;
+  const captured = status === layout.captured;
+  const place = status !== layout.replaced;
+  const commLength = place ? Math.min(comm.length, layout.commMax) : 0;
+  const exeLength = captured ? Math.min(exe.length, layout.exeMax) : 0;
+  const cmdlineLength = captured ? Math.min(cmdline.length, layout.cmdlineMax) : 0;
+  const cgroupLength = place && cgroup.length <= layout.cgroupMax ? cgroup.length : 0;
+  Atomics.add(ints, at, 1); // odd: being written
+  // Whole arrays where they fit: a subarray is an allocation.
+  bytes.set(commLength === comm.length ? comm : comm.subarray(0, commLength), base + layout.commAt);
+  bytes.set(exeLength === exe.length ? exe : exe.subarray(0, exeLength), base + layout.exeAt);
+  bytes.set(
+    cmdlineLength === cmdline.length ? cmdline : cmdline.subarray(0, cmdlineLength),
+    base + layout.cmdlineAt,
+  );
+  bytes.set(
+    cgroupLength === cgroup.length ? cgroup : cgroup.subarray(0, 0),
+    base + layout.cgroupAt,
+  );
+  Atomics.store(ints, at + layout.cgroupLengthWord, cgroupLength);
+  for (let i = 0; i < layout.namespaceKinds; i++) {
+    const inode = place && namespaces !== null ? namespaces[i] | 0 : 0;
+    Atomics.store(ints, at + layout.namespacesWord + i, inode);
+  }
+  Atomics.store(ints, at + 1, pid);
+  Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
+  Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
+  Atomics.store(ints, at + 4, status);
+  Atomics.store(ints, at + 5, commLength);
+  Atomics.store(ints, at + 6, exeLength);
+  Atomics.store(ints, at + 7, cmdlineLength);
+  Atomics.store(ints, at + 8, Number(readEndNs & 0xffffffffn) | 0);
+  Atomics.store(ints, at + 9, Number((readEndNs >> 32n) & 0xffffffffn) | 0);
+  Atomics.add(ints, at, 1); // even: complete
+  Atomics.store(ints, 0, index + 1);
+  return index;
+}
+
+/**
+ * Changes the status of the entry written as `index` (by
+ * {@linkcode writeCapture}) — the worker voids a capture a later exec
+ * overtook with REPLACED. It does not check whether the slot has been
+ * reused since.
+ *
+ * @example
+ * ```ts
+ * import { CaptureRing, CaptureStatus, setCaptureStatus } from "./capture_ring.ts";
+ * const buffer = CaptureRing.allocate();
+ * const ring = new CaptureRing(buffer);
+ * ring.write(42, 7n, "true", "/usr/bin/true", new TextEncoder().encode("true\0"));
+ * setCaptureStatus(new Int32Array(buffer), 0, CaptureStatus.REPLACED);
+ * console.log(ring.read(42, 7n)); // { status: "replaced" }
+ * ```
+ */
+export function setCaptureStatus(ints: Int32Array, index: number, status: number): void {
+  const layout = RING_LAYOUT;
+  const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
+  Atomics.add(ints, at, 1); // odd: being written
+  Atomics.store(ints, at + 4, status);
+  Atomics.add(ints, at, 1); // even: complete
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -124,9 +230,9 @@ export class CaptureRing {
   }
 
   /**
-   * Appends a capture for the exec of `pid` at `timestampNs` (the worker
-   * writes the same layout from its own copy of this code). With `status`
-   * other than CAPTURED only the name is kept.
+   * Appends a capture for the exec of `pid` at `timestampNs` with
+   * {@linkcode writeCapture}, the writer the worker runs too. With `status`
+   * REPLACED nothing but the key is kept; with GONE, the name and place.
    */
   write(
     pid: number,
@@ -139,35 +245,19 @@ export class CaptureRing {
     cgroup = "",
     namespaces: NamespaceInodes | null = null,
   ): void {
-    const index = Atomics.load(this.#ints, 0);
-    const base = RING_HEADER + (index % SLOTS) * SLOT_BYTES;
-    const at = base / 4;
-    Atomics.add(this.#ints, at, 1); // odd: writing
-    const commBytes = encoder.encode(comm).subarray(0, COMM_MAX);
-    const exeBytes = encoder.encode(exe).subarray(0, EXE_MAX);
-    const cmd = cmdline.subarray(0, CMDLINE_MAX);
-    this.#bytes.set(commBytes, base + COMM_AT);
-    this.#bytes.set(exeBytes, base + EXE_AT);
-    this.#bytes.set(cmd, base + CMDLINE_AT);
-    // Too long for the slot: not kept at all (a cut path would name another cgroup).
-    const cgroupBytes = encoder.encode(cgroup);
-    const cgroupLength = cgroupBytes.length <= CGROUP_MAX ? cgroupBytes.length : 0;
-    this.#bytes.set(cgroupBytes.subarray(0, cgroupLength), base + CGROUP_AT);
-    Atomics.store(this.#ints, at + CGROUP_LENGTH_WORD, cgroupLength);
-    for (let i = 0; i < NAMESPACE_KINDS.length; i++) {
-      Atomics.store(this.#ints, at + NAMESPACES_WORD + i, (namespaces?.[i] ?? 0) | 0);
-    }
-    Atomics.store(this.#ints, at + 1, pid);
-    Atomics.store(this.#ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
-    Atomics.store(this.#ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.store(this.#ints, at + 4, status);
-    Atomics.store(this.#ints, at + 5, commBytes.length);
-    Atomics.store(this.#ints, at + 6, exeBytes.length);
-    Atomics.store(this.#ints, at + 7, cmd.length);
-    Atomics.store(this.#ints, at + 8, Number(readEndNs & 0xffffffffn) | 0);
-    Atomics.store(this.#ints, at + 9, Number((readEndNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.add(this.#ints, at, 1); // even: done
-    Atomics.store(this.#ints, 0, index + 1);
+    writeCapture(
+      this.#ints,
+      this.#bytes,
+      pid,
+      timestampNs,
+      status,
+      encoder.encode(comm),
+      encoder.encode(exe),
+      cmdline,
+      readEndNs,
+      encoder.encode(cgroup),
+      namespaces,
+    );
   }
 
   /** The entry of the exec of `pid` at `timestampNs`, or `null` (not written, or overwritten). */

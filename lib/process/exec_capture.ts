@@ -14,14 +14,13 @@
 import { monotonicNs } from "../../ffi/clock.ts";
 import {
   CAPTURE_WORKER_SYMBOLS,
-  captureWorker,
   type CaptureWorkerConfig,
+  captureWorkerSource,
   CONTROL,
   unsubscribeWorker,
 } from "./exec_capture_worker.ts";
 import { libc, LIBC_SYMBOLS } from "../../ffi/libc.ts";
-import { type Captured, CaptureRing, RING_LAYOUT } from "./capture_ring.ts";
-import { PROC_EVENT_ALL, ProcEventWhat } from "../../ground/cn_proc.ts";
+import { type Captured, CaptureRing } from "./capture_ring.ts";
 
 /** How long to wait for a capture the worker may be writing right now. */
 const LATE_WAIT_NS = 2_000_000n;
@@ -78,12 +77,9 @@ export class ExecCapture {
     const buffer = CaptureRing.allocate();
     this.#ring = new CaptureRing(buffer);
     // From source text: a worker module read from disk would need --allow-read.
-    const source = `self.onmessage = (message) => {
-  try { (${captureWorker.toString()})(message.data); }
-  catch (error) { self.postMessage({ error: String(error) }); }
-  self.close();
-};`;
-    const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+    const url = URL.createObjectURL(
+      new Blob([captureWorkerSource()], { type: "application/javascript" }),
+    );
     this.#worker = new Worker(url, { type: "module" });
     URL.revokeObjectURL(url);
     this.ready = new Promise((resolve) => {
@@ -101,10 +97,6 @@ export class ExecCapture {
       ring: buffer,
       control: this.#control.buffer as SharedArrayBuffer,
       kernelFilter,
-      execBit: ProcEventWhat.EXEC,
-      allBits: PROC_EVENT_ALL >>> 0,
-      words: CONTROL,
-      layout: RING_LAYOUT,
       attribution,
     };
     this.#pollFd.setInt16(4, 1, true); // POLLIN

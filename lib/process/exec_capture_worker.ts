@@ -1,10 +1,14 @@
 /**
- * The exec-capture worker's body. It runs in a Worker made from its own
- * source text (a blob URL): a worker module loaded from disk would need
- * `--allow-read`, and procwatch runs with `--allow-ffi` only. So the body is
- * one self-contained function — no imports, no outer names; everything it
- * needs (libc symbols from ffi/libc.ts, protocol constants, the ring layout)
- * arrives in its {@linkcode CaptureWorkerConfig}.
+ * The exec-capture worker's body. It runs in a Worker made from source text
+ * (a blob URL): a worker module loaded from disk, and any import inside a
+ * blob worker, would need `--allow-read` (checked with Deno 2.9), and
+ * procwatch runs with `--allow-ffi` only. So {@linkcode captureWorkerSource}
+ * writes the worker's text from the very functions the main thread runs — the
+ * control message builder (ground/cn_proc.ts `controlMessage`), the readers
+ * of exec events and ACKs (lib/connector/decode.ts) and the ring writers
+ * (lib/process/capture_ring.ts) — and their constants, then the body:
+ * one wire format and one ring layout, each written once. The libc symbols
+ * (ffi/libc.ts) arrive in its {@linkcode CaptureWorkerConfig}.
  *
  * It keeps its own proc connector subscription (exec events only, filtered by
  * the kernel when it can), blocks in `poll()` on its own thread at real-time priority —
@@ -16,6 +20,24 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
+import {
+  AF_NETLINK,
+  CN_IDX_PROC,
+  CN_MSG_HDRLEN,
+  CN_VAL_PROC,
+  controlMessage,
+  NETLINK_CONNECTOR,
+  NLMSG_DONE,
+  NLMSG_HDRLEN,
+  PROC_CN_MCAST_IGNORE,
+  PROC_CN_MCAST_LISTEN,
+  PROC_EVENT_ALL,
+  PROC_EVENT_HEAD,
+  PROC_EVENT_OFFSET,
+  ProcEventWhat,
+} from "../../ground/cn_proc.ts";
+import { ackErrorAt, execEventAt, procEventAt } from "../connector/decode.ts";
+import { RING_LAYOUT, setCaptureStatus, writeCapture } from "./capture_ring.ts";
 
 /** The libc symbols the worker uses (a subset of ffi/libc.ts's table). */
 export const CAPTURE_WORKER_SYMBOLS = [
@@ -75,38 +97,80 @@ export interface CaptureWorkerConfig {
   control: SharedArrayBuffer;
   /** May the kernel filter event types (it is asked only if it acknowledges the filter). */
   kernelFilter: boolean;
-  /** `PROC_EVENT_EXEC`. */
-  execBit: number;
-  /** `PROC_EVENT_ALL`. */
-  allBits: number;
-  /** {@linkcode CONTROL}, passed along because the worker's source may not refer to outer names. */
-  words: typeof CONTROL;
   /** Also read the cgroup and namespaces at each exec (lib/capture_ring.ts keeps them). */
   attribution?: boolean;
-  layout: {
-    slots: number;
-    slotBytes: number;
-    ringHeader: number;
-    commAt: number;
-    commMax: number;
-    exeAt: number;
-    exeMax: number;
-    cmdlineAt: number;
-    cmdlineMax: number;
-    cgroupAt: number;
-    cgroupMax: number;
-    cgroupLengthWord: number;
-    namespacesWord: number;
-    namespaceKinds: number;
-    captured: number;
-    replaced: number;
-    gone: number;
-  };
 }
 
 /**
- * The worker's main loop; returns when the stop flag is set. Must stay
- * self-contained (its source text is what runs).
+ * The constants the worker's text declares before the functions: every name
+ * from outside its own body that a function of {@linkcode WORKER_FUNCTIONS}
+ * refers to, with the value the main thread's modules give it.
+ */
+export const WORKER_CONSTANTS = {
+  AF_NETLINK,
+  CN_IDX_PROC,
+  CN_MSG_HDRLEN,
+  CN_VAL_PROC,
+  NETLINK_CONNECTOR,
+  NLMSG_DONE,
+  NLMSG_HDRLEN,
+  PROC_CN_MCAST_IGNORE,
+  PROC_CN_MCAST_LISTEN,
+  PROC_EVENT_ALL,
+  PROC_EVENT_HEAD,
+  PROC_EVENT_OFFSET,
+  ProcEventWhat,
+  RING_LAYOUT,
+  CONTROL,
+} as const;
+
+/**
+ * The functions the worker's text holds, each the source of the one the main
+ * thread runs; {@linkcode captureWorker} calls the others by these names.
+ */
+export const WORKER_FUNCTIONS = [
+  controlMessage,
+  procEventAt,
+  execEventAt,
+  ackErrorAt,
+  writeCapture,
+  setCaptureStatus,
+  captureWorker,
+] as const;
+
+/**
+ * The worker's source text: {@linkcode WORKER_CONSTANTS} as `const`
+ * declarations, the source of each of {@linkcode WORKER_FUNCTIONS}, and a
+ * message handler that runs {@linkcode captureWorker} with the
+ * {@linkcode CaptureWorkerConfig} it is sent.
+ *
+ * @example
+ * ```ts
+ * import { captureWorkerSource } from "./exec_capture_worker.ts";
+ * import { controlMessage } from "../../ground/cn_proc.ts";
+ * console.log(captureWorkerSource().includes(controlMessage.toString())); // true
+ * ```
+ */
+export function captureWorkerSource(): string {
+  const constants = Object.entries(WORKER_CONSTANTS).map(([name, value]) =>
+    `const ${name} = ${JSON.stringify(value)};`
+  );
+  const functions = WORKER_FUNCTIONS.map((fn) => fn.toString());
+  return [
+    ...constants,
+    ...functions,
+    `self.onmessage = (message) => {
+  try { captureWorker(message.data); }
+  catch (error) { self.postMessage({ error: String(error) }); }
+  self.close();
+};`,
+  ].join("\n");
+}
+
+/**
+ * The worker's main loop; returns when the stop flag is set. Its source text
+ * is what runs: it may refer only to its parameter, globals, and the names
+ * {@linkcode captureWorkerSource} declares before it.
  *
  * Each round it first receives every exec event queued on its socket, then
  * reads /proc only for the last exec of each pid in the round: an earlier
@@ -121,13 +185,12 @@ export interface CaptureWorkerConfig {
  *
  * @example
  * ```ts ignore
- * // lib/exec_capture.ts starts it as:
- * // new Worker(URL.createObjectURL(new Blob([`self.onmessage = (m) => {
- * //   (${captureWorker})(m.data); self.close(); };`])), { type: "module" })
+ * // lib/process/exec_capture.ts starts it as:
+ * // new Worker(URL.createObjectURL(new Blob([captureWorkerSource()])), { type: "module" })
  * ```
  */
 export function captureWorker(config: CaptureWorkerConfig): void {
-  const words = config.words;
+  const words = CONTROL;
   const shared = new BigInt64Array(config.control);
   const fail = (why: string): never => {
     Atomics.store(shared, words.state, -1n);
@@ -140,7 +203,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   >;
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
-  const layout = config.layout;
+  const layout = RING_LAYOUT;
   const timespec = new BigInt64Array(2);
   const now = (): bigint => {
     c.clock_gettime(1, timespec); // CLOCK_MONOTONIC, the clock of the events' timestamps
@@ -279,45 +342,22 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     if (config.attribution) readPlace(pid);
     return image.cmdline > 0;
   };
-  const setStatus = (index: number, status: number): void => {
-    const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
-    Atomics.add(ints, at, 1); // odd: being written
-    Atomics.store(ints, at + 4, status);
-    Atomics.add(ints, at, 1); // even: complete
-  };
-  const publish = (pid: number, timestampNs: bigint, status: number): number => {
-    const index = Atomics.load(ints, 0);
-    const base = layout.ringHeader + (index % layout.slots) * layout.slotBytes;
-    const at = base / 4;
-    const captured = status === layout.captured;
-    const comm = status === layout.replaced ? 0 : Math.min(image.comm.length, layout.commMax);
-    const exe = captured ? image.exe : 0;
-    const cmdline = captured ? image.cmdline : 0;
-    Atomics.add(ints, at, 1); // odd: being written
-    ring.set(image.comm.subarray(0, comm), base + layout.commAt);
-    ring.set(exeBuffer.subarray(0, exe), base + layout.exeAt);
-    ring.set(cmdlineBuffer.subarray(0, cmdline), base + layout.cmdlineAt);
-    // A path longer than the slot keeps is not kept at all: a cut one names another cgroup.
-    const place = status !== layout.replaced && config.attribution === true;
-    const cgroup = place && image.cgroup.length <= layout.cgroupMax ? image.cgroup.length : 0;
-    ring.set(image.cgroup.subarray(0, cgroup), base + layout.cgroupAt);
-    Atomics.store(ints, at + layout.cgroupLengthWord, cgroup);
-    for (let i = 0; i < layout.namespaceKinds; i++) {
-      Atomics.store(ints, at + layout.namespacesWord + i, place ? inodes[i] | 0 : 0);
-    }
-    Atomics.store(ints, at + 1, pid);
-    Atomics.store(ints, at + 2, Number(timestampNs & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 3, Number((timestampNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 4, status);
-    Atomics.store(ints, at + 5, comm);
-    Atomics.store(ints, at + 6, exe);
-    Atomics.store(ints, at + 7, cmdline);
-    Atomics.store(ints, at + 8, Number(image.readEndNs & 0xffffffffn) | 0);
-    Atomics.store(ints, at + 9, Number((image.readEndNs >> 32n) & 0xffffffffn) | 0);
-    Atomics.add(ints, at, 1); // even: complete
-    Atomics.store(ints, 0, index + 1);
-    return index;
-  };
+  // The ring's writer (lib/process/capture_ring.ts), which keeps what the status allows.
+  const places = config.attribution === true ? inodes : null;
+  const publish = (pid: number, timestampNs: bigint, status: number): number =>
+    writeCapture(
+      ints,
+      ring,
+      pid,
+      timestampNs,
+      status,
+      image.comm,
+      exeBuffer.subarray(0, image.exe),
+      cmdlineBuffer.subarray(0, image.cmdline),
+      image.readEndNs,
+      image.cgroup,
+      places,
+    );
 
   // Warm up before subscribing: the first runs of this code are interpreted and its
   // FFI calls take the slow path, ~10x slower than optimised — long enough to miss a
@@ -329,15 +369,15 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   for (let round = 0; round < 50; round++) publish(0, 0n, layout.captured);
 
   // Netlink connector socket (AF_NETLINK 16, SOCK_DGRAM|SOCK_CLOEXEC, NETLINK_CONNECTOR 11).
-  const fd = Number(c.socket(16, 2 | 0o2000000, 11));
+  const fd = Number(c.socket(AF_NETLINK, 2 | 0o2000000, NETLINK_CONNECTOR));
   if (fd < 0) fail("socket() failed");
   const size = new Uint8Array(4);
   new DataView(size.buffer).setInt32(0, 4 << 20, true);
   c.setsockopt(fd, 1, 33, size, 4); // SO_RCVBUFFORCE
   const address = new Uint8Array(12);
   const addressView = new DataView(address.buffer);
-  addressView.setUint16(0, 16, true); // nl_family
-  addressView.setUint32(8, 1, true); // nl_groups: CN_IDX_PROC
+  addressView.setUint16(0, AF_NETLINK, true); // nl_family
+  addressView.setUint32(8, CN_IDX_PROC, true); // nl_groups
   // Failing from here on: the descriptor is the process's, close it (the worker ends).
   const failClosing = (why: string): never => {
     c.close(fd);
@@ -349,22 +389,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   c.getsockname(fd, address, length);
   const portId = addressView.getUint32(4, true);
 
-  // struct nlmsghdr + struct cn_msg + op (+ event mask: struct proc_input).
+  // LISTEN / IGNORE as lib/connector/subscription.ts sends them: seq and ack = `sequence`.
   const control = (op: number, sequence: number, mask?: number): void => {
-    const payload = mask === undefined ? 4 : 8;
-    const message = new Uint8Array(36 + payload);
-    const view = new DataView(message.buffer);
-    view.setUint32(0, message.length, true);
-    view.setUint16(4, 3, true); // NLMSG_DONE
-    view.setUint32(8, sequence, true);
-    view.setUint32(12, portId, true);
-    view.setUint32(16, 1, true); // CN_IDX_PROC
-    view.setUint32(20, 1, true); // CN_VAL_PROC
-    view.setUint32(24, sequence, true); // cn_msg.seq
-    view.setUint32(28, sequence, true); // cn_msg.ack
-    view.setUint16(32, payload, true);
-    view.setUint32(36, op, true);
-    if (mask !== undefined) view.setUint32(40, mask >>> 0, true);
+    const message = controlMessage(op, portId, sequence, sequence, mask);
     c.send(fd, message, BigInt(message.length), 0);
   };
 
@@ -392,12 +419,8 @@ export function captureWorker(config: CaptureWorkerConfig): void {
         for (let offset = 0; offset + 16 <= n;) {
           const messageLength = view.getUint32(offset, true);
           if (messageLength < 16 || offset + messageLength > n) break;
-          if (
-            messageLength >= 56 && view.getUint32(offset + 36, true) === 0 &&
-            view.getUint32(offset + 28, true) === ((sequence + 1) >>> 0)
-          ) {
-            return view.getUint32(offset + 52, true); // event_data.ack.err
-          }
+          const error = ackErrorAt(view, offset, messageLength, sequence);
+          if (error !== null) return error;
           offset += (messageLength + 3) & ~3;
         }
       }
@@ -409,16 +432,16 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   let filterMode = 2;
   const sequence = (Date.now() * 7919) & 0x3fffffff;
   if (config.kernelFilter) {
-    control(1, sequence, config.allBits); // PROC_CN_MCAST_LISTEN, everything first (ACKs pass)
+    control(PROC_CN_MCAST_LISTEN, sequence, PROC_EVENT_ALL); // everything first (ACKs pass)
     const error = awaitAck(sequence, 200);
     if (error !== null && error !== 0) failClosing(`LISTEN refused (errno ${error})`);
     if (error === 0) {
-      control(1, sequence + 2, config.execBit);
+      control(PROC_CN_MCAST_LISTEN, sequence + 2, ProcEventWhat.EXEC);
       filterMode = 1;
     }
   }
   if (filterMode === 2) {
-    control(1, sequence + 4);
+    control(PROC_CN_MCAST_LISTEN, sequence + 4);
     const error = awaitAck(sequence + 4, 1000);
     if (error !== 0) {
       failClosing(error === null ? "no answer to LISTEN" : `LISTEN refused (errno ${error})`);
@@ -433,6 +456,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   const MAX_ROUND = 256;
   const roundPids = new Int32Array(MAX_ROUND);
   const roundTimes = new BigInt64Array(MAX_ROUND);
+  const ids = new Int32Array(2); // execEventAt(): process id, thread id
   let roundSize = 0;
 
   Atomics.store(shared, words.settledNs, BigInt.asIntN(64, now()));
@@ -461,19 +485,10 @@ export function captureWorker(config: CaptureWorkerConfig): void {
         for (let offset = 0; offset + 16 <= n;) {
           const messageLength = view.getUint32(offset, true);
           if (messageLength < 16 || offset + messageLength > n) break;
-          // proc_event after nlmsghdr (16) + cn_msg (20): what, cpu, timestamp_ns, pid, tgid.
-          const event = offset + 36;
-          if (
-            messageLength >= 60 && view.getUint32(offset + 16, true) === 1 &&
-            view.getUint32(event, true) === config.execBit
-          ) {
-            const timestampNs = view.getBigUint64(event + 8, true);
-            const threadId = view.getInt32(event + 16, true);
-            const pid = view.getInt32(event + 20, true);
-            if (pid === threadId && roundSize < MAX_ROUND) {
-              roundPids[roundSize] = pid;
-              roundTimes[roundSize++] = BigInt.asIntN(64, timestampNs);
-            }
+          const timestampNs = execEventAt(view, offset, messageLength, ids);
+          if (timestampNs !== null && ids[0] === ids[1] && roundSize < MAX_ROUND) {
+            roundPids[roundSize] = ids[0];
+            roundTimes[roundSize++] = BigInt.asIntN(64, timestampNs);
           }
           offset += (messageLength + 3) & ~3;
         }
@@ -486,7 +501,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
         // A read that ended after this exec began may show this exec's program. And a
         // process that was "gone" but execs again was only between two programs.
         if (before !== undefined && (before.gone || before.readEndNs >= timestampNs)) {
-          setStatus(before.index, layout.replaced);
+          setCaptureStatus(ints, before.index, layout.replaced);
         }
         let later = false;
         for (let j = i + 1; j < roundSize && !later; j++) later = roundPids[j] === pid;
@@ -506,7 +521,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
       if (settledNs >= 0n) Atomics.store(stop, words.settledNs, BigInt.asIntN(64, settledNs));
     }
   } finally {
-    control(2, 0); // PROC_CN_MCAST_IGNORE
+    control(PROC_CN_MCAST_IGNORE, 0);
     c.close(fd);
   }
 }
@@ -523,16 +538,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
  * ```
  */
 export function unsubscribeWorker(control: BigInt64Array): void {
-  const fd = Number(Atomics.load(control, 2));
-  if (fd <= 0 || Atomics.load(control, 0) !== 0n) return;
-  const message = new Uint8Array(40);
-  const view = new DataView(message.buffer);
-  view.setUint32(0, 40, true);
-  view.setUint16(4, 3, true); // NLMSG_DONE
-  view.setUint32(12, Number(Atomics.load(control, 3)), true);
-  view.setUint32(16, 1, true); // CN_IDX_PROC
-  view.setUint32(20, 1, true); // CN_VAL_PROC
-  view.setUint16(32, 4, true);
-  view.setUint32(36, 2, true); // PROC_CN_MCAST_IGNORE
-  libc().send(fd, message, 40n, 0);
+  const fd = Number(Atomics.load(control, CONTROL.fd));
+  if (fd <= 0 || Atomics.load(control, CONTROL.stop) !== 0n) return;
+  const portId = Number(Atomics.load(control, CONTROL.portId));
+  const message = controlMessage(PROC_CN_MCAST_IGNORE, portId, 0, 0);
+  libc().send(fd, message, BigInt(message.length), 0);
 }
