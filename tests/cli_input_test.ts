@@ -573,9 +573,10 @@ kernelTest("README's wait API snippet runs: no second wait for an ended pid", as
   const [a, b, c, d] = pids;
   try {
     await withDir(async (dir) => {
+      // Outside the checkout the package's name does not resolve: import it by its path.
       let source = snippet.replace(
-        '"./mod.ts"',
-        JSON.stringify(new URL("../mod.ts", import.meta.url).href),
+        '"@procwatch/procwatch/wait"',
+        JSON.stringify(new URL("../lib/wait/mod.ts", import.meta.url).href),
       );
       ["1234", "5678", "9012", "3456", "7890"].forEach((placeholder, i) => {
         source = source.replaceAll(placeholder, String(pids[i]));
