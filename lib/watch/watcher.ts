@@ -68,7 +68,6 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   readonly #context: EventContext | null;
   readonly #subscription: Subscription;
   readonly #loss: LossAccounting;
-  readonly #receiver: Receiver;
   readonly #pump: Pump;
   readonly #shutdown: Shutdown;
   readonly #finished: Promise<void>;
@@ -85,36 +84,25 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     // The exec-capture worker listens before we do (this waits for it, bounded): every exec
     // this watcher receives, from the first on, it has caught too — argv included.
     context?.arm(kernelFilter !== false);
+    let subscription: Subscription, receiver: Receiver;
     try {
-      const subscription = this.#subscription = new Subscription(settings, context !== null);
-      const socket = subscription.socket;
-      this.#loss = new LossAccounting(this.#stats, this.#queue, socket);
+      subscription = this.#subscription = new Subscription(settings, context !== null);
+      const { socket } = subscription;
+      const loss = this.#loss = new LossAccounting(this.#stats, this.#queue, socket);
       const selection = new EventSelection(settings);
-      this.#receiver = new Receiver(
-        socket,
-        this.#stats,
-        this.#loss,
-        selection,
-        context,
-        subscription,
-      );
-      subscription.listen(
-        this.#receiver,
-        this.#loss,
-        kernelFilter === true && context?.kernelFilterAbsent !== true,
-      );
+      receiver = new Receiver(socket, this.#stats, loss, selection, context, subscription);
+      subscription.listen(receiver, loss, kernelFilter === true && !context?.kernelFilterAbsent);
     } catch (error) {
       context?.close();
       throw error;
     }
-    this.socketFilter = this.#subscription.socketFilter;
-    this.filterMode = this.#subscription.filterMode;
+    this.socketFilter = subscription.socketFilter;
+    this.filterMode = subscription.filterMode;
     // Subscribed first, then scanned: a process born in between is in one or the other.
     context?.start();
-    this.receiveBufferBytes = this.#subscription.socket.receiveBufferBytes;
-    this.portId = this.#subscription.socket.portId;
+    this.receiveBufferBytes = subscription.socket.receiveBufferBytes;
+    this.portId = subscription.socket.portId;
     const shutdown = this.#shutdown = new Shutdown(this, settings.signal, settings.handleSignals);
-    const receiver = this.#receiver;
     const queue = this.#queue;
     this.#pump = new Pump({
       get closed() {
@@ -124,7 +112,7 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
       deliver: () => {
         if (queue.length > 0) this.#notify();
       },
-    }, this.#subscription.socket);
+    }, subscription.socket);
     // Started after the caller's synchronous code: its first wait loads
     // Deno's timers (~13 ms on first use), which a caller that is armed now
     // (`wait`, reporting it) should not pay before that.
