@@ -10,8 +10,8 @@
  * timers during a flow), shutdown.ts (close once, lifecycle registration).
  * This file holds the consumer's side: taking from the queue and waiting.
  *
- * May import: ground/, ffi/ (types), lib/events/, lib/process/ (context,
- * users), lib/connector/ (types) and this room's modules.
+ * May import: lib/events/, lib/process/ (context, users), lib/connector/
+ * (types) and this room's modules.
  *
  * @module
  */
