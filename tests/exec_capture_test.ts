@@ -14,6 +14,7 @@ import type { DecodedMessage } from "../lib/connector/decode.ts";
 import {
   CaptureRing,
   CaptureStatus,
+  RING_LAYOUT,
   setCaptureStatus,
   writeCapture,
 } from "../lib/process/capture_ring.ts";
@@ -239,6 +240,36 @@ Deno.test("capture worker text: a ring it writes decodes as CaptureRing.write's,
   setCaptureStatus(new Int32Array(byRing), 0, CaptureStatus.REPLACED);
   assert.deepEqual(new Uint8Array(byWorker), new Uint8Array(byRing));
   assert.deepEqual(workerRing.read(4242, 99n), { status: "replaced" });
+});
+
+Deno.test("capture ring: voiding an entry a lap of the ring later leaves the slot's new record alone", () => {
+  const buffer = CaptureRing.allocate();
+  const ring = new CaptureRing(buffer);
+  const ints = new Int32Array(buffer);
+  const cmdline = new TextEncoder().encode("/bin/true\0");
+  ring.write(1000, 1n, "true", "/usr/bin/true", cmdline, CaptureStatus.CAPTURED, 2n, "", null);
+  // The slot of entry 0 is written again by entry RING_LAYOUT.slots.
+  for (let i = 1; i <= RING_LAYOUT.slots; i++) {
+    ring.write(
+      1000 + i,
+      BigInt(i) + 1n,
+      "true",
+      "/usr/bin/true",
+      cmdline,
+      CaptureStatus.CAPTURED,
+      2n,
+      "",
+      null,
+    );
+  }
+  const lapped = 1000 + RING_LAYOUT.slots;
+  const before = ring.read(lapped, BigInt(RING_LAYOUT.slots) + 1n);
+  assert.equal(before?.status, "captured");
+  setCaptureStatus(ints, 0, CaptureStatus.REPLACED); // entry 0's own voiding, too late
+  assert.deepEqual(ring.read(lapped, BigInt(RING_LAYOUT.slots) + 1n), before);
+  // Within the lap, voiding still works.
+  setCaptureStatus(ints, RING_LAYOUT.slots, CaptureStatus.REPLACED);
+  assert.deepEqual(ring.read(lapped, BigInt(RING_LAYOUT.slots) + 1n), { status: "replaced" });
 });
 
 kernelTest(

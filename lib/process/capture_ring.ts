@@ -169,6 +169,10 @@ export function writeCapture(
  */
 export function setCaptureStatus(ints: Int32Array, index: number, status: number): void {
   const layout = RING_LAYOUT;
+  // The slot may have been written again since (a lap of the ring later): then it holds
+  // another exec's record, which must keep its own status.
+  const written = (Atomics.load(ints, 0) - index) | 0;
+  if (written <= 0 || written > layout.slots) return;
   const at = (layout.ringHeader + (index % layout.slots) * layout.slotBytes) / 4;
   Atomics.add(ints, at, 1); // odd: being written
   Atomics.store(ints, at + 4, status);
