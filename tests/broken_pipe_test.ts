@@ -1,5 +1,5 @@
 /**
- * Item 3 of issue 7: `cli.ts watch | head -n 1` (and `--json | head`) end
+ * A reader that leaves: `cli.ts watch | head -n 1` (and `--json | head`) end
  * quietly: exit code 0, nothing on stderr, no stack trace. The test keeps
  * making processes so that events keep coming after `head` has left.
  */

@@ -1,5 +1,5 @@
 /**
- * Cgroup path parsing (lib/cgroup_path.ts) on paths as real hosts of each
+ * Cgroup path parsing (lib/process/cgroup_path.ts) on paths as real hosts of each
  * runtime show them in /proc/PID/cgroup.
  */
 

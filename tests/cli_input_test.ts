@@ -1,5 +1,5 @@
 /**
- * Issue 12, items 7–15: bad input gets one `procwatch:` line and a
+ * The CLI's input: bad input gets one `procwatch:` line and a
  * documented exit code, never a stack trace; repeated options accumulate or
  * are refused; pids are checked the same way everywhere; scripts check their
  * arguments at start and name themselves; `run` points at the user's line
@@ -94,7 +94,7 @@ async function collectJson(
   return { events, stderr: await stderr };
 }
 
-// Item 8: the option parser's errors.
+// The option parser's errors.
 
 Deno.test("option parser errors: one procwatch: line naming the help, exit 2", async () => {
   const cases: [string[], string][] = [
@@ -118,7 +118,7 @@ Deno.test("option parser errors: one procwatch: line naming the help, exit 2", a
   }
 });
 
-// Item 9: a pid above the kernel's limit, or above this system's pid_max.
+// A pid above the kernel's limit, or above this system's pid_max.
 
 kernelTest("a pid above the pid limit is said to be so (watch and wait alike)", async () => {
   for (const args of [["watch", "-p", "99999999"], ["wait", "99999999"]]) {
@@ -144,7 +144,7 @@ kernelTest("a pid above the pid limit is said to be so (watch and wait alike)", 
   }
 });
 
-// Item 10: thread ids and missing pids, for -p, --tree and --ppid as for wait.
+// Thread ids and missing pids, for -p, --tree and --ppid as for wait.
 
 kernelTest(
   "watch -p/--tree/--ppid refuse a thread id as wait does; a free --ppid exits 7",
@@ -193,7 +193,7 @@ kernelTest(
   },
 );
 
-// Item 11: repeats accumulate on the real kernel, or are refused in one line.
+// Repeats accumulate on the real kernel, or are refused in one line.
 
 kernelTest("-e exec -e exit shows both event types (children of a shell loop)", async () => {
   const loop = await startOrphan("while :; do /bin/true; sleep 0.05; done");
@@ -342,7 +342,7 @@ Deno.test("conflicting or repeated single-value options: one line, exit 2", asyn
   }
 });
 
-// Item 7: -r without the privilege.
+// -r without the privilege.
 
 kernelTest("-r as uid 65534: a warning, then it carries on and exits 0", async () => {
   const result = await runDeno(CLI, ["watch", "-r", "-D", "1"], { nobody: true });
@@ -354,7 +354,7 @@ kernelTest("-r as uid 65534: a warning, then it carries on and exits 0", async (
   assert.equal(result.stdout.split("\n")[0], HUMAN_HEADER, "it listened and printed its header");
 });
 
-// Item 12: wait --timeout 0, and the code for a missing --allow-ffi.
+// `wait --timeout 0`, and the code for a missing --allow-ffi.
 
 kernelTest("wait --timeout 0 means no limit: it waits for the end and its status", async () => {
   await withDir(async (dir) => {
@@ -397,7 +397,7 @@ Deno.test("without --allow-ffi watch and wait exit 3 with the same line", async 
   }
 });
 
-// Item 13: scripts check their arguments at start, and name themselves.
+// Scripts check their arguments at start, and name themselves.
 
 kernelTest("new_processes.ts --signal BOGUS: refused at start, before listening", async () => {
   const result = await runDeno(`${ROOT}scripts/new_processes.ts`, ["^nc$", "--signal", "BOGUS"]);
@@ -444,7 +444,7 @@ Deno.test("a script run without --allow-ffi names itself in the command to run, 
   }
 });
 
-// Item 14: run: the user's line, directories, --check.
+// `run`: the user's line, directories, --check.
 
 /** Runs `cli.ts run` with these Deno flags and `run` arguments. */
 async function runScript(flags: string[], args: string[], wrapper: string[] = []) {
@@ -556,7 +556,7 @@ Deno.test("run --check: type errors by file:line:col, not run, exit 8; clean scr
   });
 });
 
-// Item 15: README's waitForExit / waitForAny snippet runs as printed.
+// README's waitForExit / waitForAny snippet runs as printed.
 
 kernelTest("README's wait API snippet runs: no second wait for an ended pid", async () => {
   const readme = await Deno.readTextFile(`${ROOT}README.md`);

@@ -1,5 +1,5 @@
 /**
- * Issue 12, items 16–20, through the CLI as users run it: escaped command
+ * The CLI's output, run as users run it: escaped command
  * lines, `-v` in sentences, `watch -p`/`--tree` ending when their processes
  * are gone, `--ppid --format tree` depths, and signals acted on while the
  * reader of stdout (or stderr) has stopped reading.

@@ -1,5 +1,5 @@
 /**
- * Item 5 of issue 7: environment errors end with one line on stderr and a
+ * Environment errors end with one line on stderr and a
  * documented exit code (README "Exit codes"), never a stack trace.
  *
  * Real paths: `unshare -n` (ECONNREFUSED → 6), no `--allow-ffi` (→ 3, with

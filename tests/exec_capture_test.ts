@@ -3,6 +3,7 @@
  * made of the same control message builder, exec/ACK readers and ring
  * writers (lib/process/exec_capture_worker.ts captureWorkerSource), and what
  * it writes decodes as CaptureRing.write's does.
+ * The capture ring itself (lib/process/capture_ring.ts) is checked at the end.
  *
  * @module
  */
@@ -313,3 +314,37 @@ kernelTest(
     }
   },
 );
+
+Deno.test("capture ring: keyed by exec, every image of a pid kept, statuses, wrap-around", () => {
+  const ring = new CaptureRing(CaptureRing.allocate());
+  const argv = new TextEncoder().encode("/bin/true\0\0x\0");
+  ring.write(4242, 99n, "true", "/usr/bin/true", argv, CaptureStatus.CAPTURED, 120n);
+  assert.deepEqual(ring.read(4242, 99n), {
+    status: "captured",
+    comm: "true",
+    exe: "/usr/bin/true",
+    cmdline: ["/bin/true", "", "x"],
+    readEndNs: 120n,
+  });
+  assert.equal(ring.read(4242, 100n), null, "another exec of that pid");
+  // A later exec of the same pid, and one of a pid in the same slot modulo the size:
+  // the first entry stays (one entry per exec, not per pid).
+  ring.write(4242, 101n, "env", "", new TextEncoder().encode("env\0"), CaptureStatus.REPLACED);
+  ring.write(4242 + 512, 102n, "other", "", new TextEncoder().encode("other\0"));
+  assert.equal(ring.read(4242, 99n)?.status, "captured");
+  assert.deepEqual(ring.read(4242, 101n), { status: "replaced" });
+  assert.equal(ring.hasExecBetween(4242, 99n, 101n), true);
+  assert.equal(ring.hasExecBetween(4242, 99n, 100n), false);
+  assert.equal(ring.hasExecBetween(4242, 101n, 2000n), false);
+  ring.write(9, 103n, "sh", "", new Uint8Array(), CaptureStatus.GONE);
+  assert.deepEqual(ring.read(9, 103n), { status: "gone", comm: "sh" });
+  const big = ring.read(4242 + 512, 102n);
+  assert.equal(big?.status === "captured" ? big.exe : "?", null);
+  ring.write(7, 2n ** 40n + 3n, "big", "/x", new TextEncoder().encode("big\0"));
+  const found = ring.read(7, 2n ** 40n + 3n);
+  assert.equal(found?.status === "captured" ? found.comm : "?", "big", "64-bit timestamps");
+  // After a full turn of the ring the oldest entries are gone, not misread.
+  for (let i = 0; i < 512; i++) ring.write(100 + i, 1000n + BigInt(i), "x", "", new Uint8Array());
+  assert.equal(ring.read(4242, 99n), null, "overwritten");
+  assert.equal(ring.read(100 + 511, 1511n)?.status, "captured");
+});

@@ -1,6 +1,6 @@
 /**
- * The two libc symbol tables stay apart (issue 11, "test and bench FFI out of
- * ffi/"): ffi/libc.ts lists only what the product calls — every symbol it
+ * The two libc symbol tables stay apart (test and bench FFI live outside
+ * ffi/): ffi/libc.ts lists only what the product calls — every symbol it
  * lists costs a trampoline when bound and is a libc entry point the package
  * ships — and tests/support/ffi/libc.ts lists only what the tests' and the
  * benchmark's helpers call. The product never imports tests/ or bench/.

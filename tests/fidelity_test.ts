@@ -1,6 +1,6 @@
 /**
- * Issue 10's fidelity test: a scripted workload (tests/support/fidelity_workload.py)
- * runs every case of the issue while an independent reference listener
+ * The fidelity test: a scripted workload (tests/support/fidelity_workload.py)
+ * runs every lifetime case (reparenting, threads, exec chains, waits) while an independent reference listener
  * (tests/support/fidelity_reference.ts: its own socket and decoder) and two
  * CLIs (`watch --json --context --threads` and human `watch --threads`, both
  * `--tree <workload>`) watch the same window. Then, field by field:
@@ -103,7 +103,7 @@ async function observe(dir: string): Promise<Observed> {
       env: { NO_COLOR: "1" },
     });
     const human = spawnDeno("cli.ts", ["watch", ...tree], { env: { NO_COLOR: "1" } });
-    // Item 7: `-p ROOT --threads` sees the root's own events and the forks of its children.
+    // `-p ROOT --threads` sees the root's own events and the forks of its children.
     const onlyRoot = spawnDeno("cli.ts", [
       "watch",
       "--json",
@@ -119,7 +119,7 @@ async function observe(dir: string): Promise<Observed> {
 
     const stdin = workload.stdin.getWriter();
     await stdin.write(new TextEncoder().encode("go\n"));
-    // Item 6: `wait` armed on the two processes whose main thread ends first.
+    // `wait` armed on the two processes whose main thread ends first.
     const hold = await workloadSays((line) => line.startsWith("hold "), "hold");
     const waitPids = hold.split(" ").slice(1).map(Number);
     for (const pid of waitPids) {
@@ -286,7 +286,7 @@ serialKernelTest(
   },
 );
 
-// The comparison's tolerances on made-up observations: it accepts what the issue allows and
+// The comparison's tolerances on made-up observations: it accepts what the rules allow and
 // flags everything else. Process 1001 execs `env sleep 1` then `sleep 1`, has a thread 1002.
 
 const OFFSET = 1_700_000_000_000_000_000n;

@@ -1,5 +1,5 @@
 /**
- * Lifetimes against the real kernel (issue 10, items 4–7): reparenting,
+ * Lifetimes against the real kernel: reparenting,
  * a thread's own lifetime, a process that outlives its main thread
  * (`pthread_exit()`, a non-main thread's execve), and `-p PID --threads`.
  * The references are what the workloads record of themselves: their own
@@ -68,7 +68,7 @@ async function finish(workload: Workload): Promise<void> {
   await Deno.remove(workload.dir, { recursive: true });
 }
 
-/** The python of issue 10, item 4: the child outlives its parent; it reports its own new parent. */
+/** The reparenting workload: the child outlives its parent; it reports its own new parent. */
 const ORPHAN_PY = `import os, sys, time
 if os.fork() == 0:
     time.sleep(0.5)

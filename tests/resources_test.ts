@@ -1,5 +1,5 @@
 /**
- * Item 7 of issue 7 (the test half; the ≥5M-event soak is bench/soak.ts):
+ * A watcher's resources stay bounded (the ≥5M-event soak is bench/soak.ts):
  * 100,000 events leave no growth in open descriptors, active timers and
  * handles, or heap (a leaked promise, closure or event per message would
  * show as megabytes after a full GC), and close() gives the socket and the

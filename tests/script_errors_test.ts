@@ -1,5 +1,5 @@
 /**
- * Item 6 of issue 7: `cli.ts run SCRIPT`. A script that cannot be loaded is
+ * Errors of `cli.ts run SCRIPT`. A script that cannot be loaded is
  * one line with file:line:col and exit 8; a script that throws (in its
  * for-await loop, at top level, later in a timer) prints the error and its
  * location, leaves no listener registered, and exits 8; a procwatch error it

@@ -5,6 +5,7 @@
  * database's local time. Also `--buffer` sizes past what the kernel grants.
  *
  * Only CLI runs and cli/parse.ts: the file runs unchanged against older code.
+ * (tests/wall_clock_test.ts checks the offset object itself.)
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "./support/kernel.ts";

@@ -1,5 +1,5 @@
 /**
- * Item 2 of issue 7: every way a watcher ends sends PROC_CN_MCAST_IGNORE.
+ * Every way a watcher ends sends PROC_CN_MCAST_IGNORE.
  *
  * Each case runs the watcher in a child process, borrows its netlink socket
  * (pidfd_getfd) once it is registered, lets it end, and then asks whether the

@@ -1,10 +1,14 @@
 /**
  * `cli.ts watch` with filters, formats and -S, run as users run it:
- * `deno run --allow-ffi cli.ts watch ...`.
+ * `deno run --allow-ffi cli.ts watch ...`; and the validation of filter
+ * options (lib/watch/filters.ts compileFilters).
  */
 
 import assert from "node:assert/strict";
 import { runDeno, serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
+import { NoSuchProcessError, UsageError } from "../ground/errors.ts";
+import { compileFilters } from "../lib/watch/filters.ts";
+import { UserNames } from "../lib/process/users.ts";
 
 async function go(child: Deno.ChildProcess): Promise<void> {
   const writer = child.stdin.getWriter();
@@ -188,4 +192,26 @@ Deno.test("cli: bad filters are one line and exit 2; a missing --tree pid exits 
     assert.match(result.stderr.trimEnd(), message);
     assert.equal(result.stdout, "");
   }
+});
+
+Deno.test("filters: bad input is a one-line UsageError; a missing tree root is NoSuchProcessError", () => {
+  const users = new UserNames("root:x:0:0::/:/bin/sh\n");
+  assert.throws(() => compileFilters({ match: "(" }, users), (error: unknown) => {
+    assert.ok(error instanceof UsageError);
+    assert.match(error.message, /^invalid regular expression '\(': /);
+    assert.ok(!error.message.includes("\n"));
+    return true;
+  });
+  assert.throws(() => compileFilters({ uid: "nobody-here" }, users), /unknown user 'nobody-here'/);
+  assert.throws(() => compileFilters({ tree: -1 }, users), UsageError);
+  assert.throws(() => compileFilters({ ppid: 1.5 }, users), UsageError);
+  assert.throws(() => compileFilters({ comm: [] }, users), UsageError);
+  assert.throws(() => compileFilters({ tree: 4194000 }, users), NoSuchProcessError);
+  const filters = compileFilters(
+    { comm: ["averyveryverylongname"], uid: "root", match: "x", tree: 1 },
+    users,
+  );
+  assert.deepEqual([...filters.comm ?? []], ["averyveryveryl".padEnd(15, "o").slice(0, 15)]);
+  assert.deepEqual(filters.uid, new Set([0]));
+  assert.equal(filters.tree, 1);
 });

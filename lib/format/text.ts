@@ -60,7 +60,7 @@ export function eventToJson(
   if (extra !== undefined) return eventToJsonSlow(event, wallOffsetNs, extra);
   // Written straight from the event, key by key in its own order, as
   // JSON.stringify would (the output is byte-identical to eventToJsonSlow's,
-  // tests/output_units_test.ts compares them): no intermediate object and no
+  // tests/format_test.ts compares them): no intermediate object and no
   // replacer callback per value, which were most of `watch --json`'s CPU.
   let out = "{";
   let first = true;

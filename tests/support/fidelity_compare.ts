@@ -36,7 +36,7 @@ export interface ProcTruth {
   reparent?: { after: number; to: number; seenNs: number };
   minLifetimeNs?: number;
   tracer?: { pid: number; tid: number };
-  /** `wait` was armed on it (item 6). */
+  /** `wait` was armed on it (its main thread ends first). */
   waited?: boolean;
 }
 
@@ -380,7 +380,7 @@ export function compare(observed: Observed, unnamed: Set<string>): Row[] {
 
     // cmdline: the image's own argv; null only for an image replaced by a later exec, with a reason.
     const cmdline = context.cmdline;
-    // The issue asks for "cmdline: null plus a reason": any field named like one
+    // The rule is "cmdline: null plus a reason": any field named like one
     // (e.g. `cmdlineUnknown: "replaced"`) with a non-empty string.
     const reason = Object.entries(context).find(([key, value]) =>
       /reason|unknown/i.test(key) && typeof value === "string" && value !== ""

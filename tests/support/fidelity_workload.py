@@ -1,4 +1,4 @@
-"""The scripted workload of tests/fidelity_test.ts: every case of issue 10.
+"""The scripted workload of tests/fidelity_test.ts: every lifetime case it checks.
 
 It records its own truth (pids it made, the argv it passed, the parent it
 expects, its own CLOCK_MONOTONIC around each fork and exit, the wait status it
@@ -387,7 +387,7 @@ def case_pthread_exit(gate):
 
 
 def cases_for_wait():
-    """Item 6: processes whose main thread ends before the process does. The
+    """Processes whose main thread ends before the process does. The
     test arms `procwatch wait` on both pids ("hold"), then says "go"."""
     gate = os.pipe()
     finishers = [case_thread_exec(gate), case_pthread_exit(gate)]

@@ -1,5 +1,5 @@
 /**
- * The wall-clock offset object (lib/wall_clock.ts) on a scripted clock, and on
+ * The wall-clock offset object (lib/events/wall_clock.ts) on a scripted clock, and on
  * the real one against the kernel's own offset; and the human time column
  * against the JSON time of the same events; and the clamp of receive buffer
  * requests. (tests/time_test.ts has the CLI checks, runnable on older code.)

@@ -1,7 +1,8 @@
 /**
- * Item 1 of issue 7: procwatch believes only the kernel. A well-formed exit
- * message for a live pid, unicast by another process straight to the
- * watcher's netlink port, is counted as foreign and never reported; and the
+ * procwatch believes only the kernel. A well-formed exit message for a live
+ * pid, unicast by another process straight to the watcher's netlink port, is
+ * counted as foreign and never reported; a forged exit sent to a waiting
+ * `cli.ts wait` does not end the wait, the real exit still does; and the
  * kernel refuses such a unicast from an unprivileged process (EPERM), which is
  * why only root can even try.
  */
@@ -9,7 +10,8 @@
 import assert from "node:assert/strict";
 import { closeDescriptor, openConnectorSender, sendToPort } from "./support/ffi/netlink_raw.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
-import { forgedExitMessage } from "./support/netlink.ts";
+import { startCli } from "./support/cli.ts";
+import { forgedExitMessage, procConnectorDescriptors } from "./support/netlink.ts";
 import type { ProcWatcher } from "../lib/watch/watcher.ts";
 
 const fixture = new URL("./support/forge_send.ts", import.meta.url).pathname;
@@ -112,3 +114,45 @@ kernelTest("the kernel refuses an unprivileged unicast to a watcher's port (EPER
     await Deno.remove(denoDir, { recursive: true });
   }
 });
+
+kernelTest(
+  "wait ignores a forged exit for its pid and keeps waiting for the real one",
+  async () => {
+    const target = new Deno.Command("sleep", { args: ["60"], stdin: "null", stdout: "null" })
+      .spawn();
+    const cli = startCli(["wait", "-v", String(target.pid)]);
+    try {
+      await cli.waitForStderr("armed");
+      const ports = procConnectorDescriptors(cli.process.pid).map((socket) => socket.port);
+      assert.ok(ports.length >= 1, "the waiting CLI has a proc connector socket");
+      const sender = openConnectorSender();
+      try {
+        for (const port of ports) sendToPort(sender, port, forgedExitMessage(target.pid, 42));
+      } finally {
+        closeDescriptor(sender);
+      }
+      // Had the forgery been believed, wait would have ended with 42 by now.
+      const early = await Promise.race([
+        cli.process.status.then((status) => status.code),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 700)),
+      ]);
+      assert.equal(early, null, "wait kept waiting after the forged exit");
+      target.kill("SIGTERM");
+      await target.status;
+      const line = await cli.nextLine();
+      assert.equal(line, `${target.pid} killed by SIGTERM`);
+      assert.equal((await cli.process.status).code, 143);
+    } finally {
+      try {
+        target.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      try {
+        cli.process.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  },
+);

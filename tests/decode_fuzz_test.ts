@@ -1,5 +1,5 @@
 /**
- * Item 4 of issue 7: the decoder under fuzzing. Over a million datagrams —
+ * The decoder under fuzzing. Over a million datagrams —
  * valid messages mixed with truncated, oversized and length-inconsistent ones
  * (`nlmsg_len` and `cn_msg.len` lying), several messages per datagram, and
  * plain random bytes. No exception may escape `decodeDatagram`, every bad
