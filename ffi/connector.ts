@@ -51,7 +51,7 @@ export interface ConnectorSocketOptions {
  * A netlink connector socket bound to the proc events group.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ConnectorSocket } from "./connector.ts";
  * const socket = ConnectorSocket.open({ receiveBufferBytes: 4 << 20 });
  * socket.close();

@@ -99,8 +99,8 @@ export const LIBC_SYMBOLS = {
  * (a script run directly, or `cli.ts`) in the command to use.
  *
  * @example
- * ```ts ignore
- * import { FfiPermissionError, watch } from "../mod.ts";
+ * ```ts
+ * import { FfiPermissionError, watch } from "@procwatch/procwatch";
  * try {
  *   watch();
  * } catch (error) {

@@ -41,8 +41,8 @@ export function sendSignal(pid: number, signal: number): void {
  * output synchronously and released everything it registered.
  *
  * @example
- * ```ts ignore
- * import { exitNow } from "./process.ts";
+ * ```ts
+ * import { exitNow } from "@procwatch/procwatch/wait";
  * exitNow(0);
  * ```
  */

@@ -37,7 +37,7 @@ export type ErrorCode =
  *
  * @example
  * ```ts
- * import { ProcwatchError } from "./errors.ts";
+ * import { ProcwatchError } from "@procwatch/procwatch";
  * try {
  *   throw new ProcwatchError("unknown event 'frok'", "USAGE");
  * } catch (error) {
@@ -61,7 +61,7 @@ export class ProcwatchError extends Error {
  *
  * @example
  * ```ts
- * import { PermissionError } from "./errors.ts";
+ * import { PermissionError } from "@procwatch/procwatch";
  * console.log(new PermissionError().code); // "PERMISSION"
  * ```
  */
@@ -82,7 +82,7 @@ export class PermissionError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { ProcEventsUnavailableError } from "./errors.ts";
+ * import { ProcEventsUnavailableError } from "@procwatch/procwatch";
  * console.log(new ProcEventsUnavailableError("no ACK").code); // "UNAVAILABLE"
  * ```
  */
@@ -103,7 +103,7 @@ export class ProcEventsUnavailableError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { NetworkNamespaceError } from "./errors.ts";
+ * import { NetworkNamespaceError } from "@procwatch/procwatch";
  * console.log(new NetworkNamespaceError().code); // "NETWORK_NAMESPACE"
  * ```
  */
@@ -124,7 +124,7 @@ export class NetworkNamespaceError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { UsageError } from "./errors.ts";
+ * import { UsageError } from "@procwatch/procwatch";
  * console.log(new UsageError("unknown event 'frok'").code); // "USAGE"
  * ```
  */
@@ -141,7 +141,7 @@ export class UsageError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { NoSuchProcessError } from "./errors.ts";
+ * import { NoSuchProcessError } from "@procwatch/procwatch";
  * console.log(new NoSuchProcessError(999999).message); // "no such process: 999999"
  * ```
  */
@@ -165,7 +165,7 @@ export class NoSuchProcessError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { WaitTimeoutError } from "./errors.ts";
+ * import { WaitTimeoutError } from "@procwatch/procwatch";
  * const error = new WaitTimeoutError([1234], 5000);
  * console.log(error.message, error.code); // "timed out after 5 s waiting for 1234" "TIMEOUT"
  * ```

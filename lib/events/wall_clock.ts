@@ -82,8 +82,8 @@ const BEFORE_ALL = -(1n << 63n);
  *
  * @example
  * ```ts
- * import { WallClock } from "./wall_clock.ts";
- * const clock = new WallClock();
+ * import { type WallClock, wallClock } from "@procwatch/procwatch/format";
+ * const clock: WallClock = wallClock; // the process-wide clock every formatter uses
  * const now = clock.sync(); // monotonic ns of the check
  * console.log(new Date(Number(clock.wallNs(now) / 1_000_000n)).toISOString());
  * ```
@@ -218,7 +218,7 @@ export class WallClock {
  *
  * @example
  * ```ts
- * import { wallClock } from "./wall_clock.ts";
+ * import { wallClock } from "@procwatch/procwatch/format";
  * console.log(wallClock.wallNs(wallClock.sync()));
  * ```
  */

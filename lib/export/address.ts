@@ -18,7 +18,7 @@ import { rerunCommand } from "../../ground/rerun.ts";
  *
  * @example
  * ```ts
- * import { MissingPermissionError } from "./address.ts";
+ * import { MissingPermissionError } from "@procwatch/procwatch/export";
  * console.log(new MissingPermissionError("--metrics needs --allow-net").code); // "DENO_PERMISSION"
  * ```
  */
@@ -44,7 +44,7 @@ export interface HostPort {
  *
  * @example
  * ```ts
- * import { parseListenAddress } from "./address.ts";
+ * import { parseListenAddress } from "@procwatch/procwatch/export";
  * console.log(parseListenAddress(":9464")); // { hostname: "0.0.0.0", port: 9464 }
  * ```
  */
@@ -66,7 +66,7 @@ export function parseListenAddress(text: string, option = "--metrics"): HostPort
  *
  * @example
  * ```ts
- * import { parseNatsServers } from "./address.ts";
+ * import { parseNatsServers } from "@procwatch/procwatch/export";
  * console.log(parseNatsServers("nats://127.0.0.1")); // [{ hostname: "127.0.0.1", port: 4222 }]
  * ```
  */
@@ -104,7 +104,7 @@ export function granted(descriptor: Deno.PermissionDescriptor): boolean {
  * every descriptor is granted.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { requirePermissions } from "./address.ts";
  * requirePermissions("--metrics", [{ name: "net", host: "127.0.0.1:9464" }], ["--allow-net=127.0.0.1:9464"]);
  * ```

@@ -47,8 +47,9 @@ export interface MetricsEndpoint {
  * watcher with `context: true` for process names and lifetimes.
  *
  * @example
- * ```ts ignore
- * import { startMetrics, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { startMetrics } from "@procwatch/procwatch/export";
  * using watcher = watch({ context: true });
  * const metrics = await startMetrics({ listen: "127.0.0.1:9464", watcher });
  * for await (const event of watcher) metrics.observe(event);
@@ -132,8 +133,8 @@ export interface NatsExport {
  * `/tmp/procwatch-UID/spool`.
  *
  * @example
- * ```ts ignore
- * import { defaultSpoolDir } from "./lazy.ts";
+ * ```ts
+ * import { defaultSpoolDir } from "@procwatch/procwatch/export";
  * console.log(defaultSpoolDir()); // /var/lib/procwatch/spool
  * ```
  */
@@ -174,8 +175,9 @@ export function checkNatsPermissions(
  * on-disk spool while the server is down or slow (see lib/export/nats.ts).
  *
  * @example
- * ```ts ignore
- * import { startNatsExport, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { startNatsExport } from "@procwatch/procwatch/export";
  * const nats = await startNatsExport({ servers: "nats://127.0.0.1:4222" });
  * using watcher = watch();
  * for await (const event of watcher) nats.publish(event);

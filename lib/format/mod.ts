@@ -8,7 +8,7 @@
  * process facts of lib/process/.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { watch } from "@procwatch/procwatch";
  * import { HUMAN_HEADER, humanLine } from "@procwatch/procwatch/format";
  *

@@ -67,8 +67,8 @@ let stopAt: number | undefined;
  * {@linkcode SIGNAL_GRACE_MS} to drain, then drains give up (and count it).
  *
  * @example
- * ```ts ignore
- * import { interruptOutput } from "./output.ts";
+ * ```ts
+ * import { interruptOutput } from "@procwatch/procwatch/format";
  * interruptOutput();
  * ```
  */
@@ -101,8 +101,8 @@ export interface OutputStreamOptions {
  * `flush()` after each batch keeps `| grep` and `| jq` current.
  *
  * @example
- * ```ts ignore
- * import { OutputStream } from "./output.ts";
+ * ```ts
+ * import { OutputStream } from "@procwatch/procwatch/format";
  * const out = new OutputStream(1);
  * out.line("hello");
  * out.flush();
@@ -296,8 +296,8 @@ let stderrStream: OutputStream | undefined;
  * line of its output format).
  *
  * @example
- * ```ts ignore
- * import { stdout } from "./output.ts";
+ * ```ts
+ * import { stdout } from "@procwatch/procwatch/format";
  * stdout().line("hello");
  * ```
  */
@@ -310,8 +310,8 @@ export function stdout(options?: OutputStreamOptions): OutputStream {
  * The process's stderr queue (warnings, `-v`).
  *
  * @example
- * ```ts ignore
- * import { stderr } from "./output.ts";
+ * ```ts
+ * import { stderr } from "@procwatch/procwatch/format";
  * stderr().line("procwatch: hello");
  * ```
  */
@@ -338,8 +338,8 @@ export function warn(text: string): void {
  * grace period ends. Returns how many stdout lines were dropped in all.
  *
  * @example
- * ```ts ignore
- * import { finishOutput } from "./output.ts";
+ * ```ts
+ * import { finishOutput } from "@procwatch/procwatch/format";
  * await finishOutput();
  * ```
  */

@@ -50,7 +50,7 @@ const MAX_TRACKED = 65536;
  *
  * @example
  * ```ts
- * import { TreeFormatter } from "./tree.ts";
+ * import { TreeFormatter } from "@procwatch/procwatch/format";
  * const tree = new TreeFormatter({ root: 10 });
  * const base = { cpu: 0, timestampNs: 0n, time: new Date(0) };
  * console.log(tree.line({ ...base, type: "fork", parentPid: 10, parentTid: 10, childPid: 11,

@@ -34,7 +34,7 @@ export type ContainerRuntime = "docker" | "containerd" | "crio" | "podman" | "cr
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * const id = "a".repeat(64);
  * console.log(parseCgroupPath(`/system.slice/docker-${id}.scope`).container?.runtime); // "docker"
  * ```
@@ -53,7 +53,7 @@ export interface ContainerInfo {
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * console.log(parseCgroupPath("/system.slice/ssh.service")); // { unit: "ssh.service", container: null }
  * ```
  */
@@ -90,7 +90,7 @@ const RUNTIME_OF_PREFIX: Record<string, ContainerRuntime> = {
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * const id = "0123456789abcdef".repeat(4);
  * const pod = "kubepods-burstable-pod1b2c3d4e_0000_4000_8000_123456789abc.slice";
  * const found = parseCgroupPath(
@@ -157,7 +157,7 @@ function containerOf(
  *
  * @example
  * ```ts
- * import { cgroupFromProcFile } from "./cgroup_path.ts";
+ * import { cgroupFromProcFile } from "@procwatch/procwatch/proc";
  * console.log(cgroupFromProcFile("1:name=systemd:/system.slice/cron.service\n0::/\n"));
  * // "/system.slice/cron.service"
  * ```
@@ -184,7 +184,7 @@ export function cgroupFromProcFile(text: string): string | null {
  *
  * @example
  * ```ts
- * import { shortContainerId } from "./cgroup_path.ts";
+ * import { shortContainerId } from "@procwatch/procwatch/proc";
  * console.log(shortContainerId("0123456789abcdef".repeat(4))); // "0123456789ab"
  * ```
  */

@@ -184,7 +184,7 @@ export function captureWorkerSource(): string {
  * timestamp saw the older image, and one that ended after may not have.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * // lib/process/exec_capture.ts starts it as:
  * // new Worker(URL.createObjectURL(new Blob([captureWorkerSource()])), { type: "module" })
  * ```
@@ -533,7 +533,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
  * the worker closes its socket only after it sees the flag.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { unsubscribeWorker } from "./exec_capture_worker.ts";
+ * const control = new BigInt64Array(new SharedArrayBuffer(64));
  * unsubscribeWorker(control); // then Atomics.store(control, 0, 1n)
  * ```
  */

@@ -9,7 +9,7 @@
  * may import ground/, ffi/, lib/connector/ and lib/events/.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readProcStat } from "@procwatch/procwatch/proc";
  *
  * console.log(readProcStat(Deno.pid)?.comm); // "deno"

@@ -22,8 +22,8 @@ export type NamespaceKind = typeof NAMESPACE_KINDS[number];
  * One namespace of a process.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ context: true })) {
  *   const net = event.process?.namespaces?.net;
  *   if (net && !net.host) console.log(event.process?.pid, "has its own network", net.inode);
@@ -68,7 +68,7 @@ export function namespaceInode(link: string | null): number {
  * zombie: exit_task_namespaces() has dropped them).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readNamespaceInodes } from "./namespaces.ts";
  * console.log(readNamespaceInodes(1));
  * ```

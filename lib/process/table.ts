@@ -29,8 +29,8 @@ import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
  * What the table holds about one process (its main thread).
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * using watcher = watch({ context: true });
  * await watcher.ready;
  * console.log(watcher.processTable?.size);
@@ -105,7 +105,7 @@ export interface ProcessRecord {
  * Options of {@linkcode ProcessTable}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ProcessTable } from "./table.ts";
  * const table = new ProcessTable({ maxEntries: 10000 });
  * console.log(table.maxEntries);
@@ -129,11 +129,13 @@ export interface ProcessTableOptions {
  * with events in order.
  *
  * @example
- * ```ts ignore
- * import { ProcessTable } from "./table.ts";
- * const table = new ProcessTable({ maxEntries: 10000 });
- * table.seed();
- * console.log(table.get(1)?.comm); // "systemd"
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import type { ProcessTable } from "@procwatch/procwatch/proc";
+ *
+ * using watcher = watch({ context: true });
+ * const table: ProcessTable | null = watcher.processTable;
+ * console.log(table?.get(1)?.comm); // "systemd"
  * ```
  */
 export class ProcessTable {
@@ -512,7 +514,10 @@ export class ProcessTable {
    * Removes exited entries older than the grace, as of `nowNs` (monotonic).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { monotonicNs } from "../../ffi/clock.ts";
+   * import { ProcessTable } from "./table.ts";
+   * const table = new ProcessTable();
    * table.evictExited(monotonicNs());
    * ```
    */

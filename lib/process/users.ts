@@ -32,8 +32,8 @@ export function parsePasswd(text: string): Map<number, string> {
  * Looks user names up in `/etc/passwd`, read once.
  *
  * @example
- * ```ts ignore
- * import { UserNames } from "./users.ts";
+ * ```ts
+ * import { UserNames } from "@procwatch/procwatch/proc";
  * const users = new UserNames();
  * console.log(users.name(0)); // "root"
  * console.log(users.resolve("root")); // 0

@@ -15,8 +15,8 @@ import { signalNumber } from "../events/signals.ts";
  * signal name.
  *
  * @example
- * ```ts ignore
- * import { kill } from "../../mod.ts";
+ * ```ts
+ * import { kill } from "@procwatch/procwatch/wait";
  * kill(4242, "SIGTERM");
  * ```
  */
@@ -38,7 +38,7 @@ export function kill(pid: number, signal: string | number = "SIGTERM"): boolean 
  *
  * @example
  * ```ts
- * import { checkSignal } from "./kill.ts";
+ * import { checkSignal } from "@procwatch/procwatch/wait";
  * console.log(checkSignal("TERM")); // 15
  * ```
  */

@@ -54,8 +54,8 @@ export const UNKNOWN_SHELL_STATUS = 125;
  * or a pidfd becoming readable.
  *
  * @example
- * ```ts ignore
- * import { waitForExit, type WaitMethod } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit, type WaitMethod } from "@procwatch/procwatch/wait";
  * const method: WaitMethod = "pidfd";
  * await waitForExit(1234, { method });
  * ```
@@ -66,8 +66,8 @@ export type WaitMethod = "connector" | "pidfd";
  * How {@linkcode ExitInfo} was obtained.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234);
  * if (info.source === "zombie") console.log("it had already ended; its end time is unknown");
  * ```
@@ -94,8 +94,8 @@ export type ExitSource =
  * How a process ended, as {@linkcode waitForExit} reports it.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234);
  * if (!info.statusKnown) console.log(`${info.pid} ended; how is unknown`);
  * else if (info.signal) console.log(`${info.pid} killed by ${info.signal}`);
@@ -141,8 +141,8 @@ export interface ExitInfo {
  * Told once the wait is armed: from then on no exit can be missed.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * await waitForExit(1234, {
  *   onArmed: (armed) => console.error(`waiting with ${armed.method}`),
  * });
@@ -166,8 +166,8 @@ export interface WaitArmed {
  * Options of {@linkcode waitForExit}, {@linkcode waitForAll} and {@linkcode waitForAny}.
  *
  * @example
- * ```ts ignore
- * import { waitForAll, type WaitOptions } from "../../mod.ts";
+ * ```ts
+ * import { waitForAll, type WaitOptions } from "@procwatch/procwatch/wait";
  * const options: WaitOptions = {
  *   timeout: 30_000,
  *   signal: AbortSignal.timeout(60_000),
@@ -244,8 +244,8 @@ const REAP_GRACE_MS = 2000;
  * (`error.pid`). Keep the {@linkcode ExitInfo} instead of waiting again.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234, { timeout: 60_000 });
  * if (info.statusKnown) console.log(`${info.pid} ended with ${info.shellStatus}`);
  * ```
@@ -261,8 +261,8 @@ export async function waitForExit(pid: number, options: WaitOptions = {}): Promi
  * shell's `wait` would report).
  *
  * @example
- * ```ts ignore
- * import { waitForAll } from "../../mod.ts";
+ * ```ts
+ * import { waitForAll } from "@procwatch/procwatch/wait";
  * const infos = await waitForAll([1234, 5678], {
  *   onExit: (info) => console.log(info.pid, info.exitCode),
  * });
@@ -284,8 +284,8 @@ export function waitForAll(
  * at once, not wait for the others (see {@linkcode waitForExit}).
  *
  * @example
- * ```ts ignore
- * import { waitForAny } from "../../mod.ts";
+ * ```ts
+ * import { waitForAny } from "@procwatch/procwatch/wait";
  * const first = await waitForAny([1234, 5678], { timeout: 10_000 });
  * console.log(`${first.pid} ended first`);
  * ```
