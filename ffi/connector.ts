@@ -271,6 +271,12 @@ function attachFilter(fd: number, program: Uint8Array<ArrayBuffer>): void {
  * The largest request the kernel heeds: `__sock_set_rcvbuf()` (net/core/sock.c)
  * clamps the value to `INT_MAX / 2` before doubling it, so no request gets more
  * than `INT_MAX − 1` bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_RECEIVE_BUFFER_REQUEST, watch } from "@procwatch/procwatch";
+ * using watcher = watch({ receiveBufferBytes: MAX_RECEIVE_BUFFER_REQUEST });
+ * ```
  */
 export const MAX_RECEIVE_BUFFER_REQUEST = 0x3fff_ffff;
 

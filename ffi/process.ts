@@ -9,6 +9,12 @@ import { Errno, errno, ErrnoError, libc } from "./libc.ts";
 /**
  * Whether a process with this pid exists (zombies included): `kill(pid, 0)`
  * succeeds or fails with `EPERM` (exists, not ours to signal).
+ *
+ * @example
+ * ```ts
+ * import { processExists } from "@procwatch/procwatch/proc";
+ * console.log(processExists(Deno.pid)); // true
+ * ```
  */
 export function processExists(pid: number): boolean {
   if (libc().kill(pid, 0) === 0) return true;

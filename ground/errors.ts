@@ -20,6 +20,20 @@
  * - `"NO_SUCH_PROCESS"`: a pid that does not exist.
  * - `"TIMEOUT"`: a wait's timeout ran out.
  * - `"SYSTEM"`: a libc call failed in a way procwatch does not expect.
+ *
+ * @example
+ * ```ts
+ * import { type ErrorCode, ProcwatchError, waitForExit } from "@procwatch/procwatch";
+ *
+ * const codes: Partial<Record<ErrorCode, number>> = { NO_SUCH_PROCESS: 127, TIMEOUT: 124 };
+ * try {
+ *   await waitForExit(1234, { timeout: 1_000 });
+ * } catch (error) {
+ *   if (!(error instanceof ProcwatchError)) throw error;
+ *   console.error(`procwatch: ${error.message}`);
+ *   Deno.exitCode = codes[error.code] ?? 1;
+ * }
+ * ```
  */
 export type ErrorCode =
   | "USAGE"

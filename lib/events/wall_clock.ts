@@ -37,11 +37,23 @@ export const SYSTEM_CLOCKS: ClockSource = { readBracket };
 
 /** How a {@linkcode WallClock} measures. */
 export interface WallClockOptions {
-  /** Brackets per scheduled measurement; the tightest one counts (default 5). */
+  /**
+   * Brackets per scheduled measurement; the tightest one counts.
+   *
+   * @default {5}
+   */
   samples?: number;
-  /** Brackets for the very first measurement, while the FFI path is still cold (default 32). */
+  /**
+   * Brackets for the very first measurement, while the FFI path is still cold.
+   *
+   * @default {32}
+   */
   firstSamples?: number;
-  /** Re-measure at least this often, in ns of monotonic time (default 1 s). */
+  /**
+   * Re-measure at least this often, in ns of monotonic time (1 s).
+   *
+   * @default {1_000_000_000n}
+   */
   intervalNs?: bigint;
 }
 

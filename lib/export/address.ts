@@ -30,7 +30,17 @@ export class MissingPermissionError extends ProcwatchError {
   }
 }
 
-/** A host and port to listen on or connect to. */
+/**
+ * A host and port to listen on or connect to.
+ *
+ * @example
+ * ```ts
+ * import { type HostPort, startMetrics } from "@procwatch/procwatch/export";
+ * const listen: HostPort = { hostname: "127.0.0.1", port: 9464 };
+ * const metrics = await startMetrics({ listen });
+ * await metrics.close();
+ * ```
+ */
 export interface HostPort {
   /** A host name or IP address (without brackets for IPv6). */
   hostname: string;
@@ -47,6 +57,8 @@ export interface HostPort {
  * import { parseListenAddress } from "@procwatch/procwatch/export";
  * console.log(parseListenAddress(":9464")); // { hostname: "0.0.0.0", port: 9464 }
  * ```
+ *
+ * @throws {UsageError} (code `"USAGE"`) for text that is not `ADDR:PORT`.
  */
 export function parseListenAddress(text: string, option = "--metrics"): HostPort {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]*)):(\d{1,5})$/.exec(text);
@@ -69,6 +81,8 @@ export function parseListenAddress(text: string, option = "--metrics"): HostPort
  * import { parseNatsServers } from "@procwatch/procwatch/export";
  * console.log(parseNatsServers("nats://127.0.0.1")); // [{ hostname: "127.0.0.1", port: 4222 }]
  * ```
+ *
+ * @throws {UsageError} (code `"USAGE"`) for an item that is not a `nats://` or `tls://` URL.
  */
 export function parseNatsServers(text: string): HostPort[] {
   const servers = text.split(",").map((item) => item.trim());

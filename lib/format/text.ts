@@ -418,7 +418,15 @@ export function paint(text: string, kind: string, style: Style): string {
 /** Width of the container/unit column (a short container id is 12). */
 const PLACE_WIDTH = 14;
 
-/** The header of {@linkcode humanLine}'s columns. */
+/**
+ * The header of {@linkcode humanLine}'s columns.
+ *
+ * @example
+ * ```ts
+ * import { HUMAN_HEADER } from "@procwatch/procwatch/format";
+ * console.log(HUMAN_HEADER); // Time            Event        PID …
+ * ```
+ */
 export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".padStart(7)} ${
   "User".padEnd(8)
 } ${"TTY".padEnd(6)} ${"Info".padEnd(22)} ${"Duration".padStart(9)} ${

@@ -26,7 +26,19 @@
  * @module
  */
 
-/** A container runtime a cgroup path can name. `cri`: a bare id under kubepods (any CRI runtime). */
+/**
+ * A container runtime a cgroup path can name. `cri`: a bare id under kubepods
+ * (any CRI runtime).
+ *
+ * @example
+ * ```ts
+ * import { type ContainerRuntime, parseCgroupPath } from "@procwatch/procwatch/proc";
+ * const runtime: ContainerRuntime | undefined = parseCgroupPath(
+ *   "/system.slice/docker-4f1c0a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f.scope",
+ * ).container?.runtime;
+ * console.log(runtime); // "docker"
+ * ```
+ */
 export type ContainerRuntime = "docker" | "containerd" | "crio" | "podman" | "cri";
 
 /**

@@ -46,6 +46,11 @@ export function pidMax(): number | null {
  * Throws {@linkcode NoSuchProcessError} (noting pid_max when the pid is above
  * it) or {@linkcode UsageError} for a thread id.
  *
+ * @param pid The process id to check.
+ * @param use What the caller does with it, for the message about a thread id.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when no process has this pid.
+ * @throws {UsageError} (code `"USAGE"`) when `pid` is a thread id, naming its process.
+ *
  * @example
  * ```ts
  * import { checkProcessId } from "@procwatch/procwatch/proc";

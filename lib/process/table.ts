@@ -112,15 +112,35 @@ export interface ProcessRecord {
  * ```
  */
 export interface ProcessTableOptions {
-  /** Most entries kept. Default 65536. */
+  /**
+   * Most entries kept.
+   *
+   * @default {65536}
+   */
   maxEntries?: number;
-  /** How long an exited process stays, for late events, in milliseconds. Default 2000. */
+  /**
+   * How long an exited process stays, for late events, in milliseconds.
+   *
+   * @default {2000}
+   */
   exitGraceMs?: number;
-  /** Read cmdline, exe and cwd when loading a process (else only stat/status). Default true. */
+  /**
+   * Read cmdline, exe and cwd when loading a process (else only stat/status).
+   *
+   * @default {true}
+   */
   details?: boolean;
-  /** Root of the watched sub-tree: it and its descendants get `inTree`. */
+  /**
+   * Root of the watched sub-tree: it and its descendants get `inTree`.
+   *
+   * @default {undefined} (no sub-tree)
+   */
   treeRoot?: number;
-  /** Read cgroup and namespaces when loading a process. Default false. */
+  /**
+   * Read cgroup and namespaces when loading a process.
+   *
+   * @default {false}
+   */
   attribution?: boolean;
 }
 

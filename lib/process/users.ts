@@ -61,6 +61,8 @@ export class UserNames {
   /**
    * A user given by name or numeric id, as a uid. Throws {@linkcode UsageError}
    * for an unknown name.
+   *
+   * @throws {UsageError} (code `"USAGE"`) for an unknown name or an invalid uid.
    */
   resolve(user: string | number): number {
     if (typeof user === "number") {

@@ -14,6 +14,12 @@ import { signalNumber } from "../events/signals.ts";
  * the process is already gone; throws {@linkcode UsageError} for an unknown
  * signal name.
  *
+ * @param pid The process to signal.
+ * @param signal A signal name (with or without `SIG`) or number.
+ * @returns `true` when the signal was sent, `false` when `kill(2)` failed
+ * (no such process, or not ours to signal).
+ * @throws {UsageError} (code `"USAGE"`) for an unknown signal.
+ *
  * @example
  * ```ts
  * import { kill } from "@procwatch/procwatch/wait";
@@ -35,6 +41,10 @@ export function kill(pid: number, signal: string | number = "SIGTERM"): boolean 
  * or number; throws {@linkcode UsageError} for one that does not exist. A
  * script checks its `--signal` argument with it at start, before the first
  * {@linkcode kill}.
+ *
+ * @param signal A signal name (with or without `SIG`) or number, 0–64.
+ * @returns The signal's number.
+ * @throws {UsageError} (code `"USAGE"`) for a signal that does not exist.
  *
  * @example
  * ```ts
