@@ -233,7 +233,7 @@ export function formatDuration(ns: bigint): string {
  * (`\x7f`), C1 controls (`\u0080`–`\u009f`) and the backslash itself (`\\`),
  * so that one event stays one line and escape sequences are shown, not run.
  * Text without those characters is returned unchanged. Bytes that were not
- * valid UTF-8 arrive here already replaced by U+FFFD (see lib/proc_parse.ts).
+ * valid UTF-8 arrive here already replaced by U+FFFD (see lib/process/proc_parse.ts).
  *
  * @example
  * ```ts
@@ -286,7 +286,7 @@ export function humanCommandLine(argv: readonly string[]): string {
   return text;
 }
 
-/** Each argv array's text; arrays are never changed once made (lib/process_table.ts). */
+/** Each argv array's text; arrays are never changed once made (lib/process/table.ts). */
 const labels = new WeakMap<readonly string[], string>();
 
 function quoteCommandLine(argv: readonly string[]): string {

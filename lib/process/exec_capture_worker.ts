@@ -97,7 +97,7 @@ export interface CaptureWorkerConfig {
   control: SharedArrayBuffer;
   /** May the kernel filter event types (it is asked only if it acknowledges the filter). */
   kernelFilter: boolean;
-  /** Also read the cgroup and namespaces at each exec (lib/capture_ring.ts keeps them). */
+  /** Also read the cgroup and namespaces at each exec (lib/process/capture_ring.ts keeps them). */
   attribution?: boolean;
 }
 
@@ -218,7 +218,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     stat: encoder.encode("/stat\0"),
     exe: encoder.encode("/exe\0"),
     cgroup: encoder.encode("/cgroup\0"),
-    // In lib/namespaces.ts NAMESPACE_KINDS order.
+    // In lib/process/namespaces.ts NAMESPACE_KINDS order.
     ns: ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"].map((kind) =>
       encoder.encode(`/ns/${kind}\0`)
     ),
@@ -280,7 +280,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     readEndNs: 0n,
     cgroup: noName as Uint8Array,
   };
-  // The cgroup path of /proc/PID/cgroup as lib/cgroup_path.ts cgroupFromProcFile() picks
+  // The cgroup path of /proc/PID/cgroup as lib/process/cgroup_path.ts cgroupFromProcFile() picks
   // it: the "0::" line, but where that is "/" on a hybrid host, the "name=systemd" line.
   const systemdName = encoder.encode(":name=systemd:");
   const pickCgroup = (length: number): Uint8Array => {
@@ -410,7 +410,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     return n >= 0 && fromView.getUint32(4, true) !== 0 ? 0 : n; // only the kernel speaks
   };
 
-  // Like lib/subscription.ts: the kernel acknowledges a LISTEN with an event filter
+  // Like lib/connector/subscription.ts: the kernel acknowledges a LISTEN with an event filter
   // (struct proc_input, Linux >= 6.6) at once; older kernels drop it without a word.
   const awaitAck = (sequence: number, timeoutMs: number): number | null => {
     const deadline = Date.now() + timeoutMs;

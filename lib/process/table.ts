@@ -89,7 +89,7 @@ export interface ProcessRecord {
   cgroup?: string | null;
   /** `cgroup` is the parent's, taken at the fork: the process was never read itself. */
   cgroupInherited?: boolean;
-  /** Its namespaces' inode numbers (see lib/namespaces.ts); `null` until read. */
+  /** Its namespaces' inode numbers (see lib/process/namespaces.ts); `null` until read. */
   namespaces?: NamespaceInodes | null;
   /** `namespaces` are the parent's, taken at the fork. */
   namespacesInherited?: boolean;
@@ -338,7 +338,7 @@ export class ProcessTable {
 
   /**
    * Reads the cgroup of a process (the v2 path; on a hybrid host the
-   * `name=systemd` one where the v2 path is `/`, see lib/cgroup_path.ts) and,
+   * `name=systemd` one where the v2 path is `/`, see lib/process/cgroup_path.ts) and,
    * with `namespaces`, its namespaces. What cannot be read (it is gone) keeps
    * what was known — the parent's, when taken at the fork. Returns whether
    * the cgroup was read.
