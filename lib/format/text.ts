@@ -376,10 +376,11 @@ export function lossReason(reason: LostEvent["reason"]): string {
  *
  * @example
  * ```ts
- * import { humanLine } from "@procwatch/procwatch/format";
- * import type { ProcEvent } from "@procwatch/procwatch";
- * declare const event: ProcEvent;
- * console.log(humanLine(event, { color: false }));
+ * import { watch } from "@procwatch/procwatch";
+ * import { humanLine, type Style } from "@procwatch/procwatch/format";
+ *
+ * const style: Style = { color: Deno.stdout.isTerminal() && !Deno.noColor };
+ * for await (const event of watch()) console.log(humanLine(event, style));
  * ```
  */
 export interface Style {
