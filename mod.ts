@@ -7,8 +7,8 @@
  * `deno run --allow-ffi` as root (or unprivileged on Linux ≥ 6.6).
  *
  * @example
- * ```ts ignore
- * import { watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  *
  * using watcher = watch({ events: ["exec", "exit"] });
  * for await (const event of watcher) {
@@ -21,8 +21,8 @@
  * Wait for any process — not only a child — and learn how it ended:
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "./mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch";
  *
  * const info = await waitForExit(1234, { timeout: 60_000 });
  * console.log(`${info.pid}: ${info.signal ?? `exit code ${info.exitCode}`}`);
@@ -32,8 +32,9 @@
  * that are gone before anyone looks.
  *
  * @example
- * ```ts ignore
- * import { commandLine, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { commandLine } from "@procwatch/procwatch/proc";
  *
  * using watcher = watch({ tree: 1234, events: ["exec", "exit"], context: true });
  * for await (const event of watcher) {
@@ -46,8 +47,9 @@
  * NATS JetStream stream (their clients load only when these are called).
  *
  * @example
- * ```ts ignore
- * import { startMetrics, startNatsExport, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { startMetrics, startNatsExport } from "@procwatch/procwatch/export";
  *
  * using watcher = watch({ context: true });
  * const metrics = await startMetrics({ listen: "127.0.0.1:9464", watcher });

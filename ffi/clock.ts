@@ -40,7 +40,7 @@ const afterSpec = new Uint8Array(bracketSpecs.buffer, 32, 16);
  * allows: its moment lies between `before` and `after`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readBracket } from "./clock.ts";
  * const out = new BigInt64Array(3);
  * readBracket(out);
@@ -66,7 +66,7 @@ const CLOCK_BOOTTIME = 7;
  * (`task->start_boottime`, Linux ≥ 5.5).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { boottimeNs, monotonicNs } from "./clock.ts";
  * console.log("suspended for", boottimeNs() - monotonicNs(), "ns");
  * ```
@@ -83,7 +83,7 @@ let ticks: number | undefined;
  * Clock ticks per second (`USER_HZ`, 100 on Linux): the unit of `/proc/PID/stat` times.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { clockTicksPerSecond } from "./clock.ts";
  * console.log(clockTicksPerSecond()); // 100
  * ```

@@ -1,7 +1,7 @@
 /**
  * The proc connector socket: a netlink socket bound to `CN_IDX_PROC`, an
  * eventfd to wake its waiter, and the calls that move bytes. Policy (what to
- * listen for, how to read ACKs) lives in `lib/subscription.ts`.
+ * listen for, how to read ACKs) lives in `lib/connector/subscription.ts`.
  *
  * @module
  */
@@ -39,7 +39,7 @@ export interface ConnectorSocketOptions {
    */
   receiveBufferBytes: number;
   /**
-   * A classic BPF program (encoded `struct sock_filter`s, see `lib/bpf.ts`)
+   * A classic BPF program (encoded `struct sock_filter`s, see `lib/connector/bpf.ts`)
    * to attach before the socket joins the group, so that no message arrives
    * unfiltered. When the kernel refuses it the socket opens without it and
    * `filterError` says why.
@@ -51,7 +51,7 @@ export interface ConnectorSocketOptions {
  * A netlink connector socket bound to the proc events group.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ConnectorSocket } from "./connector.ts";
  * const socket = ConnectorSocket.open({ receiveBufferBytes: 4 << 20 });
  * socket.close();
@@ -141,7 +141,7 @@ export class ConnectorSocket {
   /**
    * Attaches a classic BPF program (`SO_ATTACH_FILTER`; it replaces any
    * earlier one): `program` holds the encoded `struct sock_filter` array
-   * (see `lib/bpf.ts`). The kernel copies and checks it (sk_attach_filter(),
+   * (see `lib/connector/bpf.ts`). The kernel copies and checks it (sk_attach_filter(),
    * net/core/filter.c). Throws {@linkcode ErrnoError}.
    */
   attachFilter(program: Uint8Array<ArrayBuffer>): void {
@@ -271,6 +271,12 @@ function attachFilter(fd: number, program: Uint8Array<ArrayBuffer>): void {
  * The largest request the kernel heeds: `__sock_set_rcvbuf()` (net/core/sock.c)
  * clamps the value to `INT_MAX / 2` before doubling it, so no request gets more
  * than `INT_MAX − 1` bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_RECEIVE_BUFFER_REQUEST, watch } from "@procwatch/procwatch";
+ * using watcher = watch({ receiveBufferBytes: MAX_RECEIVE_BUFFER_REQUEST });
+ * ```
  */
 export const MAX_RECEIVE_BUFFER_REQUEST = 0x3fff_ffff;
 

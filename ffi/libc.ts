@@ -99,8 +99,8 @@ export const LIBC_SYMBOLS = {
  * (a script run directly, or `cli.ts`) in the command to use.
  *
  * @example
- * ```ts ignore
- * import { FfiPermissionError, watch } from "../mod.ts";
+ * ```ts
+ * import { FfiPermissionError, watch } from "@procwatch/procwatch";
  * try {
  *   watch();
  * } catch (error) {
@@ -205,6 +205,17 @@ export function errnoName(code: number): string {
 /**
  * A failed libc call: a {@linkcode ProcwatchError} with code `"SYSTEM"` that
  * carries the call, errno and its symbolic name.
+ *
+ * @example
+ * ```ts
+ * import { ErrnoError, watch } from "@procwatch/procwatch";
+ * try {
+ *   using watcher = watch();
+ *   for await (const event of watcher) console.log(event.type);
+ * } catch (error) {
+ *   if (error instanceof ErrnoError) console.error(`${error.syscall} failed: ${error.errnoName}`);
+ * }
+ * ```
  */
 export class ErrnoError extends ProcwatchError {
   /** The errno value. */

@@ -57,7 +57,7 @@ function revents(buffer: Uint8Array<ArrayBuffer>): number {
  * the reader has gone (`EPIPE`: Deno ignores SIGPIPE) or the descriptor is bad.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { writeSome } from "./output_fd.ts";
  * const result = writeSome(1, new TextEncoder().encode("hello\n"));
  * ```
@@ -87,7 +87,7 @@ const SEEK_CUR = 1;
  * are written through {@linkcode writeSome}'s poll-first path.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { neverWaits } from "./output_fd.ts";
  * console.log(neverWaits(1)); // true with `> file`, false with `| less`
  * ```
@@ -101,7 +101,7 @@ export function neverWaits(fd: number): boolean {
  * which {@linkcode neverWaits} holds: no poll, no chunking.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { writeDirect } from "./output_fd.ts";
  * writeDirect(1, new TextEncoder().encode("hello\n"));
  * ```
@@ -118,7 +118,7 @@ export function writeDirect(fd: number, bytes: Uint8Array<ArrayBuffer>): WriteRe
  * `timeoutMs`. The JS thread runs timers and signal listeners meanwhile.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { waitWritable } from "./output_fd.ts";
  * await waitWritable(1, 50);
  * ```

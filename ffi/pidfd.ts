@@ -38,7 +38,7 @@ const POLLFD_SIZE = 8;
  * Linux 5.3.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { pidfdOpen } from "./pidfd.ts";
  * const fd = pidfdOpen(Deno.pid);
  * ```
@@ -55,7 +55,7 @@ export function pidfdOpen(pid: number): number {
  * plus an eventfd that wakes that poll (to cancel or close).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { PidfdSet } from "./pidfd.ts";
  * const set = PidfdSet.open([1234, 5678]);
  * await set.wait();
@@ -220,7 +220,7 @@ export class PidfdSet {
  * (`PIDFD_INFO_EXIT`, Linux ≥ 6.15), from `/proc/sys/kernel/osrelease`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { pidfdKeepsExitStatus } from "./pidfd.ts";
  * console.log(pidfdKeepsExitStatus()); // true on 6.18
  * ```

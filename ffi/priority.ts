@@ -19,8 +19,8 @@ const SCHED_FIFO = 1;
  * How much to raise the priority.
  *
  * @example
- * ```ts ignore
- * import type { PriorityLevel } from "./priority.ts";
+ * ```ts
+ * import type { PriorityLevel } from "@procwatch/procwatch/proc";
  * const level: PriorityLevel = "realtime";
  * console.log(level);
  * ```
@@ -33,8 +33,8 @@ export type PriorityLevel = "high" | "realtime";
  * created later inherit it. Throws {@linkcode ErrnoError} when not allowed.
  *
  * @example
- * ```ts ignore
- * import { raisePriority } from "./priority.ts";
+ * ```ts
+ * import { raisePriority } from "@procwatch/procwatch/proc";
  * raisePriority("high");
  * ```
  */
@@ -59,7 +59,7 @@ export function raisePriority(level: PriorityLevel): void {
  * little but must run the moment it wakes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { raiseThisThread } from "./priority.ts";
  * raiseThisThread();
  * ```

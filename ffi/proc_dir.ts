@@ -11,8 +11,8 @@ import { listDirectory } from "./proc_fs.ts";
  * The pids in /proc, ascending.
  *
  * @example
- * ```ts ignore
- * import { listPids } from "./proc_dir.ts";
+ * ```ts
+ * import { listPids } from "@procwatch/procwatch/proc";
  * console.log(listPids().includes(1)); // true
  * ```
  */

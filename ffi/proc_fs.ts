@@ -53,7 +53,7 @@ export function readFileBytes(path: string, limit = 1 << 20): ReadResult {
  * be read. `wait` on 8,000 pids reads each pid's stat once while arming.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readRecordText } from "./proc_fs.ts";
  * console.log(readRecordText("/proc/self/stat", 4096));
  * ```
@@ -101,7 +101,7 @@ const DIRENT_NAME_OFFSET = 19;
  * with libc's `opendir`/`readdir`, so it needs `--allow-ffi` only.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { listDirectory } from "./proc_fs.ts";
  * console.log(listDirectory("/proc/self/fd")?.length); // open descriptors (+1 for the listing)
  * ```

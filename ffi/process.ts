@@ -9,6 +9,12 @@ import { Errno, errno, ErrnoError, libc } from "./libc.ts";
 /**
  * Whether a process with this pid exists (zombies included): `kill(pid, 0)`
  * succeeds or fails with `EPERM` (exists, not ours to signal).
+ *
+ * @example
+ * ```ts
+ * import { processExists } from "@procwatch/procwatch/proc";
+ * console.log(processExists(Deno.pid)); // true
+ * ```
  */
 export function processExists(pid: number): boolean {
   if (libc().kill(pid, 0) === 0) return true;
@@ -41,8 +47,8 @@ export function sendSignal(pid: number, signal: number): void {
  * output synchronously and released everything it registered.
  *
  * @example
- * ```ts ignore
- * import { exitNow } from "./process.ts";
+ * ```ts
+ * import { exitNow } from "@procwatch/procwatch/wait";
  * exitNow(0);
  * ```
  */

@@ -20,6 +20,20 @@
  * - `"NO_SUCH_PROCESS"`: a pid that does not exist.
  * - `"TIMEOUT"`: a wait's timeout ran out.
  * - `"SYSTEM"`: a libc call failed in a way procwatch does not expect.
+ *
+ * @example
+ * ```ts
+ * import { type ErrorCode, ProcwatchError, waitForExit } from "@procwatch/procwatch";
+ *
+ * const codes: Partial<Record<ErrorCode, number>> = { NO_SUCH_PROCESS: 127, TIMEOUT: 124 };
+ * try {
+ *   await waitForExit(1234, { timeout: 1_000 });
+ * } catch (error) {
+ *   if (!(error instanceof ProcwatchError)) throw error;
+ *   console.error(`procwatch: ${error.message}`);
+ *   Deno.exitCode = codes[error.code] ?? 1;
+ * }
+ * ```
  */
 export type ErrorCode =
   | "USAGE"
@@ -37,7 +51,7 @@ export type ErrorCode =
  *
  * @example
  * ```ts
- * import { ProcwatchError } from "./errors.ts";
+ * import { ProcwatchError } from "@procwatch/procwatch";
  * try {
  *   throw new ProcwatchError("unknown event 'frok'", "USAGE");
  * } catch (error) {
@@ -61,7 +75,7 @@ export class ProcwatchError extends Error {
  *
  * @example
  * ```ts
- * import { PermissionError } from "./errors.ts";
+ * import { PermissionError } from "@procwatch/procwatch";
  * console.log(new PermissionError().code); // "PERMISSION"
  * ```
  */
@@ -82,7 +96,7 @@ export class PermissionError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { ProcEventsUnavailableError } from "./errors.ts";
+ * import { ProcEventsUnavailableError } from "@procwatch/procwatch";
  * console.log(new ProcEventsUnavailableError("no ACK").code); // "UNAVAILABLE"
  * ```
  */
@@ -103,7 +117,7 @@ export class ProcEventsUnavailableError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { NetworkNamespaceError } from "./errors.ts";
+ * import { NetworkNamespaceError } from "@procwatch/procwatch";
  * console.log(new NetworkNamespaceError().code); // "NETWORK_NAMESPACE"
  * ```
  */
@@ -124,7 +138,7 @@ export class NetworkNamespaceError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { UsageError } from "./errors.ts";
+ * import { UsageError } from "@procwatch/procwatch";
  * console.log(new UsageError("unknown event 'frok'").code); // "USAGE"
  * ```
  */
@@ -141,7 +155,7 @@ export class UsageError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { NoSuchProcessError } from "./errors.ts";
+ * import { NoSuchProcessError } from "@procwatch/procwatch";
  * console.log(new NoSuchProcessError(999999).message); // "no such process: 999999"
  * ```
  */
@@ -165,7 +179,7 @@ export class NoSuchProcessError extends ProcwatchError {
  *
  * @example
  * ```ts
- * import { WaitTimeoutError } from "./errors.ts";
+ * import { WaitTimeoutError } from "@procwatch/procwatch";
  * const error = new WaitTimeoutError([1234], 5000);
  * console.log(error.message, error.code); // "timed out after 5 s waiting for 1234" "TIMEOUT"
  * ```

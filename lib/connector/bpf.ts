@@ -287,7 +287,17 @@ export function encodeProgram(program: readonly SockFilter[]): Uint8Array<ArrayB
   return bytes;
 }
 
-/** What a watcher asked the kernel to filter with its socket filter. */
+/**
+ * What a watcher asked the kernel to filter with its socket filter.
+ *
+ * @example
+ * ```ts
+ * import { type SocketFilterInfo, watch } from "@procwatch/procwatch";
+ * using watcher = watch({ events: ["exec"], kernelFilter: true });
+ * const filter: SocketFilterInfo = watcher.socketFilter;
+ * console.log(filter);
+ * ```
+ */
 export interface SocketFilterInfo {
   /** Event types are selected by the program (no `proc_input` filter, or forced). */
   types: boolean;

@@ -23,8 +23,8 @@ import {
  * How events are selected: by the kernel (`struct proc_input`, 6.6+) or by procwatch.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * using watcher = watch({ events: ["exit"] });
  * console.log(watcher.filterMode); // "kernel" on Linux >= 6.6
  * ```

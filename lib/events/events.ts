@@ -14,8 +14,8 @@ import type { Namespaces } from "../process/namespaces.ts";
  * The kernel event types, as named in the CLI's `--events` list.
  *
  * @example
- * ```ts ignore
- * import { EVENT_TYPES } from "../../mod.ts";
+ * ```ts
+ * import { EVENT_TYPES } from "@procwatch/procwatch";
  * console.log(EVENT_TYPES.join(",")); // fork,exec,uid,gid,sid,ptrace,comm,coredump,exit
  * ```
  */
@@ -35,8 +35,8 @@ export const EVENT_TYPES = [
  * One of the kernel event types.
  *
  * @example
- * ```ts ignore
- * import { type EventType, watch } from "../../mod.ts";
+ * ```ts
+ * import { type EventType, watch } from "@procwatch/procwatch";
  * const wanted: EventType[] = ["fork", "exit"];
  * for await (const event of watch({ events: wanted })) console.log(event.type);
  * ```
@@ -47,8 +47,8 @@ export type EventType = typeof EVENT_TYPES[number];
  * Fields every event has.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch()) {
  *   console.log(event.time.toISOString(), event.cpu, event.timestampNs);
  * }
@@ -73,8 +73,8 @@ export interface EventBase {
  * process table. Fields are `null` when unknown.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["exit"], context: true })) {
  *   if (event.type === "exit") console.log(event.process?.cmdline, event.process?.durationNs);
  * }
@@ -166,8 +166,8 @@ export interface ProcessInfo {
  * A process or thread was created.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["fork"] })) {
  *   if (event.type === "fork") console.log(`${event.parentPid} -> ${event.childPid}`);
  * }
@@ -195,8 +195,8 @@ export interface ForkEvent extends EventBase {
  * A process called `execve`.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["exec"] })) {
  *   if (event.type === "exec") console.log(`${event.pid} ran a new program`);
  * }
@@ -215,8 +215,8 @@ export interface ExecEvent extends EventBase {
  * A process changed its real or effective user id.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["uid"] })) {
  *   if (event.type === "uid") console.log(event.pid, event.ruid, event.euid);
  * }
@@ -239,8 +239,8 @@ export interface UidEvent extends EventBase {
  * A process changed its real or effective group id.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["gid"] })) {
  *   if (event.type === "gid") console.log(event.pid, event.rgid, event.egid);
  * }
@@ -263,8 +263,8 @@ export interface GidEvent extends EventBase {
  * A process became a session leader (`setsid`).
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["sid"] })) {
  *   if (event.type === "sid") console.log(`${event.pid} started a session`);
  * }
@@ -283,8 +283,8 @@ export interface SidEvent extends EventBase {
  * A tracer attached to (or, with tracer 0, detached from) a process.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["ptrace"] })) {
  *   if (event.type === "ptrace") console.log(event.tracerPid === 0 ? "detached" : `traced by ${event.tracerPid}`);
  * }
@@ -307,8 +307,8 @@ export interface PtraceEvent extends EventBase {
  * A process or thread changed its name (`prctl(PR_SET_NAME)`, `/proc/PID/comm`, exec).
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["comm"] })) {
  *   if (event.type === "comm") console.log(`${event.pid} is now called ${event.comm}`);
  * }
@@ -329,8 +329,8 @@ export interface CommEvent extends EventBase {
  * A process started dumping core.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["coredump"] })) {
  *   if (event.type === "coredump") console.log(`${event.pid} dumps core (parent ${event.parentPid})`);
  * }
@@ -353,8 +353,8 @@ export interface CoredumpEvent extends EventBase {
  * A process or thread ended.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ events: ["exit"] })) {
  *   if (event.type === "exit") console.log(event.pid, event.exitCode ?? event.signal, event.coreDumped);
  * }
@@ -387,8 +387,8 @@ export interface ExitEvent extends EventBase {
  * Events were lost: the kernel dropped them, or the in-process queue overflowed.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch()) {
  *   if (event.type === "lost") console.error(`${event.count} events lost (${event.reason})`);
  * }
@@ -414,8 +414,8 @@ export interface LostEvent extends EventBase {
  * An event the kernel sent.
  *
  * @example
- * ```ts ignore
- * import type { KernelEvent } from "../../mod.ts";
+ * ```ts
+ * import type { KernelEvent } from "@procwatch/procwatch";
  * function pidOf(event: KernelEvent): number {
  *   return event.type === "fork" ? event.childPid : event.pid;
  * }
@@ -436,8 +436,8 @@ export type KernelEvent =
  * Anything a watcher yields.
  *
  * @example
- * ```ts ignore
- * import type { ProcEvent } from "../../mod.ts";
+ * ```ts
+ * import type { ProcEvent } from "@procwatch/procwatch";
  * function describe(event: ProcEvent): string {
  *   return event.type === "lost" ? `${event.count} lost` : event.type;
  * }
@@ -451,7 +451,7 @@ export type ProcEvent = KernelEvent | LostEvent;
  *
  * @example
  * ```ts
- * import { subjectPid } from "./events.ts";
+ * import { subjectPid } from "@procwatch/procwatch";
  * const pid = subjectPid({
  *   type: "exec", pid: 42, tid: 42, cpu: 0, timestampNs: 0n, time: new Date(),
  * });
@@ -474,7 +474,7 @@ export function subjectPid(event: ProcEvent): number | null {
  *
  * @example
  * ```ts
- * import { isThreadEvent } from "./events.ts";
+ * import { isThreadEvent } from "@procwatch/procwatch";
  * console.log(isThreadEvent({
  *   type: "exec", pid: 42, tid: 43, cpu: 0, timestampNs: 0n, time: new Date(),
  * })); // true

@@ -48,7 +48,7 @@ const SIGRTMAX = 64;
  *
  * @example
  * ```ts
- * import { signalName } from "./signals.ts";
+ * import { signalName } from "@procwatch/procwatch";
  * console.log(signalName(15)); // "SIGTERM"
  * ```
  */
@@ -85,8 +85,8 @@ export function signalNumber(name: string): number | undefined {
  * How a process ended, decoded from a wait status.
  *
  * @example
- * ```ts ignore
- * import { decodeWaitStatus } from "./signals.ts";
+ * ```ts
+ * import { decodeWaitStatus } from "@procwatch/procwatch";
  * const status = decodeWaitStatus(0x8b);
  * console.log(status.signal, status.coreDumped); // "SIGSEGV" true
  * ```
@@ -108,7 +108,7 @@ export interface WaitStatus {
  *
  * @example
  * ```ts
- * import { decodeWaitStatus } from "./signals.ts";
+ * import { decodeWaitStatus } from "@procwatch/procwatch";
  * console.log(decodeWaitStatus(768)); // { exitCode: 3, signal: null, ... }
  * ```
  */
@@ -131,7 +131,7 @@ export function decodeWaitStatus(status: number): WaitStatus {
  *
  * @example
  * ```ts
- * import { decodeWaitStatus, shellStatus } from "./signals.ts";
+ * import { decodeWaitStatus, shellStatus } from "@procwatch/procwatch";
  * console.log(shellStatus(decodeWaitStatus(9))); // 137
  * ```
  */

@@ -37,11 +37,23 @@ export const SYSTEM_CLOCKS: ClockSource = { readBracket };
 
 /** How a {@linkcode WallClock} measures. */
 export interface WallClockOptions {
-  /** Brackets per scheduled measurement; the tightest one counts (default 5). */
+  /**
+   * Brackets per scheduled measurement; the tightest one counts.
+   *
+   * @default {5}
+   */
   samples?: number;
-  /** Brackets for the very first measurement, while the FFI path is still cold (default 32). */
+  /**
+   * Brackets for the very first measurement, while the FFI path is still cold.
+   *
+   * @default {32}
+   */
   firstSamples?: number;
-  /** Re-measure at least this often, in ns of monotonic time (default 1 s). */
+  /**
+   * Re-measure at least this often, in ns of monotonic time (1 s).
+   *
+   * @default {1_000_000_000n}
+   */
   intervalNs?: bigint;
 }
 
@@ -82,8 +94,8 @@ const BEFORE_ALL = -(1n << 63n);
  *
  * @example
  * ```ts
- * import { WallClock } from "./wall_clock.ts";
- * const clock = new WallClock();
+ * import { type WallClock, wallClock } from "@procwatch/procwatch/format";
+ * const clock: WallClock = wallClock; // the process-wide clock every formatter uses
  * const now = clock.sync(); // monotonic ns of the check
  * console.log(new Date(Number(clock.wallNs(now) / 1_000_000n)).toISOString());
  * ```
@@ -218,7 +230,7 @@ export class WallClock {
  *
  * @example
  * ```ts
- * import { wallClock } from "./wall_clock.ts";
+ * import { wallClock } from "@procwatch/procwatch/format";
  * console.log(wallClock.wallNs(wallClock.sync()));
  * ```
  */

@@ -18,7 +18,7 @@ import { rerunCommand } from "../../ground/rerun.ts";
  *
  * @example
  * ```ts
- * import { MissingPermissionError } from "./address.ts";
+ * import { MissingPermissionError } from "@procwatch/procwatch/export";
  * console.log(new MissingPermissionError("--metrics needs --allow-net").code); // "DENO_PERMISSION"
  * ```
  */
@@ -30,7 +30,17 @@ export class MissingPermissionError extends ProcwatchError {
   }
 }
 
-/** A host and port to listen on or connect to. */
+/**
+ * A host and port to listen on or connect to.
+ *
+ * @example
+ * ```ts
+ * import { type HostPort, startMetrics } from "@procwatch/procwatch/export";
+ * const listen: HostPort = { hostname: "127.0.0.1", port: 9464 };
+ * const metrics = await startMetrics({ listen });
+ * await metrics.close();
+ * ```
+ */
 export interface HostPort {
   /** A host name or IP address (without brackets for IPv6). */
   hostname: string;
@@ -44,9 +54,11 @@ export interface HostPort {
  *
  * @example
  * ```ts
- * import { parseListenAddress } from "./address.ts";
+ * import { parseListenAddress } from "@procwatch/procwatch/export";
  * console.log(parseListenAddress(":9464")); // { hostname: "0.0.0.0", port: 9464 }
  * ```
+ *
+ * @throws {UsageError} (code `"USAGE"`) for text that is not `ADDR:PORT`.
  */
 export function parseListenAddress(text: string, option = "--metrics"): HostPort {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]*)):(\d{1,5})$/.exec(text);
@@ -66,9 +78,11 @@ export function parseListenAddress(text: string, option = "--metrics"): HostPort
  *
  * @example
  * ```ts
- * import { parseNatsServers } from "./address.ts";
+ * import { parseNatsServers } from "@procwatch/procwatch/export";
  * console.log(parseNatsServers("nats://127.0.0.1")); // [{ hostname: "127.0.0.1", port: 4222 }]
  * ```
+ *
+ * @throws {UsageError} (code `"USAGE"`) for an item that is not a `nats://` or `tls://` URL.
  */
 export function parseNatsServers(text: string): HostPort[] {
   const servers = text.split(",").map((item) => item.trim());
@@ -104,7 +118,7 @@ export function granted(descriptor: Deno.PermissionDescriptor): boolean {
  * every descriptor is granted.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { requirePermissions } from "./address.ts";
  * requirePermissions("--metrics", [{ name: "net", host: "127.0.0.1:9464" }], ["--allow-net=127.0.0.1:9464"]);
  * ```

@@ -19,17 +19,46 @@ import {
   requirePermissions,
 } from "./address.ts";
 
-/** Options of {@linkcode startMetrics}. */
+/**
+ * Options of {@linkcode startMetrics}.
+ *
+ * @example
+ * ```ts
+ * import { type MetricsOptions, startMetrics } from "@procwatch/procwatch/export";
+ * const options: MetricsOptions = { listen: "127.0.0.1:0", topComms: 20 };
+ * const metrics = await startMetrics(options);
+ * console.log(metrics.address.port); // the port the system chose
+ * await metrics.close();
+ * ```
+ */
 export interface MetricsOptions {
   /** Where to listen: `ADDR:PORT` (`127.0.0.1:9464`, `:9464`) or a host and port. */
   listen: string | HostPort;
-  /** The watcher whose own figures (queue high-water, table size) to add. */
+  /**
+   * The watcher whose own figures (queue high-water, table size) to add.
+   *
+   * @default {undefined} (no watcher figures)
+   */
   watcher?: ProcWatcher;
-  /** How many process names get their own `comm` label (the rest: `other`). Default 50. */
+  /**
+   * How many process names get their own `comm` label (the rest: `other`).
+   *
+   * @default {50}
+   */
   topComms?: number;
 }
 
-/** A running Prometheus endpoint: give it every event with `observe`. */
+/**
+ * A running Prometheus endpoint: give it every event with `observe`.
+ *
+ * @example
+ * ```ts
+ * import { type MetricsEndpoint, startMetrics } from "@procwatch/procwatch/export";
+ * const metrics: MetricsEndpoint = await startMetrics({ listen: "127.0.0.1:0" });
+ * console.log(await metrics.text()); // # HELP procwatch_…
+ * await metrics.close();
+ * ```
+ */
 export interface MetricsEndpoint {
   /** Where it listens (with the port the system chose when asked for 0). */
   readonly address: HostPort;
@@ -47,12 +76,17 @@ export interface MetricsEndpoint {
  * watcher with `context: true` for process names and lifetimes.
  *
  * @example
- * ```ts ignore
- * import { startMetrics, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { startMetrics } from "@procwatch/procwatch/export";
  * using watcher = watch({ context: true });
  * const metrics = await startMetrics({ listen: "127.0.0.1:9464", watcher });
  * for await (const event of watcher) metrics.observe(event);
  * ```
+ *
+ * @throws {MissingPermissionError} (code `"DENO_PERMISSION"`) without `--allow-net` for the address.
+ * @throws {UsageError} (code `"USAGE"`) for a malformed `listen`.
+ * @throws {ProcwatchError} (code `"USAGE"`) when the address is in use or not available here.
  */
 export async function startMetrics(options: MetricsOptions): Promise<MetricsEndpoint> {
   const listen = typeof options.listen === "string"
@@ -81,31 +115,96 @@ export async function startMetrics(options: MetricsOptions): Promise<MetricsEndp
   };
 }
 
-/** Throws a one-line error naming the flag unless listening on `listen` is allowed. */
+/**
+ * Throws a one-line error naming the flag unless listening on `listen` is
+ * allowed: a command line checks this before it starts watching.
+ *
+ * @example
+ * ```ts
+ * import { checkMetricsPermissions, parseListenAddress } from "@procwatch/procwatch/export";
+ * checkMetricsPermissions(parseListenAddress("127.0.0.1:9464"));
+ * ```
+ *
+ * @throws {MissingPermissionError} (code `"DENO_PERMISSION"`) naming `--allow-net=ADDR:PORT`.
+ */
 export function checkMetricsPermissions(listen: HostPort): void {
   const address = hostPort(listen);
   requirePermissions("--metrics", [{ name: "net", host: address }], [`--allow-net=${address}`]);
 }
 
-/** Options of {@linkcode startNatsExport}. */
+/**
+ * Options of {@linkcode startNatsExport}.
+ *
+ * @example
+ * ```ts
+ * import { type NatsOptions, startNatsExport } from "@procwatch/procwatch/export";
+ * const options: NatsOptions = {
+ *   servers: "nats://127.0.0.1:4222",
+ *   subjectPrefix: "fleet",
+ *   hostname: "web-1",
+ *   spoolDir: "/var/tmp/procwatch-spool",
+ * };
+ * const nats = await startNatsExport(options);
+ * await nats.close();
+ * ```
+ */
 export interface NatsOptions {
   /** NATS server URLs, comma-separated. */
   servers: string;
-  /** First subject token(s): events go to `PREFIX.<hostname>.<type>`. Default `procwatch`. */
+  /**
+   * First subject token(s): events go to `PREFIX.<hostname>.<type>`.
+   *
+   * @default {"procwatch"}
+   */
   subjectPrefix?: string;
-  /** The JetStream stream (created with subjects `PREFIX.>` when missing). Default `PROCWATCH`. */
+  /**
+   * The JetStream stream (created with subjects `PREFIX.>` when missing).
+   *
+   * @default {"PROCWATCH"}
+   */
   stream?: string;
-  /** This host's name in subjects. Default `Deno.hostname()` (needs `--allow-sys=hostname`). */
+  /**
+   * This host's name in subjects (the default needs `--allow-sys=hostname`).
+   *
+   * @default {Deno.hostname()}
+   */
   hostname?: string;
-  /** The spool directory. Default {@linkcode defaultSpoolDir}. */
+  /**
+   * The spool directory.
+   *
+   * @default {defaultSpoolDir()}
+   */
   spoolDir?: string;
-  /** Most bytes the spool holds. Default 256 MiB. */
+  /**
+   * Most bytes the spool holds.
+   *
+   * @default {256 * 1024 * 1024}
+   */
   spoolMaxBytes?: number;
-  /** Told when the server goes away or comes back. */
+  /**
+   * Told when the server goes away or comes back.
+   *
+   * @default {undefined} (nothing is told)
+   */
   warn?: (line: string) => void;
 }
 
-/** A running JetStream export: give it every event with `publish`. */
+/**
+ * A running JetStream export: give it every event with `publish`.
+ *
+ * @example
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { type NatsExport, startNatsExport } from "@procwatch/procwatch/export";
+ * const nats: NatsExport = await startNatsExport({ servers: "nats://127.0.0.1:4222" });
+ * using watcher = watch();
+ * for await (const event of watcher) {
+ *   nats.publish(event);
+ *   const loss = nats.takeLoss();
+ *   if (loss !== null) console.error(`procwatch: ${loss.count} events not exported`);
+ * }
+ * ```
+ */
 export interface NatsExport {
   /** The spool directory in use. */
   readonly spoolDir: string;
@@ -132,8 +231,8 @@ export interface NatsExport {
  * `/tmp/procwatch-UID/spool`.
  *
  * @example
- * ```ts ignore
- * import { defaultSpoolDir } from "./lazy.ts";
+ * ```ts
+ * import { defaultSpoolDir } from "@procwatch/procwatch/export";
  * console.log(defaultSpoolDir()); // /var/lib/procwatch/spool
  * ```
  */
@@ -147,7 +246,19 @@ export function defaultSpoolDir(): string {
   return `/tmp/procwatch-${uid}/spool`;
 }
 
-/** Throws a one-line error naming every flag `--nats` lacks. */
+/**
+ * Throws a one-line error naming every flag `--nats` lacks: network access to
+ * the servers, read and write of the spool directory, and the host name when
+ * `hostname` (the host name will be asked of the system) is true.
+ *
+ * @example
+ * ```ts
+ * import { checkNatsPermissions, defaultSpoolDir, parseNatsServers } from "@procwatch/procwatch/export";
+ * checkNatsPermissions(parseNatsServers("nats://127.0.0.1:4222"), defaultSpoolDir(), true);
+ * ```
+ *
+ * @throws {MissingPermissionError} (code `"DENO_PERMISSION"`) naming the missing `--allow-…` flags.
+ */
 export function checkNatsPermissions(
   servers: HostPort[],
   spoolDir: string,
@@ -174,13 +285,18 @@ export function checkNatsPermissions(
  * on-disk spool while the server is down or slow (see lib/export/nats.ts).
  *
  * @example
- * ```ts ignore
- * import { startNatsExport, watch } from "./mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { startNatsExport } from "@procwatch/procwatch/export";
  * const nats = await startNatsExport({ servers: "nats://127.0.0.1:4222" });
  * using watcher = watch();
  * for await (const event of watcher) nats.publish(event);
  * await nats.close();
  * ```
+ *
+ * @throws {MissingPermissionError} (code `"DENO_PERMISSION"`) naming the missing `--allow-…` flags.
+ * @throws {UsageError} (code `"USAGE"`) for a malformed `servers` list.
+ * @throws {ProcwatchError} (code `"USAGE"`) when the spool directory cannot be used.
  */
 export async function startNatsExport(options: NatsOptions): Promise<NatsExport> {
   const servers = parseNatsServers(options.servers);

@@ -62,9 +62,9 @@ export function exitOutcome(exit: Pick<ExitEvent, "exitCode" | "signal">): strin
  * `other` to a name that became busy later would look like a reset.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ProcessMetrics } from "./metrics.ts";
- * import { watch } from "../watch/watcher.ts";
+ * import { watch } from "@procwatch/procwatch";
  * const watcher = watch({ context: true });
  * const metrics = new ProcessMetrics({ watcher });
  * for await (const event of watcher) metrics.observe(event);
@@ -205,7 +205,7 @@ export interface MetricsServer {
  * Serves `metrics` at `http://ADDR:PORT/metrics` (every other path: 404).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ProcessMetrics, serveMetrics } from "./metrics.ts";
  * const server = await serveMetrics(new ProcessMetrics(), { hostname: "127.0.0.1", port: 9464 });
  * await server.close();

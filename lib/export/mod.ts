@@ -8,7 +8,7 @@
  * lib/format/ and lib/watch/.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { watch } from "@procwatch/procwatch";
  * import { startMetrics } from "@procwatch/procwatch/export";
  *

@@ -101,9 +101,9 @@ interface Inflight {
  * Publishes events to JetStream in order, through a spool when it must.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { NatsExporter } from "./nats.ts";
- * import { watch } from "../watch/watcher.ts";
+ * import { watch } from "@procwatch/procwatch";
  * const exporter = new NatsExporter({ servers: "nats://127.0.0.1:4222", hostname: "web1", spoolDir: "/tmp/spool" });
  * for await (const event of watch()) exporter.publish(event);
  * await exporter.close();

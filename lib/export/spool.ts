@@ -27,7 +27,7 @@ const encoder = new TextEncoder();
  * A directory of spool segments, at most `maxBytes` in all.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Spool } from "./spool.ts";
  * const spool = new Spool("/tmp/spool", 1 << 20);
  * spool.append({ id: "1", subject: "procwatch.host.exec", data: "{}" });

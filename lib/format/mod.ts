@@ -5,10 +5,12 @@
  * bounded, never-blocking writer for stdout and stderr.
  *
  * This room (lib/format/) may import ground/, ffi/, lib/events/ and the
- * process facts of lib/process/.
+ * process facts of lib/process/ (container ids, command lines); this file also
+ * re-exports lib/watch/'s `lostEventNow`, the `lost` event a writer reports
+ * its dropped lines with.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { watch } from "@procwatch/procwatch";
  * import { HUMAN_HEADER, humanLine } from "@procwatch/procwatch/format";
  *

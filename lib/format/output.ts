@@ -26,7 +26,21 @@ import {
 
 const encoder = new TextEncoder();
 
-/** Raised when the reader of stdout has gone away. */
+/**
+ * Raised when the reader of stdout has gone away (`EPIPE`): `procwatch watch
+ * | head` ends quietly on it.
+ *
+ * @example
+ * ```ts
+ * import { BrokenPipeError, stdout } from "@procwatch/procwatch/format";
+ * try {
+ *   stdout().line("hello");
+ * } catch (error) {
+ *   if (!(error instanceof BrokenPipeError)) throw error;
+ *   Deno.exit(0); // the reader has gone: nothing left to say
+ * }
+ * ```
+ */
 export class BrokenPipeError extends Error {
   /** Creates the error. */
   constructor() {
@@ -35,10 +49,28 @@ export class BrokenPipeError extends Error {
   }
 }
 
-/** How much output (in characters, about bytes) may wait for a slow reader: 4 MiB. */
+/**
+ * How much output (in characters, about bytes) may wait for a slow reader: 4 MiB.
+ *
+ * @example
+ * ```ts
+ * import { OUTPUT_CAPACITY, OutputStream } from "@procwatch/procwatch/format";
+ * const out = new OutputStream(1, { capacity: OUTPUT_CAPACITY / 4 });
+ * out.line("hello");
+ * ```
+ */
 export const OUTPUT_CAPACITY = 4 << 20;
 
-/** How long output may still drain after a termination signal before it is dropped. */
+/**
+ * How long output may still drain after a termination signal before it is
+ * dropped, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { interruptOutput, SIGNAL_GRACE_MS } from "@procwatch/procwatch/format";
+ * Deno.addSignalListener("SIGTERM", () => interruptOutput(SIGNAL_GRACE_MS));
+ * ```
+ */
 export const SIGNAL_GRACE_MS = 250;
 
 /** Room kept for the loss line before it is made. */
@@ -67,8 +99,8 @@ let stopAt: number | undefined;
  * {@linkcode SIGNAL_GRACE_MS} to drain, then drains give up (and count it).
  *
  * @example
- * ```ts ignore
- * import { interruptOutput } from "./output.ts";
+ * ```ts
+ * import { interruptOutput } from "@procwatch/procwatch/format";
  * interruptOutput();
  * ```
  */
@@ -77,22 +109,52 @@ export function interruptOutput(graceMs: number = SIGNAL_GRACE_MS): void {
   if (stopAt === undefined || deadline < stopAt) stopAt = deadline;
 }
 
-/** Whether a termination signal's grace period is over. */
+/**
+ * Whether a termination signal's grace period is over.
+ *
+ * @example
+ * ```ts
+ * import { outputInterrupted, stdout } from "@procwatch/procwatch/format";
+ * if (!outputInterrupted()) stdout().line("still draining");
+ * ```
+ */
 export function outputInterrupted(): boolean {
   return stopAt !== undefined && performance.now() >= stopAt;
 }
 
-/** Options of an {@linkcode OutputStream}. */
+/**
+ * Options of an {@linkcode OutputStream}.
+ *
+ * @example
+ * ```ts
+ * import { OutputStream, type OutputStreamOptions } from "@procwatch/procwatch/format";
+ * const options: OutputStreamOptions = {
+ *   capacity: 1 << 20,
+ *   lossLine: (count) => `(${count} lines dropped)`,
+ * };
+ * new OutputStream(1, options).line("hello");
+ * ```
+ */
 export interface OutputStreamOptions {
-  /** Most characters queued; lines beyond are dropped. Default {@linkcode OUTPUT_CAPACITY}. */
+  /**
+   * Most characters queued; lines beyond are dropped.
+   *
+   * @default {OUTPUT_CAPACITY}
+   */
   capacity?: number;
   /**
    * The line to write, when there is room again, for `count` dropped lines
    * (e.g. a `lost` event with reason `"output"`). Its text is queued before
    * the next line that fits.
+   *
+   * @default {undefined} (dropped lines are counted, not reported)
    */
   lossLine?: (count: number) => string;
-  /** Called at the first dropped line of each stall (e.g. to warn once). */
+  /**
+   * Called at the first dropped line of each stall (e.g. to warn once).
+   *
+   * @default {undefined}
+   */
   onStall?: () => void;
 }
 
@@ -101,8 +163,8 @@ export interface OutputStreamOptions {
  * `flush()` after each batch keeps `| grep` and `| jq` current.
  *
  * @example
- * ```ts ignore
- * import { OutputStream } from "./output.ts";
+ * ```ts
+ * import { OutputStream } from "@procwatch/procwatch/format";
  * const out = new OutputStream(1);
  * out.line("hello");
  * out.flush();
@@ -159,7 +221,11 @@ export class OutputStream {
     return true;
   }
 
-  /** Writes what the kernel takes now. Throws {@linkcode BrokenPipeError} if the reader left. */
+  /**
+   * Writes what the kernel takes now.
+   *
+   * @throws {BrokenPipeError} when the reader has gone (`EPIPE`).
+   */
   flush(): void {
     this.#send();
     if (this.#broken) throw new BrokenPipeError();
@@ -296,8 +362,8 @@ let stderrStream: OutputStream | undefined;
  * line of its output format).
  *
  * @example
- * ```ts ignore
- * import { stdout } from "./output.ts";
+ * ```ts
+ * import { stdout } from "@procwatch/procwatch/format";
  * stdout().line("hello");
  * ```
  */
@@ -310,8 +376,8 @@ export function stdout(options?: OutputStreamOptions): OutputStream {
  * The process's stderr queue (warnings, `-v`).
  *
  * @example
- * ```ts ignore
- * import { stderr } from "./output.ts";
+ * ```ts
+ * import { stderr } from "@procwatch/procwatch/format";
  * stderr().line("procwatch: hello");
  * ```
  */
@@ -323,6 +389,12 @@ export function stderr(): OutputStream {
 /**
  * Writes one line to stderr without blocking; a closed stderr is ignored and
  * a stalled one queues it (up to 1 MiB, then drops and counts it).
+ *
+ * @example
+ * ```ts
+ * import { warn } from "@procwatch/procwatch/format";
+ * warn("procwatch: the kernel dropped 12 events");
+ * ```
  */
 export function warn(text: string): void {
   stderr().line(text);
@@ -338,8 +410,8 @@ export function warn(text: string): void {
  * grace period ends. Returns how many stdout lines were dropped in all.
  *
  * @example
- * ```ts ignore
- * import { finishOutput } from "./output.ts";
+ * ```ts
+ * import { finishOutput } from "@procwatch/procwatch/format";
  * await finishOutput();
  * ```
  */

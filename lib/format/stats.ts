@@ -26,8 +26,8 @@ const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
  * A counter column of the summary: an event type, or `failed` (non-zero or signalled exits).
  *
  * @example
- * ```ts ignore
- * import { EventStats } from "./stats.ts";
+ * ```ts
+ * import { EventStats } from "@procwatch/procwatch/format";
  * const stats = new EventStats();
  * console.log(stats.lost);
  * ```
@@ -48,8 +48,8 @@ export type StatsColumn =
  * Counts of one process (or of all): one per event type, failed exits, and the total.
  *
  * @example
- * ```ts ignore
- * import { EventStats } from "./stats.ts";
+ * ```ts
+ * import { EventStats } from "@procwatch/procwatch/format";
  * const stats = new EventStats();
  * console.log(stats.lost);
  * ```
@@ -106,7 +106,7 @@ function emptyRow(): StatsRow {
  *
  * @example
  * ```ts
- * import { EventStats } from "./stats.ts";
+ * import { EventStats } from "@procwatch/procwatch/format";
  * const stats = new EventStats();
  * stats.add({ type: "exec", pid: 1, tid: 1, cpu: 0, timestampNs: 0n, time: new Date(0) });
  * console.log(stats.totals.exec); // 1
@@ -157,7 +157,7 @@ export class EventStats {
    *
    * @example
    * ```ts
-   * import { EventStats } from "./stats.ts";
+   * import { EventStats } from "@procwatch/procwatch/format";
    * console.log(new EventStats().table(1.5).join("\n"));
    * ```
    */
@@ -209,7 +209,7 @@ export class EventStats {
    *
    * @example
    * ```ts
-   * import { EventStats } from "./stats.ts";
+   * import { EventStats } from "@procwatch/procwatch/format";
    * console.log(JSON.stringify(new EventStats().toJSON(1)));
    * ```
    */

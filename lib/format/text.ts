@@ -17,7 +17,7 @@ import { wallClock } from "../events/wall_clock.ts";
  *
  * @example
  * ```ts
- * import { isoTimeNs } from "./text.ts";
+ * import { isoTimeNs } from "@procwatch/procwatch/format";
  * console.log(isoTimeNs(1n, 1_700_000_000_000_000_000n)); // "2023-11-14T22:13:20.000000001Z"
  * ```
  */
@@ -45,7 +45,7 @@ let isoPrefix = "";
  *
  * @example
  * ```ts
- * import { eventToJson } from "./text.ts";
+ * import { eventToJson } from "@procwatch/procwatch/format";
  * const line = eventToJson({
  *   type: "exec", pid: 42, tid: 42, cpu: 0, timestampNs: 5n, time: new Date(0),
  * }, 0n);
@@ -162,7 +162,7 @@ let clockPrefix = "";
  *
  * @example
  * ```ts
- * import { clockTime } from "./text.ts";
+ * import { clockTime } from "@procwatch/procwatch/format";
  * console.log(clockTime(1_700_000_000_123_456_789n)); // "22:13:20.123456" in UTC
  * ```
  */
@@ -185,7 +185,7 @@ function pad2(n: number): string {
  *
  * @example
  * ```ts
- * import { describeExit } from "./text.ts";
+ * import { describeExit } from "@procwatch/procwatch/format";
  * console.log(describeExit({ exitCode: null, signal: "SIGSEGV", coreDumped: true }));
  * // "killed by SIGSEGV (core dumped)"
  * ```
@@ -203,7 +203,7 @@ export function describeExit(
  *
  * @example
  * ```ts
- * import { shortExit } from "./text.ts";
+ * import { shortExit } from "@procwatch/procwatch/format";
  * console.log(shortExit({ exitCode: 3, signal: null, coreDumped: false })); // "3"
  * ```
  */
@@ -219,7 +219,7 @@ export function shortExit(
  *
  * @example
  * ```ts
- * import { formatDuration } from "./text.ts";
+ * import { formatDuration } from "@procwatch/procwatch/format";
  * console.log(formatDuration(2_500_000n)); // "0.003s"
  * ```
  */
@@ -233,11 +233,11 @@ export function formatDuration(ns: bigint): string {
  * (`\x7f`), C1 controls (`\u0080`–`\u009f`) and the backslash itself (`\\`),
  * so that one event stays one line and escape sequences are shown, not run.
  * Text without those characters is returned unchanged. Bytes that were not
- * valid UTF-8 arrive here already replaced by U+FFFD (see lib/proc_parse.ts).
+ * valid UTF-8 arrive here already replaced by U+FFFD (see lib/process/proc_parse.ts).
  *
  * @example
  * ```ts
- * import { escapeText } from "./text.ts";
+ * import { escapeText } from "@procwatch/procwatch/format";
  * console.log(escapeText("a\nb\x1b[31m")); // a\nb\x1b[31m (as backslash sequences)
  * ```
  */
@@ -271,7 +271,7 @@ export function escapeText(text: string): string {
  *
  * @example
  * ```ts
- * import { humanCommandLine } from "./text.ts";
+ * import { humanCommandLine } from "@procwatch/procwatch/format";
  * console.log(humanCommandLine(["printf", "a\nb"])); // printf $'a\nb'
  * ```
  */
@@ -286,7 +286,7 @@ export function humanCommandLine(argv: readonly string[]): string {
   return text;
 }
 
-/** Each argv array's text; arrays are never changed once made (lib/process_table.ts). */
+/** Each argv array's text; arrays are never changed once made (lib/process/table.ts). */
 const labels = new WeakMap<readonly string[], string>();
 
 function quoteCommandLine(argv: readonly string[]): string {
@@ -304,7 +304,7 @@ function quoteCommandLine(argv: readonly string[]): string {
  *
  * @example
  * ```ts
- * import { processLabel } from "./text.ts";
+ * import { processLabel } from "@procwatch/procwatch/format";
  * console.log(processLabel({ comm: "kworker/0:1", cmdline: [] })); // "[kworker/0:1]"
  * ```
  */
@@ -321,7 +321,7 @@ export function processLabel(
  *
  * @example
  * ```ts
- * import { plural } from "./text.ts";
+ * import { plural } from "@procwatch/procwatch/format";
  * console.log(plural(1, "event"), plural(3, "event")); // "1 event 3 events"
  * ```
  */
@@ -335,7 +335,7 @@ export function plural(count: number, noun: string, nouns = `${noun}s`): string 
  *
  * @example
  * ```ts
- * import { formatBytes } from "./text.ts";
+ * import { formatBytes } from "@procwatch/procwatch/format";
  * console.log(formatBytes(33554432)); // "32 MiB"
  * ```
  */
@@ -354,7 +354,7 @@ export function formatBytes(bytes: number): string {
  *
  * @example
  * ```ts
- * import { lossReason } from "./text.ts";
+ * import { lossReason } from "@procwatch/procwatch/format";
  * console.log(lossReason("output")); // "stdout was not being read: output dropped"
  * ```
  */
@@ -375,11 +375,12 @@ export function lossReason(reason: LostEvent["reason"]): string {
  * How to draw human output.
  *
  * @example
- * ```ts ignore
- * import { humanLine } from "./text.ts";
- * import type { ProcEvent } from "../events/events.ts";
- * declare const event: ProcEvent;
- * console.log(humanLine(event, { color: false }));
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { humanLine, type Style } from "@procwatch/procwatch/format";
+ *
+ * const style: Style = { color: Deno.stdout.isTerminal() && !Deno.noColor };
+ * for await (const event of watch()) console.log(humanLine(event, style));
  * ```
  */
 export interface Style {
@@ -418,7 +419,15 @@ export function paint(text: string, kind: string, style: Style): string {
 /** Width of the container/unit column (a short container id is 12). */
 const PLACE_WIDTH = 14;
 
-/** The header of {@linkcode humanLine}'s columns. */
+/**
+ * The header of {@linkcode humanLine}'s columns.
+ *
+ * @example
+ * ```ts
+ * import { HUMAN_HEADER } from "@procwatch/procwatch/format";
+ * console.log(HUMAN_HEADER); // Time            Event        PID …
+ * ```
+ */
 export const HUMAN_HEADER = `${"Time".padEnd(15)} ${"Event".padEnd(8)} ${"PID".padStart(7)} ${
   "User".padEnd(8)
 } ${"TTY".padEnd(6)} ${"Info".padEnd(22)} ${"Duration".padStart(9)} ${
@@ -452,7 +461,7 @@ export function placeLabel(
  *
  * @example
  * ```ts
- * import { humanLine } from "./text.ts";
+ * import { humanLine } from "@procwatch/procwatch/format";
  * console.log(humanLine({
  *   type: "exec", pid: 42, tid: 42, cpu: 0, timestampNs: 5n, time: new Date(0),
  * }));

@@ -13,10 +13,33 @@ import { escapeText, formatDuration, paint, processLabel, shortExit, type Style 
 /** Looks up a process's parent (from the process table). */
 export type ParentOf = (pid: number) => number | null | undefined;
 
-/** What `--group-by` groups the tree by. */
+/**
+ * What `--group-by` groups the tree by.
+ *
+ * @example
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import { TreeFormatter, type TreeGroupBy } from "@procwatch/procwatch/format";
+ *
+ * const groupBy: TreeGroupBy = "unit";
+ * const tree = new TreeFormatter({ groupBy });
+ * for await (const event of watch({ context: true })) {
+ *   const line = tree.line(event);
+ *   if (line !== null) console.log(line);
+ * }
+ * ```
+ */
 export type TreeGroupBy = "container" | "unit";
 
-/** The values of `--group-by`. */
+/**
+ * The values of `--group-by`.
+ *
+ * @example
+ * ```ts
+ * import { TREE_GROUP_BY } from "@procwatch/procwatch/format";
+ * console.log(TREE_GROUP_BY.join(", ")); // container, unit
+ * ```
+ */
 export const TREE_GROUP_BY: readonly TreeGroupBy[] = ["container", "unit"];
 
 /**
@@ -50,7 +73,7 @@ const MAX_TRACKED = 65536;
  *
  * @example
  * ```ts
- * import { TreeFormatter } from "./tree.ts";
+ * import { TreeFormatter } from "@procwatch/procwatch/format";
  * const tree = new TreeFormatter({ root: 10 });
  * const base = { cpu: 0, timestampNs: 0n, time: new Date(0) };
  * console.log(tree.line({ ...base, type: "fork", parentPid: 10, parentTid: 10, childPid: 11,

@@ -32,7 +32,7 @@ const COMM_AT = HEADER;
 const COMM_MAX = 64;
 const EXE_AT = COMM_AT + COMM_MAX;
 const EXE_MAX = 1024;
-/** The cgroup path: the `0::` line's (see lib/cgroup_path.ts cgroupFromProcFile). */
+/** The cgroup path: the `0::` line's (see lib/process/cgroup_path.ts cgroupFromProcFile). */
 const CGROUP_AT = EXE_AT + EXE_MAX;
 const CGROUP_MAX = 512;
 const CMDLINE_AT = CGROUP_AT + CGROUP_MAX;

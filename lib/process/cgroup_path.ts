@@ -26,7 +26,19 @@
  * @module
  */
 
-/** A container runtime a cgroup path can name. `cri`: a bare id under kubepods (any CRI runtime). */
+/**
+ * A container runtime a cgroup path can name. `cri`: a bare id under kubepods
+ * (any CRI runtime).
+ *
+ * @example
+ * ```ts
+ * import { type ContainerRuntime, parseCgroupPath } from "@procwatch/procwatch/proc";
+ * const runtime: ContainerRuntime | undefined = parseCgroupPath(
+ *   "/system.slice/docker-4f1c0a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f.scope",
+ * ).container?.runtime;
+ * console.log(runtime); // "docker"
+ * ```
+ */
 export type ContainerRuntime = "docker" | "containerd" | "crio" | "podman" | "cri";
 
 /**
@@ -34,7 +46,7 @@ export type ContainerRuntime = "docker" | "containerd" | "crio" | "podman" | "cr
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * const id = "a".repeat(64);
  * console.log(parseCgroupPath(`/system.slice/docker-${id}.scope`).container?.runtime); // "docker"
  * ```
@@ -53,7 +65,7 @@ export interface ContainerInfo {
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * console.log(parseCgroupPath("/system.slice/ssh.service")); // { unit: "ssh.service", container: null }
  * ```
  */
@@ -90,7 +102,7 @@ const RUNTIME_OF_PREFIX: Record<string, ContainerRuntime> = {
  *
  * @example
  * ```ts
- * import { parseCgroupPath } from "./cgroup_path.ts";
+ * import { parseCgroupPath } from "@procwatch/procwatch/proc";
  * const id = "0123456789abcdef".repeat(4);
  * const pod = "kubepods-burstable-pod1b2c3d4e_0000_4000_8000_123456789abc.slice";
  * const found = parseCgroupPath(
@@ -157,7 +169,7 @@ function containerOf(
  *
  * @example
  * ```ts
- * import { cgroupFromProcFile } from "./cgroup_path.ts";
+ * import { cgroupFromProcFile } from "@procwatch/procwatch/proc";
  * console.log(cgroupFromProcFile("1:name=systemd:/system.slice/cron.service\n0::/\n"));
  * // "/system.slice/cron.service"
  * ```
@@ -184,7 +196,7 @@ export function cgroupFromProcFile(text: string): string | null {
  *
  * @example
  * ```ts
- * import { shortContainerId } from "./cgroup_path.ts";
+ * import { shortContainerId } from "@procwatch/procwatch/proc";
  * console.log(shortContainerId("0123456789abcdef".repeat(4))); // "0123456789ab"
  * ```
  */

@@ -61,10 +61,10 @@ export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot
  * The table, filters and enrichment a watcher runs for each event.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { EventContext } from "./enrich.ts";
  * import { compileFilters } from "../watch/filters.ts";
- * import { UserNames } from "./users.ts";
+ * import { UserNames } from "@procwatch/procwatch/proc";
  * const users = new UserNames();
  * const context = new EventContext(compileFilters({ comm: "sh" }, users), users, {
  *   context: true,

@@ -47,7 +47,7 @@ const ARM_TIMEOUT_MS = 3000;
  * exec it receives also caught by the worker, from the first event on.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ExecCapture } from "./exec_capture.ts";
  * const capture = new ExecCapture(true);
  * // at an exec event:

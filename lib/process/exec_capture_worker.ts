@@ -97,7 +97,7 @@ export interface CaptureWorkerConfig {
   control: SharedArrayBuffer;
   /** May the kernel filter event types (it is asked only if it acknowledges the filter). */
   kernelFilter: boolean;
-  /** Also read the cgroup and namespaces at each exec (lib/capture_ring.ts keeps them). */
+  /** Also read the cgroup and namespaces at each exec (lib/process/capture_ring.ts keeps them). */
   attribution?: boolean;
 }
 
@@ -184,7 +184,7 @@ export function captureWorkerSource(): string {
  * timestamp saw the older image, and one that ended after may not have.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * // lib/process/exec_capture.ts starts it as:
  * // new Worker(URL.createObjectURL(new Blob([captureWorkerSource()])), { type: "module" })
  * ```
@@ -218,7 +218,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     stat: encoder.encode("/stat\0"),
     exe: encoder.encode("/exe\0"),
     cgroup: encoder.encode("/cgroup\0"),
-    // In lib/namespaces.ts NAMESPACE_KINDS order.
+    // In lib/process/namespaces.ts NAMESPACE_KINDS order.
     ns: ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"].map((kind) =>
       encoder.encode(`/ns/${kind}\0`)
     ),
@@ -280,7 +280,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     readEndNs: 0n,
     cgroup: noName as Uint8Array,
   };
-  // The cgroup path of /proc/PID/cgroup as lib/cgroup_path.ts cgroupFromProcFile() picks
+  // The cgroup path of /proc/PID/cgroup as lib/process/cgroup_path.ts cgroupFromProcFile() picks
   // it: the "0::" line, but where that is "/" on a hybrid host, the "name=systemd" line.
   const systemdName = encoder.encode(":name=systemd:");
   const pickCgroup = (length: number): Uint8Array => {
@@ -410,7 +410,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
     return n >= 0 && fromView.getUint32(4, true) !== 0 ? 0 : n; // only the kernel speaks
   };
 
-  // Like lib/subscription.ts: the kernel acknowledges a LISTEN with an event filter
+  // Like lib/connector/subscription.ts: the kernel acknowledges a LISTEN with an event filter
   // (struct proc_input, Linux >= 6.6) at once; older kernels drop it without a word.
   const awaitAck = (sequence: number, timeoutMs: number): number | null => {
     const deadline = Date.now() + timeoutMs;
@@ -533,7 +533,9 @@ export function captureWorker(config: CaptureWorkerConfig): void {
  * the worker closes its socket only after it sees the flag.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { unsubscribeWorker } from "./exec_capture_worker.ts";
+ * const control = new BigInt64Array(new SharedArrayBuffer(64));
  * unsubscribeWorker(control); // then Atomics.store(control, 0, 1n)
  * ```
  */

@@ -15,8 +15,8 @@ import { readProcStat } from "./proc_stat.ts";
  * whose threads have all ended.
  *
  * @example
- * ```ts ignore
- * import { processGone } from "./liveness.ts";
+ * ```ts
+ * import { processGone } from "@procwatch/procwatch/proc";
  * console.log(processGone(Deno.pid, null)); // false
  * ```
  */

@@ -6,10 +6,13 @@
  *
  * This room (lib/process/) holds the process table, the enrichment of events
  * with it, and the exec-capture worker that names short-lived processes. It
- * may import ground/, ffi/, lib/connector/ and lib/events/.
+ * may import ground/, ffi/, lib/connector/ and lib/events/, and the compiled
+ * place filters of lib/watch/filters.ts that the enrichment applies (enrich.ts).
+ * What a package user gets here is what this file re-exports; the rest of the
+ * room is the watcher's.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readProcStat } from "@procwatch/procwatch/proc";
  *
  * console.log(readProcStat(Deno.pid)?.comm); // "deno"

@@ -12,18 +12,35 @@
 
 import { readLink } from "../../ffi/proc_fs.ts";
 
-/** The namespace kinds reported, in the order records keep them. */
+/**
+ * The namespace kinds reported, in the order records keep them.
+ *
+ * @example
+ * ```ts
+ * import { NAMESPACE_KINDS } from "@procwatch/procwatch/proc";
+ * console.log(NAMESPACE_KINDS.map((kind) => `/proc/self/ns/${kind}`));
+ * ```
+ */
 export const NAMESPACE_KINDS = ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"] as const;
 
-/** One of {@linkcode NAMESPACE_KINDS}. */
+/**
+ * One of {@linkcode NAMESPACE_KINDS}.
+ *
+ * @example
+ * ```ts
+ * import type { NamespaceKind } from "@procwatch/procwatch/proc";
+ * const kind: NamespaceKind = "net";
+ * console.log(kind);
+ * ```
+ */
 export type NamespaceKind = typeof NAMESPACE_KINDS[number];
 
 /**
  * One namespace of a process.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * for await (const event of watch({ context: true })) {
  *   const net = event.process?.namespaces?.net;
  *   if (net && !net.host) console.log(event.process?.pid, "has its own network", net.inode);
@@ -37,12 +54,32 @@ export interface NamespaceInfo {
   host: boolean;
 }
 
-/** Per kind, the namespace (`null`: that link could not be read, e.g. no such namespace type). */
+/**
+ * Per kind, the namespace (`null`: that link could not be read, e.g. no such
+ * namespace type).
+ *
+ * @example
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import type { Namespaces } from "@procwatch/procwatch/proc";
+ * for await (const event of watch({ context: true, events: ["exec"] })) {
+ *   const namespaces: Namespaces | null | undefined = event.process?.namespaces;
+ *   if (namespaces?.pid && !namespaces.pid.host) console.log(event.process?.pid, "runs in a pid namespace");
+ * }
+ * ```
+ */
 export type Namespaces = Record<NamespaceKind, NamespaceInfo | null>;
 
 /**
  * Inode numbers in {@linkcode NAMESPACE_KINDS} order, 0 where unknown: how
  * the process table and the exec-capture ring keep them (no objects per record).
+ *
+ * @example
+ * ```ts
+ * import { NAMESPACE_KINDS, type NamespaceInodes } from "@procwatch/procwatch/proc";
+ * const inodes: NamespaceInodes = new Uint32Array(NAMESPACE_KINDS.length);
+ * console.log(inodes[NAMESPACE_KINDS.indexOf("net")]); // 0: unknown
+ * ```
  */
 export type NamespaceInodes = Uint32Array;
 
@@ -68,7 +105,7 @@ export function namespaceInode(link: string | null): number {
  * zombie: exit_task_namespaces() has dropped them).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readNamespaceInodes } from "./namespaces.ts";
  * console.log(readNamespaceInodes(1));
  * ```

@@ -17,7 +17,7 @@ import { readProcStatus } from "./proc_stat.ts";
  *
  * @example
  * ```ts
- * import { PID_MAX_LIMIT } from "./pids.ts";
+ * import { PID_MAX_LIMIT } from "@procwatch/procwatch/proc";
  * console.log(PID_MAX_LIMIT); // 4194304
  * ```
  */
@@ -29,8 +29,8 @@ export const PID_MAX_LIMIT = 4 * 1024 * 1024;
  * still hold a pid at or above it, so this names a limit for new processes.
  *
  * @example
- * ```ts ignore
- * import { pidMax } from "./pids.ts";
+ * ```ts
+ * import { pidMax } from "@procwatch/procwatch/proc";
  * console.log(pidMax()); // 4194304 on most distributions, 32768 on some
  * ```
  */
@@ -46,9 +46,14 @@ export function pidMax(): number | null {
  * Throws {@linkcode NoSuchProcessError} (noting pid_max when the pid is above
  * it) or {@linkcode UsageError} for a thread id.
  *
+ * @param pid The process id to check.
+ * @param use What the caller does with it, for the message about a thread id.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when no process has this pid.
+ * @throws {UsageError} (code `"USAGE"`) when `pid` is a thread id, naming its process.
+ *
  * @example
- * ```ts ignore
- * import { checkProcessId } from "./pids.ts";
+ * ```ts
+ * import { checkProcessId } from "@procwatch/procwatch/proc";
  * checkProcessId(1, "wait for"); // fine: init exists
  * ```
  */

@@ -15,7 +15,7 @@ const decoder = new TextDecoder();
  *
  * @example
  * ```ts
- * import { parseCmdline } from "./proc_parse.ts";
+ * import { parseCmdline } from "@procwatch/procwatch/proc";
  * const bytes = new TextEncoder().encode("echo\0\0x\0");
  * console.log(parseCmdline(bytes)); // ["echo", "", "x"]
  * ```
@@ -52,7 +52,7 @@ export function ttyName(ttyNr: number): string | null {
  *
  * @example
  * ```ts
- * import { commandLine } from "./proc_parse.ts";
+ * import { commandLine } from "@procwatch/procwatch/proc";
  * console.log(commandLine(["echo", "", "a b"])); // echo '' 'a b'
  * ```
  */

@@ -12,8 +12,8 @@ import { readFileText, readRecordText } from "../../ffi/proc_fs.ts";
  * The fields of `/proc/PID/stat` procwatch uses (see proc_pid_stat(5)).
  *
  * @example
- * ```ts ignore
- * import { readProcStat } from "./proc_stat.ts";
+ * ```ts
+ * import { readProcStat } from "@procwatch/procwatch/proc";
  * const stat = readProcStat(1234);
  * if (stat?.state === "Z") console.log("zombie, wait status", stat.exitStatus);
  * ```
@@ -91,8 +91,8 @@ export function parseProcStat(text: string): ProcStat | null {
  * (or has been reaped).
  *
  * @example
- * ```ts ignore
- * import { readProcStat } from "./proc_stat.ts";
+ * ```ts
+ * import { readProcStat } from "@procwatch/procwatch/proc";
  * console.log(readProcStat(1)?.state); // "S"
  * ```
  */
@@ -105,8 +105,8 @@ export function readProcStat(pid: number): ProcStat | null {
  * The fields of `/proc/PID/status` procwatch uses.
  *
  * @example
- * ```ts ignore
- * import { readProcStatus } from "./proc_stat.ts";
+ * ```ts
+ * import { readProcStatus } from "@procwatch/procwatch/proc";
  * const status = readProcStatus(1235);
  * if (status && status.tgid !== 1235) console.log(`a thread of ${status.tgid}`);
  * ```
@@ -143,8 +143,8 @@ export function parseProcStatus(text: string): ProcStatus | null {
  * Reads and parses `/proc/PID/status`; `null` when the process does not exist.
  *
  * @example
- * ```ts ignore
- * import { readProcStatus } from "./proc_stat.ts";
+ * ```ts
+ * import { readProcStatus } from "@procwatch/procwatch/proc";
  * console.log(readProcStatus(1)?.tgid); // 1
  * ```
  */

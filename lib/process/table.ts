@@ -29,8 +29,8 @@ import { parseProcStat, parseProcStatus } from "./proc_stat.ts";
  * What the table holds about one process (its main thread).
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
  * using watcher = watch({ context: true });
  * await watcher.ready;
  * console.log(watcher.processTable?.size);
@@ -89,7 +89,7 @@ export interface ProcessRecord {
   cgroup?: string | null;
   /** `cgroup` is the parent's, taken at the fork: the process was never read itself. */
   cgroupInherited?: boolean;
-  /** Its namespaces' inode numbers (see lib/namespaces.ts); `null` until read. */
+  /** Its namespaces' inode numbers (see lib/process/namespaces.ts); `null` until read. */
   namespaces?: NamespaceInodes | null;
   /** `namespaces` are the parent's, taken at the fork. */
   namespacesInherited?: boolean;
@@ -105,22 +105,42 @@ export interface ProcessRecord {
  * Options of {@linkcode ProcessTable}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { ProcessTable } from "./table.ts";
  * const table = new ProcessTable({ maxEntries: 10000 });
  * console.log(table.maxEntries);
  * ```
  */
 export interface ProcessTableOptions {
-  /** Most entries kept. Default 65536. */
+  /**
+   * Most entries kept.
+   *
+   * @default {65536}
+   */
   maxEntries?: number;
-  /** How long an exited process stays, for late events, in milliseconds. Default 2000. */
+  /**
+   * How long an exited process stays, for late events, in milliseconds.
+   *
+   * @default {2000}
+   */
   exitGraceMs?: number;
-  /** Read cmdline, exe and cwd when loading a process (else only stat/status). Default true. */
+  /**
+   * Read cmdline, exe and cwd when loading a process (else only stat/status).
+   *
+   * @default {true}
+   */
   details?: boolean;
-  /** Root of the watched sub-tree: it and its descendants get `inTree`. */
+  /**
+   * Root of the watched sub-tree: it and its descendants get `inTree`.
+   *
+   * @default {undefined} (no sub-tree)
+   */
   treeRoot?: number;
-  /** Read cgroup and namespaces when loading a process. Default false. */
+  /**
+   * Read cgroup and namespaces when loading a process.
+   *
+   * @default {false}
+   */
   attribution?: boolean;
 }
 
@@ -129,11 +149,13 @@ export interface ProcessTableOptions {
  * with events in order.
  *
  * @example
- * ```ts ignore
- * import { ProcessTable } from "./table.ts";
- * const table = new ProcessTable({ maxEntries: 10000 });
- * table.seed();
- * console.log(table.get(1)?.comm); // "systemd"
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ * import type { ProcessTable } from "@procwatch/procwatch/proc";
+ *
+ * using watcher = watch({ context: true });
+ * const table: ProcessTable | null = watcher.processTable;
+ * console.log(table?.get(1)?.comm); // "systemd"
  * ```
  */
 export class ProcessTable {
@@ -316,7 +338,7 @@ export class ProcessTable {
 
   /**
    * Reads the cgroup of a process (the v2 path; on a hybrid host the
-   * `name=systemd` one where the v2 path is `/`, see lib/cgroup_path.ts) and,
+   * `name=systemd` one where the v2 path is `/`, see lib/process/cgroup_path.ts) and,
    * with `namespaces`, its namespaces. What cannot be read (it is gone) keeps
    * what was known — the parent's, when taken at the fork. Returns whether
    * the cgroup was read.
@@ -512,7 +534,10 @@ export class ProcessTable {
    * Removes exited entries older than the grace, as of `nowNs` (monotonic).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { monotonicNs } from "../../ffi/clock.ts";
+   * import { ProcessTable } from "./table.ts";
+   * const table = new ProcessTable();
    * table.evictExited(monotonicNs());
    * ```
    */

@@ -32,8 +32,8 @@ export function parsePasswd(text: string): Map<number, string> {
  * Looks user names up in `/etc/passwd`, read once.
  *
  * @example
- * ```ts ignore
- * import { UserNames } from "./users.ts";
+ * ```ts
+ * import { UserNames } from "@procwatch/procwatch/proc";
  * const users = new UserNames();
  * console.log(users.name(0)); // "root"
  * console.log(users.resolve("root")); // 0
@@ -61,6 +61,8 @@ export class UserNames {
   /**
    * A user given by name or numeric id, as a uid. Throws {@linkcode UsageError}
    * for an unknown name.
+   *
+   * @throws {UsageError} (code `"USAGE"`) for an unknown name or an invalid uid.
    */
   resolve(user: string | number): number {
     if (typeof user === "number") {

@@ -14,9 +14,15 @@ import { signalNumber } from "../events/signals.ts";
  * the process is already gone; throws {@linkcode UsageError} for an unknown
  * signal name.
  *
+ * @param pid The process to signal.
+ * @param signal A signal name (with or without `SIG`) or number.
+ * @returns `true` when the signal was sent, `false` when `kill(2)` failed
+ * (no such process, or not ours to signal).
+ * @throws {UsageError} (code `"USAGE"`) for an unknown signal.
+ *
  * @example
- * ```ts ignore
- * import { kill } from "../../mod.ts";
+ * ```ts
+ * import { kill } from "@procwatch/procwatch/wait";
  * kill(4242, "SIGTERM");
  * ```
  */
@@ -36,9 +42,13 @@ export function kill(pid: number, signal: string | number = "SIGTERM"): boolean 
  * script checks its `--signal` argument with it at start, before the first
  * {@linkcode kill}.
  *
+ * @param signal A signal name (with or without `SIG`) or number, 0–64.
+ * @returns The signal's number.
+ * @throws {UsageError} (code `"USAGE"`) for a signal that does not exist.
+ *
  * @example
  * ```ts
- * import { checkSignal } from "./kill.ts";
+ * import { checkSignal } from "@procwatch/procwatch/wait";
  * console.log(checkSignal("TERM")); // 15
  * ```
  */

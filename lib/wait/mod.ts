@@ -7,7 +7,7 @@
  * (connector/, events/, watch/, process/).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { waitForExit } from "@procwatch/procwatch/wait";
  *
  * const info = await waitForExit(1234, { timeout: 60_000 });

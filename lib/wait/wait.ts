@@ -46,6 +46,13 @@ import type { SocketFilterInfo } from "../connector/bpf.ts";
  * {@linkcode ExitInfo.shellStatus} when the status is unknown: 125, the code
  * `procwatch wait` then exits with (as `timeout(1)` and `env(1)` use 125 for
  * their own failure).
+ *
+ * @example
+ * ```ts
+ * import { UNKNOWN_SHELL_STATUS, waitForExit } from "@procwatch/procwatch/wait";
+ * const info = await waitForExit(1234);
+ * if (info.shellStatus === UNKNOWN_SHELL_STATUS) console.log("ended, status unknown");
+ * ```
  */
 export const UNKNOWN_SHELL_STATUS = 125;
 
@@ -54,8 +61,8 @@ export const UNKNOWN_SHELL_STATUS = 125;
  * or a pidfd becoming readable.
  *
  * @example
- * ```ts ignore
- * import { waitForExit, type WaitMethod } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit, type WaitMethod } from "@procwatch/procwatch/wait";
  * const method: WaitMethod = "pidfd";
  * await waitForExit(1234, { method });
  * ```
@@ -66,8 +73,8 @@ export type WaitMethod = "connector" | "pidfd";
  * How {@linkcode ExitInfo} was obtained.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234);
  * if (info.source === "zombie") console.log("it had already ended; its end time is unknown");
  * ```
@@ -94,8 +101,8 @@ export type ExitSource =
  * How a process ended, as {@linkcode waitForExit} reports it.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234);
  * if (!info.statusKnown) console.log(`${info.pid} ended; how is unknown`);
  * else if (info.signal) console.log(`${info.pid} killed by ${info.signal}`);
@@ -141,8 +148,8 @@ export interface ExitInfo {
  * Told once the wait is armed: from then on no exit can be missed.
  *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * await waitForExit(1234, {
  *   onArmed: (armed) => console.error(`waiting with ${armed.method}`),
  * });
@@ -166,8 +173,8 @@ export interface WaitArmed {
  * Options of {@linkcode waitForExit}, {@linkcode waitForAll} and {@linkcode waitForAny}.
  *
  * @example
- * ```ts ignore
- * import { waitForAll, type WaitOptions } from "../../mod.ts";
+ * ```ts
+ * import { waitForAll, type WaitOptions } from "@procwatch/procwatch/wait";
  * const options: WaitOptions = {
  *   timeout: 30_000,
  *   signal: AbortSignal.timeout(60_000),
@@ -177,27 +184,51 @@ export interface WaitArmed {
  * ```
  */
 export interface WaitOptions {
-  /** Aborting rejects the wait with the signal's reason and releases everything. */
+  /**
+   * Aborting rejects the wait with the signal's reason and releases everything.
+   *
+   * @default {undefined} (not abortable)
+   */
   signal?: AbortSignal;
-  /** Milliseconds to wait at most; then the wait rejects with {@linkcode WaitTimeoutError}. */
+  /**
+   * Milliseconds to wait at most; then the wait rejects with {@linkcode WaitTimeoutError}.
+   *
+   * @default {undefined} (no limit)
+   */
   timeout?: number;
   /**
-   * `"auto"` (default): the proc connector, or pidfd when the connector is not
+   * `"auto"`: the proc connector, or pidfd when the connector is not
    * available; `"connector"`: fail instead of falling back; `"pidfd"`: never
    * use the connector.
+   *
+   * @default {"auto"}
    */
   method?: "auto" | WaitMethod;
   /**
    * While waiting on the proc connector, SIGINT/SIGTERM/SIGHUP unregister the
    * listener and exit with 128 + signal (see `WatchOptions.handleSignals`).
-   * Default `true`; set `false` to handle them yourself (abort `signal` then).
+   * Set `false` to handle them yourself (abort `signal` then).
+   *
+   * @default {true}
    */
   handleSignals?: boolean;
-  /** Socket receive buffer for the proc connector, in bytes (default: `watch()`'s 16 MiB). */
+  /**
+   * Socket receive buffer for the proc connector, in bytes (`watch()`'s default).
+   *
+   * @default {16 * 1024 * 1024}
+   */
   receiveBufferBytes?: number;
-  /** Called for each process as it ends, in the order they end. */
+  /**
+   * Called for each process as it ends, in the order they end.
+   *
+   * @default {undefined}
+   */
   onExit?: (info: ExitInfo) => void;
-  /** Called once the wait is armed. */
+  /**
+   * Called once the wait is armed.
+   *
+   * @default {undefined}
+   */
   onArmed?: (armed: WaitArmed) => void;
 }
 
@@ -243,9 +274,22 @@ const REAP_GRACE_MS = 2000;
  * process and the call rejects with {@linkcode NoSuchProcessError} at once
  * (`error.pid`). Keep the {@linkcode ExitInfo} instead of waiting again.
  *
+ * @param pid The process to wait for (a process id, not a thread id).
+ * @param options Timeout, abort signal, method.
+ * @returns How the process ended.
+ * @throws {UsageError} (code `"USAGE"`) for a pid that is not a positive
+ * integer, is procwatch itself, or a negative `timeout`.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) for a pid that names
+ * no process.
+ * @throws {WaitTimeoutError} (code `"TIMEOUT"`) when `timeout` runs out.
+ * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) without `--allow-ffi`.
+ * @throws {PermissionError} / {ProcEventsUnavailableError} / {NetworkNamespaceError}
+ * (codes `"PERMISSION"`, `"UNAVAILABLE"`, `"NETWORK_NAMESPACE"`) with
+ * `method: "connector"` when the proc connector cannot be used.
+ *
  * @example
- * ```ts ignore
- * import { waitForExit } from "../../mod.ts";
+ * ```ts
+ * import { waitForExit } from "@procwatch/procwatch/wait";
  * const info = await waitForExit(1234, { timeout: 60_000 });
  * if (info.statusKnown) console.log(`${info.pid} ended with ${info.shellStatus}`);
  * ```
@@ -260,9 +304,22 @@ export async function waitForExit(pid: number, options: WaitOptions = {}): Promi
  * {@linkcode ExitInfo}s in the order they ended (the last one is what a
  * shell's `wait` would report).
  *
+ * @param pids The processes to wait for (at least one).
+ * @param options Timeout, abort signal, method, `onExit` for each end.
+ * @returns Their exits, in the order they ended.
+ * @throws {UsageError} (code `"USAGE"`) for a pid that is not a positive
+ * integer, is procwatch itself, or a negative `timeout`.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) for a pid that names
+ * no process.
+ * @throws {WaitTimeoutError} (code `"TIMEOUT"`) when `timeout` runs out.
+ * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) without `--allow-ffi`.
+ * @throws {PermissionError} / {ProcEventsUnavailableError} / {NetworkNamespaceError}
+ * (codes `"PERMISSION"`, `"UNAVAILABLE"`, `"NETWORK_NAMESPACE"`) with
+ * `method: "connector"` when the proc connector cannot be used.
+ *
  * @example
- * ```ts ignore
- * import { waitForAll } from "../../mod.ts";
+ * ```ts
+ * import { waitForAll } from "@procwatch/procwatch/wait";
  * const infos = await waitForAll([1234, 5678], {
  *   onExit: (info) => console.log(info.pid, info.exitCode),
  * });
@@ -283,9 +340,22 @@ export function waitForAll(
  * reported — makes it reject with {@linkcode NoSuchProcessError} for that pid
  * at once, not wait for the others (see {@linkcode waitForExit}).
  *
+ * @param pids The processes to wait for (at least one).
+ * @param options Timeout, abort signal, method.
+ * @returns How the first of them to end ended.
+ * @throws {UsageError} (code `"USAGE"`) for a pid that is not a positive
+ * integer, is procwatch itself, or a negative `timeout`.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) for a pid that names
+ * no process.
+ * @throws {WaitTimeoutError} (code `"TIMEOUT"`) when `timeout` runs out.
+ * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) without `--allow-ffi`.
+ * @throws {PermissionError} / {ProcEventsUnavailableError} / {NetworkNamespaceError}
+ * (codes `"PERMISSION"`, `"UNAVAILABLE"`, `"NETWORK_NAMESPACE"`) with
+ * `method: "connector"` when the proc connector cannot be used.
+ *
  * @example
- * ```ts ignore
- * import { waitForAny } from "../../mod.ts";
+ * ```ts
+ * import { waitForAny } from "@procwatch/procwatch/wait";
  * const first = await waitForAny([1234, 5678], { timeout: 10_000 });
  * console.log(`${first.pid} ended first`);
  * ```
