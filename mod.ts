@@ -72,9 +72,11 @@ export { type ProcessFilterOptions } from "./lib/watch/filters.ts";
 export {
   type CommEvent,
   type CoredumpEvent,
+  EVENT_TABLE,
   EVENT_TYPES,
   type EventBase,
   type EventType,
+  type EventTypeRow,
   type ExecEvent,
   type ExitEvent,
   type ForkEvent,

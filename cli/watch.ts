@@ -32,7 +32,7 @@ import {
   wallClock,
   warn,
 } from "../lib/format/mod.ts";
-import { listPids, processGone, readProcStat } from "../lib/process/mod.ts";
+import { listPids, processGone, readProcStat, TABLE_EVENT_TYPES } from "../lib/process/mod.ts";
 import {
   EVENT_TYPES,
   type EventType,
@@ -96,9 +96,6 @@ export interface WatchCommandOptions {
   groupBy?: string;
 }
 
-/** Event types the process table follows (TABLE_BITS in lib/watcher.ts). */
-const TABLE_TYPES: readonly EventType[] = ["fork", "exec", "comm", "uid", "exit"];
-
 /** The receive buffer asked for without `--buffer` (lib/watcher.ts's default). */
 const DEFAULT_RECEIVE_BUFFER = 16 << 20;
 
@@ -108,7 +105,9 @@ export function watchCommand(): Command {
     .description("print process events as they happen (one line each)")
     .option(
       "-e, --events <list>",
-      "event types to show, comma-separated: fork,exec,uid,gid,sid,ptrace,comm,coredump,exit or all (repeatable; default: all, or exit,coredump with --failed)",
+      `event types to show, comma-separated: ${
+        EVENT_TYPES.join(",")
+      } or all (repeatable; default: all, or exit,coredump with --failed)`,
       addEvents,
     )
     .option(
@@ -566,10 +565,10 @@ function listeningLines(
     filter = "all event types (no kernel filter needed)";
   } else if (watcher.filterMode === "kernel") {
     // The process table (context, process filters) follows these types
-    // whatever is shown: TABLE_BITS in lib/watcher.ts.
+    // whatever is shown: TABLE_EVENT_TYPES, lib/events/event_types.ts.
     const table = watcher.processTable === null
       ? []
-      : TABLE_TYPES.filter((type) => !(types ?? EVENT_TYPES).includes(type));
+      : TABLE_EVENT_TYPES.filter((type) => !(types ?? EVENT_TYPES).includes(type));
     filter = `event types filtered in the kernel: ${(types ?? EVENT_TYPES).join(", ")}${failed}${
       table.length === 0
         ? ""

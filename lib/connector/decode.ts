@@ -10,6 +10,7 @@
  */
 
 import type { KernelEvent } from "../events/events.ts";
+import { ROW_OF_WHAT } from "../events/event_types.ts";
 import {
   CN_IDX_PROC,
   CN_VAL_PROC,
@@ -62,19 +63,8 @@ export type DecodedMessage =
     reason: string;
   };
 
-/** Minimum `cn_msg.len` for each event: the head plus the fields decoded. */
-const REQUIRED_LENGTH: Record<number, number> = {
-  [ProcEventWhat.NONE]: PROC_EVENT_HEAD + 4,
-  [ProcEventWhat.FORK]: PROC_EVENT_HEAD + 16,
-  [ProcEventWhat.EXEC]: PROC_EVENT_HEAD + 8,
-  [ProcEventWhat.UID]: PROC_EVENT_HEAD + 16,
-  [ProcEventWhat.GID]: PROC_EVENT_HEAD + 16,
-  [ProcEventWhat.SID]: PROC_EVENT_HEAD + 8,
-  [ProcEventWhat.PTRACE]: PROC_EVENT_HEAD + 16,
-  [ProcEventWhat.COMM]: PROC_EVENT_HEAD + 24,
-  [ProcEventWhat.COREDUMP]: PROC_EVENT_HEAD + 8,
-  [ProcEventWhat.EXIT]: PROC_EVENT_HEAD + 16,
-};
+/** Minimum `cn_msg.len` of the ACK (`PROC_EVENT_NONE`): the head and `event_data.ack.err`. */
+const ACK_LENGTH = PROC_EVENT_HEAD + 4;
 
 /** `cn_msg.len` from which coredump and exit events carry the parent (Linux 4.18). */
 const COREDUMP_WITH_PARENT = PROC_EVENT_HEAD + 16;
@@ -164,15 +154,18 @@ function decodeConnectorMessage(
   const base = start + PROC_EVENT_OFFSET;
   const what = view.getUint32(base, true);
   const cpu = view.getUint32(base + 4, true);
-  const required = REQUIRED_LENGTH[what];
-  if (required === undefined) return { kind: "unknown", what, cpu, seq };
+  // The event type's row (lib/events/event_types.ts) names the type and the
+  // bytes it needs; PROC_EVENT_NONE, the ACK, is no event type.
+  const row = ROW_OF_WHAT.get(what);
+  if (row === undefined && what !== ProcEventWhat.NONE) return { kind: "unknown", what, cpu, seq };
+  const required = row === undefined ? ACK_LENGTH : row.size;
   if (dataLength < required) {
     return {
       kind: "malformed",
       reason: `what 0x${what.toString(16)} needs ${required} bytes, cn_msg.len is ${dataLength}`,
     };
   }
-  if (what === ProcEventWhat.NONE) {
+  if (row === undefined) {
     const ackCpu = cpu === 0xffffffff ? null : cpu;
     return { kind: "ack", cpu: ackCpu, seq, ack, error: view.getUint32(base + 16, true) };
   }
@@ -192,8 +185,8 @@ function decodeConnectorMessage(
   const i32 = (at: number) => view.getInt32(d + at, true);
   const u32 = (at: number) => view.getUint32(d + at, true);
   let event: KernelEvent;
-  switch (what) {
-    case ProcEventWhat.FORK:
+  switch (row.type) {
+    case "fork":
       event = {
         type: "fork",
         ...head,
@@ -204,21 +197,21 @@ function decodeConnectorMessage(
         thread: i32(12) !== i32(8),
       };
       break;
-    case ProcEventWhat.EXEC:
+    case "exec":
       // The reader the exec-capture worker runs too (one layout for both).
       execEventAt(view, start, messageLength, execIds);
       event = { type: "exec", ...head, pid: execIds[0], tid: execIds[1] };
       break;
-    case ProcEventWhat.UID:
+    case "uid":
       event = { type: "uid", ...head, pid: i32(4), tid: i32(0), ruid: u32(8), euid: u32(12) };
       break;
-    case ProcEventWhat.GID:
+    case "gid":
       event = { type: "gid", ...head, pid: i32(4), tid: i32(0), rgid: u32(8), egid: u32(12) };
       break;
-    case ProcEventWhat.SID:
+    case "sid":
       event = { type: "sid", ...head, pid: i32(4), tid: i32(0) };
       break;
-    case ProcEventWhat.PTRACE:
+    case "ptrace":
       event = {
         type: "ptrace",
         ...head,
@@ -228,7 +221,7 @@ function decodeConnectorMessage(
         tracerTid: i32(8),
       };
       break;
-    case ProcEventWhat.COMM: {
+    case "comm": {
       const name = new Uint8Array(view.buffer, view.byteOffset + d + 8, 16);
       const nul = name.indexOf(0);
       event = {
@@ -240,7 +233,7 @@ function decodeConnectorMessage(
       };
       break;
     }
-    case ProcEventWhat.COREDUMP: {
+    case "coredump": {
       const hasParent = dataLength >= COREDUMP_WITH_PARENT;
       event = {
         type: "coredump",
@@ -252,8 +245,7 @@ function decodeConnectorMessage(
       };
       break;
     }
-    default: {
-      // ProcEventWhat.EXIT, the only `what` left in REQUIRED_LENGTH.
+    case "exit": {
       const status = u32(8);
       const decoded = decodeWaitStatus(status);
       const hasParent = dataLength >= EXIT_WITH_PARENT;

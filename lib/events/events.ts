@@ -3,6 +3,8 @@
  *
  * Naming follows what users see in `ps`, not the kernel's: `pid` is the
  * process id (the kernel's tgid) and `tid` is the thread id (the kernel's pid).
+ * The type names, their kernel bits and how they are shown come from one
+ * table, ./event_types.ts; each event type has its interface here.
  *
  * @module
  */
@@ -10,38 +12,7 @@
 import type { ContainerInfo } from "../process/cgroup_path.ts";
 import type { Namespaces } from "../process/namespaces.ts";
 
-/**
- * The kernel event types, as named in the CLI's `--events` list.
- *
- * @example
- * ```ts
- * import { EVENT_TYPES } from "@procwatch/procwatch";
- * console.log(EVENT_TYPES.join(",")); // fork,exec,uid,gid,sid,ptrace,comm,coredump,exit
- * ```
- */
-export const EVENT_TYPES = [
-  "fork",
-  "exec",
-  "uid",
-  "gid",
-  "sid",
-  "ptrace",
-  "comm",
-  "coredump",
-  "exit",
-] as const;
-
-/**
- * One of the kernel event types.
- *
- * @example
- * ```ts
- * import { type EventType, watch } from "@procwatch/procwatch";
- * const wanted: EventType[] = ["fork", "exit"];
- * for await (const event of watch({ events: wanted })) console.log(event.type);
- * ```
- */
-export type EventType = typeof EVENT_TYPES[number];
+export { EVENT_TABLE, EVENT_TYPES, type EventType, type EventTypeRow } from "./event_types.ts";
 
 /**
  * Fields every event has.

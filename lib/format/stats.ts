@@ -8,41 +8,9 @@
 
 import { shortContainerId } from "../process/cgroup_path.ts";
 import type { LostEvent, ProcessInfo, ProcEvent } from "../events/events.ts";
+import { STATS_COLUMNS, type StatsColumn } from "../events/event_types.ts";
 
-const COLUMNS: readonly (readonly [StatsColumn, string])[] = [
-  ["fork", "Fork"],
-  ["exec", "Exec"],
-  ["exit", "Exit"],
-  ["failed", "Fail"],
-  ["coredump", "Core"],
-  ["comm", "Comm"],
-  ["ptrace", "Ptrc"],
-  ["uid", "UID"],
-  ["gid", "GID"],
-  ["sid", "SID"],
-];
-
-/**
- * A counter column of the summary: an event type, or `failed` (non-zero or signalled exits).
- *
- * @example
- * ```ts
- * import { EventStats } from "@procwatch/procwatch/format";
- * const stats = new EventStats();
- * console.log(stats.lost);
- * ```
- */
-export type StatsColumn =
-  | "fork"
-  | "exec"
-  | "exit"
-  | "failed"
-  | "coredump"
-  | "comm"
-  | "ptrace"
-  | "uid"
-  | "gid"
-  | "sid";
+export type { StatsColumn };
 
 /**
  * Counts of one process (or of all): one per event type, failed exits, and the total.
@@ -86,19 +54,11 @@ function rowOf(rows: Map<string, StatsRow>, key: string): StatsRow {
 }
 
 function emptyRow(): StatsRow {
-  return {
-    fork: 0,
-    exec: 0,
-    exit: 0,
-    failed: 0,
-    coredump: 0,
-    comm: 0,
-    ptrace: 0,
-    uid: 0,
-    gid: 0,
-    sid: 0,
-    total: 0,
-  };
+  // Keys in column order, then the total: the order of the JSON summary's rows.
+  const row = {} as StatsRow;
+  for (const [key] of STATS_COLUMNS) row[key] = 0;
+  row.total = 0;
+  return row;
 }
 
 /**
@@ -162,11 +122,11 @@ export class EventStats {
    * ```
    */
   table(seconds: number): string[] {
-    const header = `${COLUMNS.map(([, title]) => title.padStart(6)).join(" ")} ${
+    const header = `${STATS_COLUMNS.map(([, title]) => title.padStart(6)).join(" ")} ${
       "Total".padStart(7)
     }  Process`;
     const row = (counts: StatsRow, name: string) =>
-      `${COLUMNS.map(([key]) => String(counts[key]).padStart(6)).join(" ")} ${
+      `${STATS_COLUMNS.map(([key]) => String(counts[key]).padStart(6)).join(" ")} ${
         String(counts.total).padStart(7)
       }  ${name}`;
     const rows = [...this.byProcess].sort((a, b) =>

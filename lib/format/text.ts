@@ -8,6 +8,7 @@
 
 import { shortContainerId } from "../process/cgroup_path.ts";
 import type { LostEvent, ProcessInfo, ProcEvent } from "../events/events.ts";
+import { EVENT_TABLE, type EventType, KIND_COLOURS } from "../events/event_types.ts";
 import { commandLine } from "../process/proc_parse.ts";
 import { wallClock } from "../events/wall_clock.ts";
 
@@ -388,19 +389,13 @@ export interface Style {
   color: boolean;
 }
 
-const COLORS: Record<string, string> = {
-  fork: "32",
-  exec: "36",
-  exit: "0",
-  failed: "31",
-  coredump: "1;31",
-  ptrace: "35",
-  uid: "33",
-  gid: "33",
-  sid: "33",
-  comm: "34",
-  lost: "7;31",
-};
+/** Each kind's colour, from the event-type table (lib/events/event_types.ts). */
+const COLORS: Readonly<Record<string, string>> = KIND_COLOURS;
+
+/** The Event column of each type, padded to its 8 characters once. */
+const LABEL_CELLS = Object.fromEntries(
+  EVENT_TABLE.map((row) => [row.type, row.label.padEnd(8)]),
+) as Record<EventType, string>;
 
 /**
  * Wraps `text` in the ANSI colour of `kind` when `style.color` is set.
@@ -491,7 +486,7 @@ export function humanLine(
   // capture's record, the parent's at a fork). Never on exit lines: every
   // exiting process is gone, so the mark would say nothing there.
   const gone = info?.procGone && event.type !== "exit" ? " (gone)" : "";
-  return `${time} ${paint(event.type.padEnd(8), kind, style)} ${String(pid).padStart(7)} ${
+  return `${time} ${paint(LABEL_CELLS[event.type], kind, style)} ${String(pid).padStart(7)} ${
     user.slice(0, 8).padEnd(8)
   } ${(info?.tty ?? "").padEnd(6)} ${details(event).padEnd(22)} ${duration.padStart(9)} ${
     placeLabel(info).padEnd(PLACE_WIDTH)
