@@ -96,7 +96,7 @@ export interface WatchCommandOptions {
   groupBy?: string;
 }
 
-/** The receive buffer asked for without `--buffer` (lib/watcher.ts's default). */
+/** The receive buffer asked for without `--buffer` (the watcher's default, lib/watch/options.ts). */
 const DEFAULT_RECEIVE_BUFFER = 16 << 20;
 
 /** Builds the `watch` subcommand. */

@@ -14,7 +14,8 @@
 import type { ConnectorSocket } from "../../ffi/connector.ts";
 import { ErrnoError } from "../../ffi/libc.ts";
 import { PROC_EVENT_ALL, ProcEventWhat } from "../../ground/cn_proc.ts";
-import { EVENT_TYPES, type EventType } from "../events/events.ts";
+import { EVENT_TYPES } from "../events/events.ts";
+import { kernelMask, TABLE_BITS } from "../events/event_types.ts";
 import {
   encodeProgram,
   planSocketFilter,
@@ -23,23 +24,6 @@ import {
 } from "../connector/bpf.ts";
 import { type FilterMode, ignore, listen, openSocket } from "../connector/subscription.ts";
 import type { WatchSettings } from "./options.ts";
-
-/** Bits of `enum proc_cn_event` for each event type. */
-const WHAT_BITS: Record<EventType, number> = {
-  fork: ProcEventWhat.FORK,
-  exec: ProcEventWhat.EXEC,
-  uid: ProcEventWhat.UID,
-  gid: ProcEventWhat.GID,
-  sid: ProcEventWhat.SID,
-  ptrace: ProcEventWhat.PTRACE,
-  comm: ProcEventWhat.COMM,
-  coredump: ProcEventWhat.COREDUMP,
-  exit: ProcEventWhat.EXIT,
-};
-
-/** Event types the process table needs to stay current. */
-const TABLE_BITS = ProcEventWhat.FORK | ProcEventWhat.EXEC | ProcEventWhat.COMM |
-  ProcEventWhat.UID | ProcEventWhat.EXIT;
 
 const ALL = PROC_EVENT_ALL >>> 0;
 
@@ -58,8 +42,7 @@ export function listenMask(
   settings: Pick<WatchSettings, "types" | "failedOnly">,
   withTable: boolean,
 ): number {
-  let mask = 0;
-  for (const type of settings.types) mask |= WHAT_BITS[type];
+  let mask = kernelMask(settings.types);
   // The table follows forks, execs, renames, user changes and exits, delivered or not.
   if (withTable) mask |= TABLE_BITS;
   if (settings.failedOnly && (mask & ProcEventWhat.EXIT)) {
