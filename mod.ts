@@ -68,7 +68,7 @@ export { closeAll as closeAllWatchers } from "./lib/watch/lifecycle.ts";
 export { type FilterMode } from "./lib/connector/subscription.ts";
 export { type SocketFilterInfo } from "./lib/connector/bpf.ts";
 export { MAX_RECEIVE_BUFFER_REQUEST } from "./ffi/connector.ts";
-export { type ProcessFilterOptions } from "./lib/watch/filters.ts";
+export { type ProcessFilterOptions } from "./lib/process/filters.ts";
 export {
   type CommEvent,
   type CoredumpEvent,

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { runDeno, serialKernelTest, spawnDeno, spawnShell } from "./support/subprocess.ts";
 import { NoSuchProcessError, UsageError } from "../ground/errors.ts";
-import { compileFilters } from "../lib/watch/filters.ts";
+import { compileFilters } from "../lib/process/filters.ts";
 import { UserNames } from "../lib/process/users.ts";
 
 async function go(child: Deno.ChildProcess): Promise<void> {

@@ -9,8 +9,7 @@
  * @module
  */
 
-import type { ContainerInfo } from "../process/cgroup_path.ts";
-import type { Namespaces } from "../process/namespaces.ts";
+import type { ContainerInfo, Namespaces } from "./place.ts";
 
 export { EVENT_TABLE, EVENT_TYPES, type EventType, type EventTypeRow } from "./event_types.ts";
 

@@ -36,7 +36,7 @@ import {
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { LostEvent, ProcEvent } from "../events/events.ts";
 import { eventToJson } from "../format/text.ts";
-import { lostEventNow } from "../watch/lost_event.ts";
+import { lostEventNow } from "../events/lost_event.ts";
 import { wallClock } from "../events/wall_clock.ts";
 import { Spool, type SpoolEntry } from "./spool.ts";
 

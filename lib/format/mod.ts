@@ -42,7 +42,7 @@ export {
 export { TREE_GROUP_BY, TreeFormatter, type TreeGroupBy } from "./tree.ts";
 export { EventStats, type StatsColumn, type StatsRow } from "./stats.ts";
 export { type WallClock, wallClock } from "../events/wall_clock.ts";
-export { lostEventNow } from "../watch/lost_event.ts";
+export { lostEventNow } from "../events/lost_event.ts";
 export {
   BrokenPipeError,
   finishOutput,

@@ -26,39 +26,8 @@
  * @module
  */
 
-/**
- * A container runtime a cgroup path can name. `cri`: a bare id under kubepods
- * (any CRI runtime).
- *
- * @example
- * ```ts
- * import { type ContainerRuntime, parseCgroupPath } from "@procwatch/procwatch/proc";
- * const runtime: ContainerRuntime | undefined = parseCgroupPath(
- *   "/system.slice/docker-4f1c0a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f.scope",
- * ).container?.runtime;
- * console.log(runtime); // "docker"
- * ```
- */
-export type ContainerRuntime = "docker" | "containerd" | "crio" | "podman" | "cri";
-
-/**
- * The container a process runs in, from its cgroup path.
- *
- * @example
- * ```ts
- * import { parseCgroupPath } from "@procwatch/procwatch/proc";
- * const id = "a".repeat(64);
- * console.log(parseCgroupPath(`/system.slice/docker-${id}.scope`).container?.runtime); // "docker"
- * ```
- */
-export interface ContainerInfo {
-  /** Which runtime's layout the path has. */
-  runtime: ContainerRuntime;
-  /** The container id: 64 lower-case hex digits (`docker ps` shows its first 12). */
-  id: string;
-  /** The Kubernetes pod uid (`1b2c…-…`), when the path is under `kubepods`. */
-  pod?: string;
-}
+import type { ContainerInfo, ContainerRuntime } from "../events/place.ts";
+export type { ContainerInfo, ContainerRuntime };
 
 /**
  * What {@linkcode parseCgroupPath} finds.

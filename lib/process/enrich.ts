@@ -33,7 +33,7 @@ import type { KernelEvent, ProcessInfo } from "../events/events.ts";
 import type { Captured } from "./capture_ring.ts";
 import { type CgroupAttribution, parseCgroupPath } from "./cgroup_path.ts";
 import { ExecCapture } from "./exec_capture.ts";
-import { type CompiledFilters, hasPlaceFilters, matchesPlace } from "../watch/filters.ts";
+import { type CompiledFilters, hasPlaceFilters, matchesPlace } from "./filters.ts";
 import {
   describeNamespaces,
   hostNamespaceInodes,
@@ -63,7 +63,7 @@ export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot
  * @example
  * ```ts
  * import { EventContext } from "./enrich.ts";
- * import { compileFilters } from "../watch/filters.ts";
+ * import { compileFilters } from "./filters.ts";
  * import { UserNames } from "@procwatch/procwatch/proc";
  * const users = new UserNames();
  * const context = new EventContext(compileFilters({ comm: "sh" }, users), users, {

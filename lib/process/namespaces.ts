@@ -10,65 +10,15 @@
  * @module
  */
 
+import {
+  NAMESPACE_KINDS,
+  type NamespaceInfo,
+  type NamespaceKind,
+  type Namespaces,
+} from "../events/place.ts";
+export { NAMESPACE_KINDS, type NamespaceInfo, type NamespaceKind, type Namespaces };
+
 import { readLink } from "../../ffi/proc_fs.ts";
-
-/**
- * The namespace kinds reported, in the order records keep them.
- *
- * @example
- * ```ts
- * import { NAMESPACE_KINDS } from "@procwatch/procwatch/proc";
- * console.log(NAMESPACE_KINDS.map((kind) => `/proc/self/ns/${kind}`));
- * ```
- */
-export const NAMESPACE_KINDS = ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"] as const;
-
-/**
- * One of {@linkcode NAMESPACE_KINDS}.
- *
- * @example
- * ```ts
- * import type { NamespaceKind } from "@procwatch/procwatch/proc";
- * const kind: NamespaceKind = "net";
- * console.log(kind);
- * ```
- */
-export type NamespaceKind = typeof NAMESPACE_KINDS[number];
-
-/**
- * One namespace of a process.
- *
- * @example
- * ```ts
- * import { watch } from "@procwatch/procwatch";
- * for await (const event of watch({ context: true })) {
- *   const net = event.process?.namespaces?.net;
- *   if (net && !net.host) console.log(event.process?.pid, "has its own network", net.inode);
- * }
- * ```
- */
-export interface NamespaceInfo {
-  /** The namespace's inode number (`ls -i /proc/PID/ns/`, `lsns`). */
-  inode: number;
-  /** Whether it is the one pid 1 is in. */
-  host: boolean;
-}
-
-/**
- * Per kind, the namespace (`null`: that link could not be read, e.g. no such
- * namespace type).
- *
- * @example
- * ```ts
- * import { watch } from "@procwatch/procwatch";
- * import type { Namespaces } from "@procwatch/procwatch/proc";
- * for await (const event of watch({ context: true, events: ["exec"] })) {
- *   const namespaces: Namespaces | null | undefined = event.process?.namespaces;
- *   if (namespaces?.pid && !namespaces.pid.host) console.log(event.process?.pid, "runs in a pid namespace");
- * }
- * ```
- */
-export type Namespaces = Record<NamespaceKind, NamespaceInfo | null>;
 
 /**
  * Inode numbers in {@linkcode NAMESPACE_KINDS} order, 0 where unknown: how

@@ -10,7 +10,7 @@
 
 import { EVENT_TYPES, type EventType } from "../events/events.ts";
 import { UsageError } from "../../ground/errors.ts";
-import type { ProcessFilterOptions } from "./filters.ts";
+import type { ProcessFilterOptions } from "../process/filters.ts";
 
 /**
  * Options of `watch()`. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose.

@@ -22,7 +22,7 @@ import type { ProcessTable } from "../process/table.ts";
 import { UserNames } from "../process/users.ts";
 import type { FilterMode } from "../connector/subscription.ts";
 import type { SocketFilterInfo } from "../connector/bpf.ts";
-import { compileFilters, hasFilters } from "./filters.ts";
+import { compileFilters, hasFilters } from "../process/filters.ts";
 import { resolveOptions, type WatchOptions, type WatchSettings } from "./options.ts";
 import { BoundedQueue } from "./queue.ts";
 import { type WatcherStats, zeroStats } from "./stats.ts";

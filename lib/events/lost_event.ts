@@ -7,8 +7,8 @@
  */
 
 import { monotonicNs } from "../../ffi/clock.ts";
-import type { LostEvent } from "../events/events.ts";
-import { wallClock } from "../events/wall_clock.ts";
+import type { LostEvent } from "./events.ts";
+import { wallClock } from "./wall_clock.ts";
 
 /**
  * A `lost` event of `count` events, lost for `reason`, stamped now.

@@ -7,7 +7,7 @@
 
 import { processExists } from "../../ffi/process.ts";
 import { NoSuchProcessError, UsageError } from "../../ground/errors.ts";
-import type { UserNames } from "../process/users.ts";
+import type { UserNames } from "./users.ts";
 
 /**
  * Filters on the process an event is about; they compose (all must match).
@@ -65,7 +65,7 @@ export interface CompiledFilters {
  * @example
  * ```ts ignore
  * import { compileFilters } from "./filters.ts";
- * import { UserNames } from "../process/users.ts";
+ * import { UserNames } from "./users.ts";
  * const filters = compileFilters({ comm: "sshd", uid: "root" }, new UserNames());
  * console.log(filters.uid); // Set(1) { 0 }
  * ```
@@ -133,7 +133,7 @@ export function compileFilters(options: ProcessFilterOptions, users: UserNames):
  * @example
  * ```ts ignore
  * import { compileFilters, matchesPlace } from "./filters.ts";
- * import { UserNames } from "../process/users.ts";
+ * import { UserNames } from "./users.ts";
  * const filters = compileFilters({ unit: "cron" }, new UserNames());
  * console.log(matchesPlace(filters, "/system.slice/cron.service")); // true
  * ```
