@@ -19,7 +19,7 @@ import { PROC_EVENT_HEAD, ProcEventWhat } from "../../ground/cn_proc.ts";
  *
  * @example
  * ```ts
- * import { EVENT_TABLE } from "./event_types.ts";
+ * import { EVENT_TABLE } from "@procwatch/procwatch";
  * const exit = EVENT_TABLE.find((row) => row.type === "exit");
  * console.log(exit?.stats.title); // "Exit"
  * ```
@@ -65,7 +65,7 @@ export interface EventTypeRow {
  *
  * @example
  * ```ts
- * import { EVENT_TABLE } from "./event_types.ts";
+ * import { EVENT_TABLE } from "@procwatch/procwatch";
  * for (const row of EVENT_TABLE) console.log(row.type, row.flag.toString(16));
  * ```
  */
@@ -167,7 +167,7 @@ export const EVENT_TABLE = [
  * One of the kernel event types: a `type` of {@linkcode EVENT_TABLE}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { type EventType, watch } from "@procwatch/procwatch";
  * const wanted: EventType[] = ["fork", "exit"];
  * for await (const event of watch({ events: wanted })) console.log(event.type);
@@ -180,7 +180,7 @@ export type EventType = typeof EVENT_TABLE[number]["type"];
  * {@linkcode EVENT_TABLE}'s rows, in its order.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { EVENT_TYPES } from "@procwatch/procwatch";
  * console.log(EVENT_TYPES.join(",")); // fork,exec,uid,gid,sid,ptrace,comm,coredump,exit
  * ```
@@ -262,7 +262,7 @@ export function kernelMask(types: Iterable<EventType>): number {
  *
  * @example
  * ```ts
- * import { TABLE_EVENT_TYPES } from "./event_types.ts";
+ * import { TABLE_EVENT_TYPES } from "@procwatch/procwatch/proc";
  * console.log(TABLE_EVENT_TYPES.join(", ")); // "fork, exec, comm, uid, exit"
  * ```
  */
@@ -336,7 +336,7 @@ export const KIND_COLOURS: Readonly<Record<EventKind, string>> = {
  *
  * @example
  * ```ts
- * import type { StatsColumn } from "./event_types.ts";
+ * import type { StatsColumn } from "@procwatch/procwatch/format";
  * const column: StatsColumn = "failed";
  * console.log(column);
  * ```

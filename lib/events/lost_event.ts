@@ -14,8 +14,8 @@ import { wallClock } from "./wall_clock.ts";
  * A `lost` event of `count` events, lost for `reason`, stamped now.
  *
  * @example
- * ```ts ignore
- * import { lostEventNow } from "./lost_event.ts";
+ * ```ts
+ * import { lostEventNow } from "@procwatch/procwatch/format";
  * console.log(lostEventNow(3, "output").count); // 3
  * ```
  */

@@ -13,32 +13,61 @@ import type { UserNames } from "./users.ts";
  * Filters on the process an event is about; they compose (all must match).
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ *
  * for await (const event of watch({ tree: 1234, comm: ["make"], failedOnly: true })) console.log(event);
  * ```
  */
 export interface ProcessFilterOptions {
-  /** Only this process and its descendants, existing and future (kmonitor's monitor_pid). */
+  /**
+   * Only this process and its descendants, existing and future (kmonitor's monitor_pid).
+   *
+   * @default {undefined} (no sub-tree: every process)
+   */
   tree?: number;
-  /** Only processes with one of these names (`comm`, compared on its first 15 bytes). */
+  /**
+   * Only processes with one of these names (`comm`, compared on its first 15 bytes).
+   *
+   * @default {undefined} (any name)
+   */
   comm?: string | readonly string[];
-  /** Only processes whose command line (arguments joined by spaces) matches. */
+  /**
+   * Only processes whose command line (arguments joined by spaces) matches.
+   *
+   * @default {undefined} (any command line)
+   */
   match?: RegExp | string;
-  /** Only processes whose effective user is this one (name or uid), or one of these. */
+  /**
+   * Only processes whose effective user is this one (name or uid), or one of these.
+   *
+   * @default {undefined} (any user)
+   */
   uid?: number | string | readonly (number | string)[];
-  /** Only children of this process. */
+  /**
+   * Only children of this process.
+   *
+   * @default {undefined} (any parent)
+   */
   ppid?: number;
   /**
    * Only processes in this cgroup or below it (`/system.slice` takes
    * `/system.slice/cron.service`, not `/system.slice2`); see `ProcessInfo.cgroup`.
+   *
+   * @default {undefined} (any cgroup)
    */
   cgroup?: string;
-  /** Only processes of this systemd unit (`ssh.service`; a name without a suffix means `.service`). */
+  /**
+   * Only processes of this systemd unit (`ssh.service`; a name without a suffix means `.service`).
+   *
+   * @default {undefined} (any unit, or none)
+   */
   unit?: string;
   /**
    * Only processes in a container whose id starts with this (hex, as `docker ps`
    * shows it); `"any"`: in any container; `"host"`: in none.
+   *
+   * @default {undefined} (in a container or not)
    */
   container?: string;
 }
@@ -63,9 +92,9 @@ export interface CompiledFilters {
  * when the `tree` root does not exist.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { compileFilters } from "./filters.ts";
- * import { UserNames } from "./users.ts";
+ * import { UserNames } from "@procwatch/procwatch/proc";
  * const filters = compileFilters({ comm: "sshd", uid: "root" }, new UserNames());
  * console.log(filters.uid); // Set(1) { 0 }
  * ```
@@ -128,14 +157,16 @@ export function compileFilters(options: ProcessFilterOptions, users: UserNames):
 
 /**
  * Whether a process's cgroup passes the cgroup, unit and container filters
- * (true when none is set). `cgroup` `null`: not known, which passes nothing.
+ * (true when none is set). `cgroup` `null`: not known, which passes nothing;
+ * `attribution`: the unit and container that cgroup belongs to.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { compileFilters, matchesPlace } from "./filters.ts";
- * import { UserNames } from "./users.ts";
+ * import { UserNames } from "@procwatch/procwatch/proc";
  * const filters = compileFilters({ unit: "cron" }, new UserNames());
- * console.log(matchesPlace(filters, "/system.slice/cron.service")); // true
+ * const attribution = { unit: "cron.service", container: null };
+ * console.log(matchesPlace(filters, "/system.slice/cron.service", attribution)); // true
  * ```
  */
 export function matchesPlace(

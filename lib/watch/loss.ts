@@ -35,7 +35,7 @@ export interface CountedSocket {
  * import { LossAccounting } from "./loss.ts";
  * import { BoundedQueue } from "./queue.ts";
  * import { zeroStats } from "./stats.ts";
- * import type { ProcEvent } from "../events/events.ts";
+ * import type { ProcEvent } from "@procwatch/procwatch";
  * const stats = zeroStats();
  * const queue = new BoundedQueue<ProcEvent>(16);
  * const loss = new LossAccounting(stats, queue, { portId: 0, closed: true });

@@ -16,9 +16,14 @@ import type { ProcessFilterOptions } from "../process/filters.ts";
  * Options of `watch()`. Process filters (`tree`, `comm`, `match`, `uid`, `ppid`) compose.
  *
  * @example
- * ```ts ignore
- * import { watch, type WatchOptions } from "../../mod.ts";
- * const options: WatchOptions = { events: ["exec", "exit"], threads: false, signal: AbortSignal.timeout(5000) };
+ * ```ts
+ * import { watch, type WatchOptions } from "@procwatch/procwatch";
+ *
+ * const options: WatchOptions = {
+ *   events: ["exec", "exit"],
+ *   threads: false,
+ *   signal: AbortSignal.timeout(5000),
+ * };
  * for await (const event of watch(options)) console.log(event.type);
  * ```
  */
@@ -75,7 +80,12 @@ export interface WatchOptions extends ProcessFilterOptions {
    * @default {true}
    */
   execCapture?: boolean;
-  /** Closes the watcher when aborted. */
+  /**
+   * Closes the watcher when aborted (iteration then ends). Already aborted:
+   * `watch()` throws the signal's reason.
+   *
+   * @default {undefined} (not abortable)
+   */
   signal?: AbortSignal;
   /**
    * Let the kernel filter: event types through `proc_input` (Linux ≥ 6.6) or

@@ -28,10 +28,28 @@ export interface AckSink {
  * Turns what the socket holds into counted, filtered, queued events.
  *
  * @example
- * ```ts ignore
- * // Composed by ProcWatcher (watcher.ts); the pump calls drain() after each poll.
- * const receiver = new Receiver(socket, stats, loss, selection, context, subscription);
- * const received = receiver.drain(4096);
+ * ```ts
+ * import { Receiver } from "./receive.ts";
+ * import { Subscription } from "./subscribe.ts";
+ * import { LossAccounting } from "./loss.ts";
+ * import { EventSelection } from "./select.ts";
+ * import { BoundedQueue } from "./queue.ts";
+ * import { resolveOptions } from "./options.ts";
+ * import { zeroStats } from "./stats.ts";
+ * import type { ProcEvent } from "@procwatch/procwatch";
+ *
+ * // As ProcWatcher composes it (watcher.ts); the pump calls drain() after each poll.
+ * const settings = resolveOptions({ events: ["exit"] });
+ * const stats = zeroStats();
+ * const queue = new BoundedQueue<ProcEvent>(settings.queueCapacity);
+ * const subscription = new Subscription(settings, false);
+ * const { socket } = subscription;
+ * const loss = new LossAccounting(stats, queue, socket);
+ * const selection = new EventSelection(settings);
+ * const receiver = new Receiver(socket, stats, loss, selection, null, subscription);
+ * subscription.listen(receiver, loss, true);
+ * console.log(receiver.drain(4096), queue.length);
+ * subscription.close();
  * ```
  */
 export class Receiver {

@@ -11,8 +11,9 @@
  * Counters of a watcher; they only grow.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ *
  * const watcher = watch();
  * setTimeout(() => {
  *   const { received, lostByKernel, foreign } = watcher.stats;

@@ -74,12 +74,27 @@ export interface GapCounting {
  * {@linkcode listen} subscribes; {@linkcode close} unregisters.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Subscription } from "./subscribe.ts";
+ * import { Receiver } from "./receive.ts";
+ * import { LossAccounting } from "./loss.ts";
+ * import { EventSelection } from "./select.ts";
+ * import { BoundedQueue } from "./queue.ts";
+ * import { resolveOptions } from "./options.ts";
+ * import { zeroStats } from "./stats.ts";
+ * import type { ProcEvent } from "@procwatch/procwatch";
+ *
  * // As ProcWatcher composes it (watcher.ts): open, then a receiver on its
  * // socket that hands ACKs to `noteAck`, then LISTEN.
- * const subscription = new Subscription(resolveOptions({ events: ["exit"] }), false);
+ * const settings = resolveOptions({ events: ["exit"] });
+ * const subscription = new Subscription(settings, false);
+ * const stats = zeroStats();
+ * const queue = new BoundedQueue<ProcEvent>(settings.queueCapacity);
+ * const loss = new LossAccounting(stats, queue, subscription.socket);
+ * const selection = new EventSelection(settings);
  * const receiver = new Receiver(subscription.socket, stats, loss, selection, null, subscription);
  * subscription.listen(receiver, loss, true);
+ * console.log(subscription.filterMode); // "kernel" on Linux >= 6.6
  * subscription.close();
  * ```
  */

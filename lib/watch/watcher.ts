@@ -40,8 +40,9 @@ export type { WatcherStats, WatchOptions };
  * it with `close()`, `using` or `await using`.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ *
  * using watcher = watch({ events: ["exec", "exit"] });
  * for await (const event of watcher) {
  *   console.log(event.type, "pid" in event ? event.pid : "");
@@ -74,7 +75,30 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
   #waiter: (() => void) | null = null;
   #error: unknown = undefined;
 
-  /** Opens and registers a watcher; prefer {@linkcode watch}. */
+  /**
+   * Opens and registers a watcher; prefer {@linkcode watch}.
+   *
+   * @throws {UsageError} (code `"USAGE"`) for a bad option: an unknown event
+   *   type, a pid that is not a positive integer, an unknown user, an invalid
+   *   regular expression, cgroup, unit or container filter.
+   * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when the `tree`
+   *   root does not exist.
+   * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) when Deno runs
+   *   without `--allow-ffi`.
+   * @throws {PermissionError} (code `"PERMISSION"`) when the kernel refuses to
+   *   let this process listen (`EPERM`/`EACCES`: not root before Linux 6.6, or
+   *   a sandbox forbids netlink sockets).
+   * @throws {NetworkNamespaceError} (code `"NETWORK_NAMESPACE"`) outside the
+   *   initial network namespace (`ECONNREFUSED`).
+   * @throws {ProcEventsUnavailableError} (code `"UNAVAILABLE"`) when the kernel
+   *   has no netlink connector, does not acknowledge PROC_CN_MCAST_LISTEN, or
+   *   answers it with an error.
+   * @throws {ErrnoError} (code `"SYSTEM"`) when opening, binding or subscribing
+   *   the socket fails in another way (e.g. `EMFILE`: no descriptor left).
+   * @throws {RangeError} when `queueCapacity` is not a positive integer.
+   * @throws {DOMException} `signal`'s reason (`AbortError` unless it was aborted
+   *   with another) when `signal` is already aborted.
+   */
   constructor(options: WatchOptions = {}) {
     const settings = resolveOptions(options);
     settings.signal?.throwIfAborted();
@@ -200,8 +224,9 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
    * natural point to flush output. Leaving the loop closes the watcher.
    *
    * @example
-   * ```ts ignore
-   * import { watch } from "../../mod.ts";
+   * ```ts
+   * import { watch } from "@procwatch/procwatch";
+   *
    * for await (const batch of watch().batches()) console.log(batch.length);
    * ```
    */
@@ -273,12 +298,34 @@ function makeContext(settings: WatchSettings): EventContext | null {
 }
 
 /**
- * Starts watching process events. Throws a `ProcwatchError` subclass
- * with advice when the kernel will not send them.
+ * Starts watching process events: subscribed when it returns. Throws a
+ * `ProcwatchError` subclass with advice when the kernel will not send them.
+ *
+ * @throws {UsageError} (code `"USAGE"`) for a bad option: an unknown event
+ *   type, a pid that is not a positive integer, an unknown user, an invalid
+ *   regular expression, cgroup, unit or container filter.
+ * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when the `tree`
+ *   root does not exist.
+ * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) when Deno runs
+ *   without `--allow-ffi`.
+ * @throws {PermissionError} (code `"PERMISSION"`) when the kernel refuses to
+ *   let this process listen (`EPERM`/`EACCES`: not root before Linux 6.6, or
+ *   a sandbox forbids netlink sockets).
+ * @throws {NetworkNamespaceError} (code `"NETWORK_NAMESPACE"`) outside the
+ *   initial network namespace (`ECONNREFUSED`).
+ * @throws {ProcEventsUnavailableError} (code `"UNAVAILABLE"`) when the kernel
+ *   has no netlink connector, does not acknowledge PROC_CN_MCAST_LISTEN, or
+ *   answers it with an error.
+ * @throws {ErrnoError} (code `"SYSTEM"`) when opening, binding or subscribing
+ *   the socket fails in another way (e.g. `EMFILE`: no descriptor left).
+ * @throws {RangeError} when `queueCapacity` is not a positive integer.
+ * @throws {DOMException} `signal`'s reason (`AbortError` unless it was aborted
+ *   with another) when `signal` is already aborted.
  *
  * @example
- * ```ts ignore
- * import { watch } from "../../mod.ts";
+ * ```ts
+ * import { watch } from "@procwatch/procwatch";
+ *
  * using watcher = watch({ events: ["exit"] });
  * for await (const event of watcher) {
  *   if (event.type === "exit" && event.exitCode !== 0) console.log(event);
