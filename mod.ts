@@ -63,12 +63,16 @@
  * @module
  */
 
-export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./lib/watch/watcher.ts";
-export { closeAll as closeAllWatchers } from "./lib/watch/lifecycle.ts";
-export { type FilterMode } from "./lib/connector/subscription.ts";
-export { type SocketFilterInfo } from "./lib/connector/bpf.ts";
+export {
+  closeAll as closeAllWatchers,
+  ProcWatcher,
+  watch,
+  type WatcherStats,
+  type WatchOptions,
+} from "./lib/watch/mod.ts";
+export { type FilterMode, type SocketFilterInfo } from "./lib/connector/mod.ts";
 export { MAX_RECEIVE_BUFFER_REQUEST } from "./ffi/connector.ts";
-export { type ProcessFilterOptions } from "./lib/process/filters.ts";
+export { type ProcessFilterOptions } from "./lib/process/mod.ts";
 export {
   type CommEvent,
   type CoredumpEvent,
@@ -90,7 +94,7 @@ export {
   type SidEvent,
   subjectPid,
   type UidEvent,
-} from "./lib/events/events.ts";
+} from "./lib/events/mod.ts";
 export {
   type ErrorCode,
   NetworkNamespaceError,

@@ -7,7 +7,9 @@
  *
  * Each layer imports only downwards; cli/ and scripts/ reach the package
  * through its public exports only; nothing of the product imports tests/ or
- * bench/ (they carry their own FFI helpers).
+ * bench/ (they carry their own FFI helpers). Inside lib/, the rooms import
+ * one another as {@linkcode ROOMS} says (no cycles), and each room's mod.ts
+ * says the same in its "May import:" line.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +17,27 @@ import { fromFileUrl, relativeTo } from "./support/paths.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = fromFileUrl(ROOT);
+
+/**
+ * What each room of lib/ may import besides itself: ground/, ffi/ and the
+ * rooms below it. An order without cycles: events, connector, process, then
+ * watch and format, then wait and export.
+ */
+const ROOMS: Record<string, readonly string[]> = {
+  events: ["ground", "ffi"],
+  connector: ["ground", "ffi", "events"],
+  process: ["ground", "ffi", "events", "connector"],
+  watch: ["ground", "ffi", "events", "connector", "process"],
+  format: ["ground", "ffi", "events", "process"],
+  wait: ["ground", "ffi", "events", "connector", "process", "watch"],
+  export: ["ground", "ffi", "events", "format", "watch"],
+};
+
+/** The room of a file under lib/ ("watch" for lib/watch/pump.ts), else null. */
+function roomOf(file: string): string | null {
+  const parts = file.split("/");
+  return parts[0] === "lib" && parts.length > 2 ? parts[1] : null;
+}
 
 /** Product files: every .ts file outside tests/ and bench/. */
 async function productFiles(): Promise<string[]> {
@@ -117,10 +140,18 @@ function breaks(from: string, to: string, exports: Set<string>): string | null {
       return toLayer === "ground" ? null : "ground/ imports only ground/";
     case "ffi":
       return ["ground", "ffi"].includes(toLayer) ? null : "ffi/ imports only ground/ and ffi/";
-    case "lib":
-      return ["ground", "ffi", "lib"].includes(toLayer)
+    case "lib": {
+      if (!["ground", "ffi", "lib"].includes(toLayer)) {
+        return "lib/ imports only ground/, ffi/ and lib/";
+      }
+      const room = roomOf(from);
+      const target = roomOf(to);
+      if (room === null || !(room in ROOMS)) return `lib/${room ?? ""} is no room ROOMS names`;
+      if (target === null || target === room) return null;
+      return ROOMS[room].includes(target)
         ? null
-        : "lib/ imports only ground/, ffi/ and lib/";
+        : `lib/${room}/ imports only ${ROOMS[room].map((name) => `${name}/`).join(", ")}`;
+    }
     case "entry":
       return ["ground", "ffi", "lib"].includes(toLayer)
         ? null
@@ -152,6 +183,21 @@ Deno.test("layers: every import of the product goes downwards; cli/ and scripts/
     }
   }
   assert.deepEqual(broken, []);
+});
+
+Deno.test("layers: each room's mod.ts says what it may import, as the rule has it", async () => {
+  const rooms = [...Deno.readDirSync(`${ROOT_PATH}lib`)].filter((entry) => entry.isDirectory)
+    .map((entry) => entry.name).sort();
+  assert.deepEqual(rooms, Object.keys(ROOMS).sort(), "every room of lib/ is in ROOMS");
+  for (const room of rooms) {
+    const doc = await Deno.readTextFile(`${ROOT_PATH}lib/${room}/mod.ts`);
+    const line = /May import: ([^.]*)\./.exec(doc.replaceAll("\n * ", " "))?.[1];
+    assert.ok(line, `lib/${room}/mod.ts has a "May import:" line`);
+    const named = line.split(",").map((part) =>
+      part.trim().replace(/^lib\//, "").replace(/\/$/, "")
+    );
+    assert.deepEqual(named.sort(), [...ROOMS[room]].sort(), `lib/${room}/mod.ts`);
+  }
 });
 
 Deno.test("layers: the rule itself catches an upward import", () => {

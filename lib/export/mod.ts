@@ -4,8 +4,7 @@
  * spooled to disk while the server is away; their npm clients are loaded only
  * when an exporter starts.
  *
- * This room (lib/export/) may import ground/, ffi/, lib/events/,
- * lib/format/ and lib/watch/.
+ * May import: ground/, ffi/, lib/events/, lib/format/, lib/watch/.
  *
  * @example
  * ```ts

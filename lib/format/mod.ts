@@ -4,10 +4,10 @@
  * and what they need: the wall-clock offset of kernel timestamps and a
  * bounded, never-blocking writer for stdout and stderr.
  *
- * This room (lib/format/) may import ground/, ffi/, lib/events/ and the
- * process facts of lib/process/ (container ids, command lines); this file also
- * re-exports lib/watch/'s `lostEventNow`, the `lost` event a writer reports
- * its dropped lines with.
+ * This file also re-exports lib/events/'s `lostEventNow`, the `lost` event a
+ * writer reports its dropped lines with.
+ *
+ * May import: ground/, ffi/, lib/events/, lib/process/.
  *
  * @example
  * ```ts

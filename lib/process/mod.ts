@@ -5,11 +5,11 @@
  * priority.
  *
  * This room (lib/process/) holds the process table, the enrichment of events
- * with it, and the exec-capture worker that names short-lived processes. It
- * may import ground/, ffi/, lib/connector/ and lib/events/, and the compiled
- * place filters of lib/watch/filters.ts that the enrichment applies (enrich.ts).
- * What a package user gets here is what this file re-exports; the rest of the
- * room is the watcher's.
+ * with it and the process filters it applies, and the exec-capture worker
+ * that names short-lived processes. What a package user gets here is what
+ * this file re-exports; the rest of the room is the watcher's.
+ *
+ * May import: ground/, ffi/, lib/events/, lib/connector/.
  *
  * @example
  * ```ts
@@ -41,6 +41,7 @@ export {
   type Namespaces,
 } from "./namespaces.ts";
 export { UserNames } from "./users.ts";
+export { type ProcessFilterOptions } from "./filters.ts";
 export { type ProcessRecord, type ProcessTable } from "./table.ts";
 export { TABLE_EVENT_TYPES } from "../events/event_types.ts";
 export { listPids } from "../../ffi/proc_dir.ts";

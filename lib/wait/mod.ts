@@ -3,8 +3,7 @@
  * ended: the `"./wait"` export of the package (also re-exported by `"."`).
  * A small graph on purpose: `procwatch wait` loads only this.
  *
- * This room (lib/wait/) may import ground/, ffi/ and the lib/ rooms it uses
- * (connector/, events/, watch/, process/).
+ * May import: ground/, ffi/, lib/events/, lib/connector/, lib/process/, lib/watch/.
  *
  * @example
  * ```ts
