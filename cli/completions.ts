@@ -17,7 +17,7 @@
 
 import { type CommandUnknownOpts, Help, type Option } from "@commander-js/extra-typings";
 import { EVENT_TYPES, UsageError } from "../mod.ts";
-import { FORMATS } from "./watch.ts";
+import { FORMATS } from "./watch_input.ts";
 
 /** The shells `procwatch completions` writes a script for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;

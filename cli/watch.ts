@@ -59,9 +59,6 @@ import {
 import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
 import { onTerminationSignal } from "./signals.ts";
 
-/** Output formats of `watch`. */
-export const FORMATS = ["human", "json", "tree"] as const;
-
 /** Options of the `watch` command, as parsed. */
 export interface WatchCommandOptions {
   events?: EventType[];

@@ -9,9 +9,11 @@
 import { warn } from "../lib/format/mod.ts";
 import { checkProcessId, raisePriority } from "../lib/process/mod.ts";
 import { ErrnoError, UsageError } from "../mod.ts";
-import { FORMATS } from "./watch.ts";
 
-/** An output format of `watch`. */
+/** Output formats of `watch`. */
+export const FORMATS = ["human", "json", "tree"] as const;
+
+/** One of {@linkcode FORMATS}. */
 export type WatchFormat = (typeof FORMATS)[number];
 
 /**

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { type CommandUnknownOpts, Help } from "@commander-js/extra-typings";
 import { buildProgram } from "../cli/program.ts";
 import { COMMAND_HELP } from "../cli/help.ts";
-import { FORMATS } from "../cli/watch.ts";
+import { FORMATS } from "../cli/watch_input.ts";
 import { ExitCode, WaitExitCode } from "../cli/exit_codes.ts";
 import { EVENT_TYPES } from "../lib/events/events.ts";
 import { runCli } from "./support/cli.ts";
