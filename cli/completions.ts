@@ -109,7 +109,7 @@ function firstLine(text: string): string {
  * Reads a command (the program, recursively) into the model the generators use.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { commandModel } from "./completions.ts";
  * console.log(commandModel(buildProgram()).commands.map((c) => c.name));
@@ -233,7 +233,7 @@ function bashCommand(command: CommandModel): string {
  * lists included) and positional arguments of each subcommand.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { bashCompletion, commandModel } from "./completions.ts";
  * console.log(bashCompletion(commandModel(buildProgram())));
@@ -381,7 +381,7 @@ function zshArguments(command: CommandModel): string[] {
  * as `_procwatch`) or for `source` after `compinit`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { commandModel, zshCompletion } from "./completions.ts";
  * console.log(zshCompletion(commandModel(buildProgram())));
@@ -463,7 +463,7 @@ function fishValue(value: ValueKind, listFunction: string): string {
  * The fish completion script, for `~/.config/fish/completions/procwatch.fish`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { commandModel, fishCompletion } from "./completions.ts";
  * console.log(fishCompletion(commandModel(buildProgram())));
@@ -536,7 +536,7 @@ export function fishCompletion(program: CommandModel): string {
  * Throws a {@linkcode UsageError} for an unknown shell.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { completionScript } from "./completions.ts";
  * console.log(completionScript(buildProgram(), "fish"));

@@ -38,7 +38,7 @@ const ORIGINAL_ARGS: readonly string[] = [...Deno.args];
  * for `run --check`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { exactCommand } from "./errors.ts";
  * console.log(exactCommand()); // deno run --allow-ffi cli.ts watch
  * ```

@@ -52,7 +52,7 @@ function options(lines: string[], command: CommandUnknownOpts, helper: Help): vo
  * The whole man page, section 1, for `program` and its subcommands.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { buildProgram } from "./program.ts";
  * import { manPage } from "./man.ts";
  * console.log(manPage(buildProgram())); // .TH PROCWATCH 1 ...

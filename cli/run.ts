@@ -18,7 +18,7 @@ import { exactCommand, reportError } from "./errors.ts";
  * Builds the `run` subcommand.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Command } from "@commander-js/extra-typings";
  * import { runCommand } from "./run.ts";
  * await new Command("procwatch").addCommand(runCommand()).parseAsync(["run", "s.ts"], { from: "user" });
@@ -52,7 +52,7 @@ let outlivesMain = false;
  * work is done. A later failure exits from this module's handlers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { scriptOutlivesMain } from "./run.ts";
  * if (!scriptOutlivesMain()) Deno.exit(0);
  * ```
@@ -65,7 +65,7 @@ export function scriptOutlivesMain(): boolean {
  * Options of {@linkcode runScript}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runScript, type RunOptions } from "./run.ts";
  * const options: RunOptions = { check: true };
  * Deno.exitCode = await runScript("scripts/failures.ts", [], options);
@@ -87,7 +87,7 @@ export interface RunOptions {
  * Every watcher the script opened is closed (unregistered) on failure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runScript } from "./run.ts";
  * Deno.exitCode = await runScript("scripts/failures.ts", []);
  * ```

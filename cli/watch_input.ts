@@ -20,7 +20,7 @@ export type WatchFormat = (typeof FORMATS)[number];
  * Parses `--format`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { parseFormat } from "./watch_input.ts";
  * console.log(parseFormat("tree")); // "tree"
  * ```
@@ -50,7 +50,7 @@ export interface WatchInput {
  * one of those pids names no process: such a filter could never match.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { checkWatchInput } from "./watch_input.ts";
  * console.log(checkWatchInput({ json: true, pid: [1] })); // "json"
  * ```
@@ -83,7 +83,7 @@ export function checkWatchInput(options: WatchInput): WatchFormat {
  * the priority was raised. Other errors propagate.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { raiseRealtimeOrWarn } from "./watch_input.ts";
  * raiseRealtimeOrWarn();
  * ```
