@@ -33,6 +33,7 @@ import {
   warn,
 } from "../lib/format/mod.ts";
 import { listPids, processGone, readProcStat } from "../lib/process/mod.ts";
+import { INTERN_LIMIT, type ProcessTable } from "../lib/process/mod.ts";
 import {
   EVENT_TYPES,
   type EventType,
@@ -453,6 +454,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     for (const line of counterLines(watcher.stats, out.dropped, format === "json")) {
       warn(line);
     }
+    if (table !== null) warn(tableLine(table, format === "json"));
   }
   await stderr().drain();
   stopSignals();
@@ -609,6 +611,25 @@ function listeningLines(
     ...pids,
     `procwatch: ${buffer}`,
   ];
+}
+
+/** `--verbose`, at the end: how full the process table and its bounded caches are. */
+function tableLine(table: ProcessTable, json: boolean): string {
+  const { strings, namespaceSets } = table.cacheSizes;
+  if (json) {
+    return JSON.stringify({
+      type: "process table",
+      entries: table.size,
+      maxEntries: table.maxEntries,
+      strings,
+      namespaceSets,
+    });
+  }
+  return `procwatch: process table: ${
+    plural(table.size, "entry", "entries")
+  } (at most ${table.maxEntries}), sharing ${plural(strings, "distinct string")} and ${
+    plural(namespaceSets, "namespace set")
+  } (at most ${INTERN_LIMIT} each)`;
 }
 
 /** The `-v` lines at the end: what was received, passed on, filtered, lost and ignored. */

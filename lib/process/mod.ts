@@ -38,7 +38,7 @@ export {
   type Namespaces,
 } from "./namespaces.ts";
 export { UserNames } from "./users.ts";
-export { type ProcessRecord, type ProcessTable } from "./table.ts";
+export { INTERN_LIMIT, type ProcessRecord, type ProcessTable } from "./table.ts";
 export { listPids } from "../../ffi/proc_dir.ts";
 export { processExists } from "../../ffi/process.ts";
 export { type PriorityLevel, raisePriority } from "../../ffi/priority.ts";
