@@ -9,6 +9,7 @@
  * @module
  */
 
+import v8 from "node:v8";
 import { monotonicNs } from "../ffi/clock.ts";
 import type { EventType } from "../lib/events/events.ts";
 import { watch } from "../lib/watch/watcher.ts";
@@ -57,6 +58,10 @@ export interface ApiListenerResult {
   filterMode: string;
   /** [events seen, RSS bytes] samples. */
   rss: [number, number][];
+  /** At the same points: the main isolate's heap (used, total) and V8's external memory, bytes. */
+  heap?: { events: number; heapUsed: number; heapTotal: number; external: number }[];
+  /** The process table's size at the end (context only). */
+  tableSize?: number;
   /** Oracle mode: CLOCK_MONOTONIC ns when the last expected exit was read, and its kernel timestamp. */
   lastExitReadNs?: string;
   lastExitKernelNs?: string;
@@ -74,6 +79,36 @@ async function main(): Promise<void> {
   const ours = new OursCounter(options.parent);
   const rssAt = [...(options.rssAt ?? [])].sort((a, b) => a - b);
   const rss: [number, number][] = [];
+  const heap: NonNullable<ApiListenerResult["heap"]> = [];
+  // Diagnosis: PROCWATCH_HEAP_SPACES=1 prints V8's heap spaces to stderr at each sample;
+  // PROCWATCH_HEAP_SNAPSHOT=file writes a V8 heap snapshot of this isolate at the first sample
+  // past 100K events (mid-storm; writing it costs RSS itself).
+  let snapshot = Deno.env.get("PROCWATCH_HEAP_SNAPSHOT");
+  const spaces = snapshot !== undefined || Deno.env.get("PROCWATCH_HEAP_SPACES") !== undefined;
+  const sample = () => {
+    if (spaces) {
+      const list = v8.getHeapSpaceStatistics()
+        .filter((space) => space.space_size > 0)
+        .map((space) =>
+          `${space.space_name} ${(space.space_used_size / 2 ** 20).toFixed(1)}/${
+            (space.space_size / 2 ** 20).toFixed(1)
+          }`
+        );
+      console.error(`api_listener @${events}: ${list.join(", ")}`);
+    }
+    if (snapshot !== undefined && events >= 100_000) {
+      v8.writeHeapSnapshot(snapshot);
+      snapshot = undefined;
+    }
+    const usage = Deno.memoryUsage();
+    rss.push([events, usage.rss]);
+    heap.push({
+      events,
+      heapUsed: usage.heapUsed,
+      heapTotal: usage.heapTotal,
+      external: usage.external,
+    });
+  };
   let events = 0;
   let batches = 0;
   let lastExitReadNs: bigint | undefined;
@@ -115,10 +150,10 @@ async function main(): Promise<void> {
     batches++;
     while (rssAt.length > 0 && events >= rssAt[0]) {
       rssAt.shift();
-      rss.push([events, Deno.memoryUsage().rss]);
+      sample();
     }
   }
-  rss.push([events, Deno.memoryUsage().rss]);
+  sample();
   const stats = watcher.stats;
   const result: ApiListenerResult = {
     events,
@@ -131,6 +166,8 @@ async function main(): Promise<void> {
     lostInQueue: stats.lostInQueue,
     filterMode: watcher.filterMode,
     rss,
+    heap,
+    tableSize: watcher.processTable?.size,
     lastExitReadNs: lastExitReadNs?.toString(),
     lastExitKernelNs: lastExitKernelNs?.toString(),
   };

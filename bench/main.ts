@@ -28,6 +28,7 @@ import {
 
 import { buildFloor, type FloorBuild, startFloor } from "./floor.ts";
 import { runSoak } from "./soak.ts";
+import { benchMemory } from "./memory.ts";
 import { benchExporters, formatExporters } from "./exporters.ts";
 import { benchWaitLatency, formatWaitLatency } from "./wait_latency.ts";
 import { benchWaitStorm, formatWaitStorm } from "./wait_storm.ts";
@@ -304,41 +305,8 @@ async function oracle(events: "exit" | "all"): Promise<Record<string, unknown>> 
   };
 }
 
-/** RSS over millions of events, with context (issue 13, target 4) and without. */
-async function memory(context: boolean, total: number): Promise<Record<string, unknown>> {
-  const marks = [100_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000, 10_000_000]
-    .filter((events) => events <= total);
-  const kind = procwatchApi({ rssAt: marks, context });
-  const listener = await kind.start(Deno.pid);
-  const storm = await runStorm({
-    mode: "exit",
-    workers: 2,
-    durationMs: quick ? 15_000 : 420_000,
-    maxProcesses: Math.ceil(total / 2),
-  });
-  await settle(listener);
-  const counts = await listener.stop();
-  const result = counts.detail as ApiListenerResult;
-  const rss = result.rss.map(([events, bytes]) => ({
-    events,
-    rssMiB: +(bytes / 2 ** 20).toFixed(1),
-  }));
-  // The RSS recorded at (or first after) `events`.
-  const at = (events: number) => rss.find((sample) => sample.events >= events)?.rssMiB ?? null;
-  const oneMillion = at(1_000_000);
-  const last = rss.at(-1)?.rssMiB ?? null;
-  return {
-    context,
-    generatedEvents: storm.events,
-    processesPerSecond: Math.round(storm.processesPerSecond),
-    receivedEvents: counts.received,
-    lost: result.lost,
-    rss,
-    rssAt2MMiB: at(2_000_000),
-    /** RSS at the end ÷ RSS at 1M events (target ≤ 1.10 with context). */
-    growthFrom1M: oneMillion !== null && last !== null ? last / oneMillion : null,
-  };
-}
+/** RSS over millions of events, with context (issue 13, target 4) and without: bench/memory.ts. */
+const memory = (context: boolean, total: number) => benchMemory(context, total);
 
 const fmt = (value: number | null | undefined, digits = 0) =>
   value === null || value === undefined || Number.isNaN(value) ? "-" : value.toFixed(digits);

@@ -32,7 +32,14 @@ import {
   wallClock,
   warn,
 } from "../lib/format/mod.ts";
-import { listPids, processGone, readProcStat, TABLE_EVENT_TYPES } from "../lib/process/mod.ts";
+import {
+  INTERN_LIMIT,
+  listPids,
+  processGone,
+  type ProcessTable,
+  readProcStat,
+  TABLE_EVENT_TYPES,
+} from "../lib/process/mod.ts";
 import {
   EVENT_TYPES,
   type EventType,
@@ -449,6 +456,7 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     for (const line of counterLines(watcher.stats, out.dropped, format === "json")) {
       warn(line);
     }
+    if (table !== null) warn(tableLine(table, format === "json"));
   }
   await stderr().drain();
   stopSignals();
@@ -605,6 +613,25 @@ function listeningLines(
     ...pids,
     `procwatch: ${buffer}`,
   ];
+}
+
+/** `--verbose`, at the end: how full the process table and its bounded caches are. */
+function tableLine(table: ProcessTable, json: boolean): string {
+  const { strings, namespaceSets } = table.cacheSizes;
+  if (json) {
+    return JSON.stringify({
+      type: "process table",
+      entries: table.size,
+      maxEntries: table.maxEntries,
+      strings,
+      namespaceSets,
+    });
+  }
+  return `procwatch: process table: ${
+    plural(table.size, "entry", "entries")
+  } (at most ${table.maxEntries}), sharing ${plural(strings, "distinct string")} and ${
+    plural(namespaceSets, "namespace set")
+  } (at most ${INTERN_LIMIT} each)`;
 }
 
 /** The `-v` lines at the end: what was received, passed on, filtered, lost and ignored. */

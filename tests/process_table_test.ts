@@ -137,3 +137,64 @@ Deno.test("ProcessTable: a fork inherits the parent's context; exit evicts after
   table.evictExited(3_000n + 2_000_000n);
   assert.equal(table.get(4_000_000), undefined, "evicted after the grace");
 });
+
+Deno.test("ProcessTable: entries stay compact (issue 13) and still tell each thread's start", () => {
+  const table = new ProcessTable({ exitGraceMs: 1, details: false, attribution: true });
+  // Two processes in the same namespaces and cgroup (this one and its parent) share
+  // one copy of them: tens of thousands of entries hold a handful of distinct values.
+  const self = table.load(Deno.pid);
+  const parent = table.load(Deno.ppid);
+  assert.ok(self?.namespaces != null && parent?.namespaces != null);
+  assert.deepEqual([...self.namespaces], [...parent.namespaces]);
+  assert.equal(self.namespaces, parent.namespaces, "one shared namespace set");
+  assert.equal(self.cgroup, parent.cgroup);
+  assert.ok(table.cacheSizes.namespaceSets >= 1 && table.cacheSizes.strings >= 1);
+
+  const base = { cpu: 0, time: new Date(0) };
+  const pid = 4_000_001;
+  const exit = (tid: number, timestampNs: bigint) =>
+    table.observe({
+      ...base,
+      type: "exit",
+      timestampNs,
+      pid,
+      tid,
+      exitCode: 0,
+      signal: null,
+      coreDumped: false,
+      status: 0,
+      exitSignal: tid === pid ? 17 : -1,
+      parentPid: tid === pid ? Deno.pid : 0,
+      parentTid: tid === pid ? Deno.pid : 0,
+    });
+  const fork = (childTid: number, timestampNs: bigint, thread: boolean): ForkEvent => ({
+    ...base,
+    type: "fork",
+    timestampNs,
+    parentPid: Deno.pid,
+    parentTid: Deno.pid,
+    childPid: pid,
+    childTid,
+    thread,
+  });
+  table.observe(fork(pid, 1_000n, false));
+  const record = table.get(pid);
+  assert.ok(record !== undefined);
+  // A single-threaded process needs no thread map: its main thread runs since its start.
+  assert.equal(record.threads, null);
+  assert.equal(table.threadStartNs(record, pid), 1_000n);
+  // A second thread: each keeps its own start; its exit does not end the process.
+  table.observe(fork(pid + 1, 1_500n, true));
+  assert.equal(table.threadStartNs(record, pid + 1), 1_500n);
+  exit(pid + 1, 2_000n);
+  assert.equal(
+    table.threadStartNs(record, pid + 1),
+    1_500n,
+    "the last exit's thread still answers",
+  );
+  assert.equal(record.exitNs, null);
+  assert.equal(record.threads, null, "back to the compact form");
+  exit(pid, 3_000n);
+  assert.equal(record.exitNs, 3_000n);
+  assert.equal(table.threadStartNs(record, pid), 1_000n);
+});

@@ -364,7 +364,7 @@ export class EventContext {
   /** Takes the cgroup the worker read at an exec; whether there was one. */
   #placeFromCapture(record: ProcessRecord, found: Captured | null | undefined): boolean {
     if (found == null || found.status === "replaced" || found.cgroup === undefined) return false;
-    record.cgroup = found.cgroup;
+    record.cgroup = this.table.intern(found.cgroup);
     record.cgroupInherited = false;
     return true;
   }
@@ -373,27 +373,27 @@ export class EventContext {
     if (captured.status !== "replaced") {
       // The worker's read, taken at the exec itself: the place of the image the event is about.
       if (captured.cgroup !== undefined) {
-        record.cgroup = captured.cgroup;
+        record.cgroup = this.table.intern(captured.cgroup);
         record.cgroupInherited = false;
         record.cgroupUnsettled = false;
       }
       if (captured.namespaces !== undefined) {
-        record.namespaces = captured.namespaces;
+        record.namespaces = this.table.internNamespaces(captured.namespaces);
         record.namespacesInherited = false;
       } else if (this.#context && !record.gone) {
         this.table.readAttribution(record, true);
       }
     }
     if (captured.status === "captured") {
-      record.comm = captured.comm;
+      record.comm = this.table.intern(captured.comm);
       record.cmdline = captured.cmdline;
-      record.exe = captured.exe;
+      record.exe = this.table.intern(captured.exe);
       record.cmdlineUnknown = null;
     } else {
       this.#unknownImage(
         record,
         captured.status,
-        captured.status === "gone" ? captured.comm : null,
+        captured.status === "gone" ? this.table.intern(captured.comm) : null,
       );
     }
     record.detailed = true;
@@ -477,31 +477,50 @@ export class EventContext {
     const exitNs = event.type === "exit" ? event.timestampNs : null;
     // A thread's exit: its own lifetime, from its clone (the table keeps each thread's start).
     const startNs = event.type === "exit" ? this.table.threadStartNs(record, event.tid) : null;
-    return {
-      pid: record.pid,
-      comm: record.comm,
-      cmdline: record.cmdline,
-      cmdlineUnknown: record.cmdline === null ? (record.cmdlineUnknown ?? "gone") : null,
-      exe: record.exe,
-      cwd: record.cwd,
-      uid: record.euid,
-      user: record.euid === null ? null : this.#users.name(record.euid),
-      ppid: parentPid,
-      parentComm: parent?.comm ?? null,
-      tty: record.tty,
-      startNs: record.startNs,
-      durationNs: exitNs !== null && startNs !== null ? exitNs - startNs : null,
-      procGone: record.gone,
-      ...this.#placeInfo(record),
-    };
-  }
-
-  #placeInfo(record: ProcessRecord): Partial<ProcessInfo> {
-    if (!this.#attribution) return {};
+    const comm = record.comm;
+    const cmdline = record.cmdline;
+    const cmdlineUnknown = cmdline === null ? (record.cmdlineUnknown ?? "gone") : null;
+    const uid = record.euid;
+    const user = uid === null ? null : this.#users.name(uid);
+    const durationNs = exitNs !== null && startNs !== null ? exitNs - startNs : null;
+    // One object literal per case, every field set at once: an event's context is built
+    // for each event of a storm, so no intermediate object and no fields added later.
+    if (!this.#attribution) {
+      return {
+        pid: record.pid,
+        comm,
+        cmdline,
+        cmdlineUnknown,
+        exe: record.exe,
+        cwd: record.cwd,
+        uid,
+        user,
+        ppid: parentPid,
+        parentComm: parent?.comm ?? null,
+        tty: record.tty,
+        startNs: record.startNs,
+        durationNs,
+        procGone: record.gone,
+      };
+    }
     const cgroup = record.cgroup ?? null;
     const place = this.#place(cgroup);
     const namespaces = record.namespaces ?? null;
     return {
+      pid: record.pid,
+      comm,
+      cmdline,
+      cmdlineUnknown,
+      exe: record.exe,
+      cwd: record.cwd,
+      uid,
+      user,
+      ppid: parentPid,
+      parentComm: parent?.comm ?? null,
+      tty: record.tty,
+      startNs: record.startNs,
+      durationNs,
+      procGone: record.gone,
       cgroup,
       // Not read for this image: the parent's, or from before an exec that moved first.
       cgroupInherited: cgroup !== null &&
