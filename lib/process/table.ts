@@ -105,7 +105,16 @@ export interface ProcessRecord {
   cgroupUnsettled?: boolean;
 }
 
-/** Most distinct strings (and namespace sets) {@linkcode ProcessTable} shares at once. */
+/**
+ * Most distinct strings (and namespace sets) {@linkcode ProcessTable} shares
+ * at once; a full cache starts over.
+ *
+ * @example
+ * ```ts
+ * import { INTERN_LIMIT } from "@procwatch/procwatch/proc";
+ * console.log(INTERN_LIMIT); // 4096
+ * ```
+ */
 export const INTERN_LIMIT = 4096;
 
 /**
@@ -268,8 +277,10 @@ export class ProcessTable {
    * by its entries (each bounded by {@linkcode INTERN_LIMIT}).
    *
    * @example
-   * ```ts ignore
-   * console.log(table.cacheSizes); // { strings: 212, namespaceSets: 3 }
+   * ```ts
+   * import { watch } from "@procwatch/procwatch";
+   * using watcher = watch({ context: true });
+   * console.log(watcher.processTable?.cacheSizes); // { strings: 212, namespaceSets: 3 }
    * ```
    */
   get cacheSizes(): { strings: number; namespaceSets: number } {
