@@ -400,10 +400,10 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     for await (const batch of watcher.batches()) {
       for (const event of batch) {
         if (event.type === "lost") reportLoss(event);
-        else if (event.type === "exit" && event.pid === event.tid) shown.exited.add(event.pid);
-        else if (ending !== undefined && event.type === "fork" && !event.thread) {
-          shown.forked.add(event.childPid);
-        }
+        else if (ending === undefined) {
+          // Nothing waits for the watched processes' ends: no per-event bookkeeping.
+        } else if (event.type === "exit" && event.pid === event.tid) shown.exited.add(event.pid);
+        else if (event.type === "fork" && !event.thread) shown.forked.add(event.childPid);
         stats?.add(event);
         metrics?.observe(event);
         nats?.publish(bare(event));
