@@ -300,6 +300,8 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     container: options.container,
     // Metrics label exits by process name and time lifetimes: both need the context.
     context: format !== "json" || (options.context ?? false) || options.metrics !== undefined,
+    // Only -x's records show namespaces: eight /proc reads per new process otherwise spared.
+    namespaces: options.context ?? false,
   });
   // The exporters start once the watcher listens, so that they see its figures.
   let metrics: MetricsEndpoint | undefined;

@@ -47,6 +47,8 @@ import type { UserNames } from "./users.ts";
 export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot" | "details"> {
   /** Attach `process` to events. */
   context: boolean;
+  /** With `context`: read namespaces at forks and execs (default `true`). */
+  namespaces?: boolean;
   /** The watcher's own pid filter: no /proc reads for other processes. */
   pids?: ReadonlySet<number> | null;
   /**
@@ -81,6 +83,8 @@ export class EventContext {
   readonly #filters: CompiledFilters;
   readonly #users: UserNames;
   readonly #context: boolean;
+  /** Namespaces are read (context, unless turned off). */
+  readonly #namespaces: boolean;
   /** Names are needed (name filter, match or context). */
   readonly #names: boolean;
   /** Command lines are needed (match or context). */
@@ -107,6 +111,7 @@ export class EventContext {
     this.#filters = filters;
     this.#users = users;
     this.#context = options.context;
+    this.#namespaces = options.context && (options.namespaces ?? true);
     this.#details = options.context || filters.match !== null;
     this.#names = this.#details || filters.comm !== null;
     this.#placeFilters = hasPlaceFilters(filters);
@@ -276,7 +281,7 @@ export class EventContext {
       // Namespaces only for the context (no filter needs them).
       this.table.readAttribution(
         record,
-        this.#context && (event.type === "fork" || record.namespaces == null),
+        this.#namespaces && (event.type === "fork" || record.namespaces == null),
       );
     }
     if (!this.#placeMatch(record)) return false;
@@ -324,7 +329,9 @@ export class EventContext {
       cgroup: found.cgroup ?? null,
       unit: place?.unit ?? null,
       container: place?.container ?? null,
-      namespaces: found.namespaces === undefined ? null : this.#namespacesOf(found.namespaces),
+      namespaces: found.namespaces === undefined || !this.#namespaces
+        ? null
+        : this.#namespacesOf(found.namespaces),
     };
   }
 
@@ -345,7 +352,7 @@ export class EventContext {
       this.#unknownImage(record, "replaced", null);
     } else {
       if (alive && this.#details) this.table.readDetails(record);
-      if (alive && this.#attribution) this.table.readAttribution(record, this.#context);
+      if (alive && this.#attribution) this.table.readAttribution(record, this.#namespaces);
       const readEndNs = monotonicNs();
       if (capture !== null && capture.execedBetween(record.pid, execNs, readEndNs)) {
         this.#unknownImage(record, "replaced", null);
@@ -380,7 +387,7 @@ export class EventContext {
       if (captured.namespaces !== undefined) {
         record.namespaces = captured.namespaces;
         record.namespacesInherited = false;
-      } else if (this.#context && !record.gone) {
+      } else if (this.#namespaces && !record.gone) {
         this.table.readAttribution(record, true);
       }
     }
@@ -500,7 +507,8 @@ export class EventContext {
     if (!this.#attribution) return {};
     const cgroup = record.cgroup ?? null;
     const place = this.#place(cgroup);
-    const namespaces = record.namespaces ?? null;
+    // Not asked for: not shown, rather than a value read long ago or a parent's.
+    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
     return {
       cgroup,
       // Not read for this image: the parent's, or from before an exec that moved first.
