@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type ConnectorSocket, RECEIVE_BATCH_SLOTS } from "../../ffi/connector.ts";
+import type { ConnectorSocket } from "../../ffi/connector.ts";
 import { decodeDatagram, type DecodedMessage } from "../connector/decode.ts";
 import { wallClock } from "../events/wall_clock.ts";
 import type { EventContext } from "../process/enrich.ts";
@@ -96,10 +96,10 @@ export class Receiver {
       // Context looks ahead: an exec followed by another exec of its pid was replaced.
       this.#context?.preview(messages);
       for (let j = 0; j < messages.length; j++) this.#handle(messages[j]);
-      // A partial batch emptied the socket: what arrived since is taken in the
-      // pump's next round (a few ms later), not by chasing it now a few
-      // datagrams per system call.
-      if (result.count < RECEIVE_BATCH_SLOTS) break;
+      // No stop at a partial batch: recvmmsg() ends a batch early also when the
+      // socket overflowed (do_recvmmsg() keeps that ENOBUFS in sk_err for the
+      // next call), and the drops must be counted where they happened, before
+      // the events received after them.
     }
     return received;
   }
