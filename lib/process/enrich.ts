@@ -105,6 +105,8 @@ export class EventContext {
   #startedAtNs: bigint | null = null;
   /** Per pid, the newest exec timestamp in the batch being handled. */
   readonly #batchExecs = new Map<number, bigint>();
+  /** Parents whose cgroup was read at a fork of the batch being handled. */
+  readonly #parentsRead = new Set<ProcessRecord>();
 
   /** Creates the context; call {@linkcode start} once subscribed. */
   constructor(filters: CompiledFilters, users: UserNames, options: EventContextOptions) {
@@ -197,6 +199,7 @@ export class EventContext {
    * shows the later program.
    */
   preview(messages: readonly DecodedMessage[]): void {
+    this.#parentsRead.clear();
     const execs = this.#batchExecs;
     execs.clear();
     if (!this.#names) return;
@@ -216,8 +219,14 @@ export class EventContext {
     if (this.#attribution && event.type === "fork" && !event.thread) {
       // The child starts in its parent's cgroup: make sure that is the parent's of now (it
       // may have moved since it was read), for a child gone before it is read itself.
+      // Once per batch and parent: every fork of the batch happened before the
+      // batch was received, so a second read would be no nearer its fork (a
+      // fork storm's parent would be read once per child).
       const parent = this.table.get(event.parentPid);
-      if (parent !== undefined && !parent.gone) this.table.readAttribution(parent, false);
+      if (parent !== undefined && !parent.gone && !this.#parentsRead.has(parent)) {
+        this.#parentsRead.add(parent);
+        this.table.readAttribution(parent, false);
+      }
     }
     this.table.observe(event);
     if (event.type === "fork") {
