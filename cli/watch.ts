@@ -303,6 +303,8 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     container: options.container,
     // Metrics label exits by process name and time lifetimes: both need the context.
     context: format !== "json" || (options.context ?? false) || options.metrics !== undefined,
+    // Only -x's records show namespaces: eight /proc reads per new process otherwise spared.
+    namespaces: options.context ?? false,
   });
   // The exporters start once the watcher listens, so that they see its figures.
   let metrics: MetricsEndpoint | undefined;
@@ -403,10 +405,10 @@ export async function runWatch(options: WatchCommandOptions): Promise<number> {
     for await (const batch of watcher.batches()) {
       for (const event of batch) {
         if (event.type === "lost") reportLoss(event);
-        else if (event.type === "exit" && event.pid === event.tid) shown.exited.add(event.pid);
-        else if (ending !== undefined && event.type === "fork" && !event.thread) {
-          shown.forked.add(event.childPid);
-        }
+        else if (ending === undefined) {
+          // Nothing waits for the watched processes' ends: no per-event bookkeeping.
+        } else if (event.type === "exit" && event.pid === event.tid) shown.exited.add(event.pid);
+        else if (event.type === "fork" && !event.thread) shown.forked.add(event.childPid);
         stats?.add(event);
         metrics?.observe(event);
         nats?.publish(bare(event));

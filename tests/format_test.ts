@@ -469,3 +469,50 @@ Deno.test("stats: per type and per process, failures counted, busiest first", ()
   assert.equal(json.type, "summary");
   assert.equal(json.processes.true.exit, 2);
 });
+
+Deno.test("eventToJson: events its per-type templates do not fit are written as JSON.stringify would", () => {
+  // The templates fit the decoder's key order; anything else (a script's own
+  // event object) takes the generic writer, still byte-identical.
+  const head = { cpu: 3, timestampNs: 1_234_567_891n, time: new Date(0) };
+  const exec = { type: "exec" as const, ...head, pid: 42, tid: 43 };
+  const odd: unknown[] = [
+    exec,
+    { ...exec, process: undefined }, // what `watch --json` without -x hands over
+    { ...exec, process: info() },
+    { ...exec, process: null },
+    { ...exec, extra: 1 },
+    { type: "exec", pid: 42, tid: 43, ...head }, // keys in another order
+    { type: "exec", ...head, pid: 42 }, // a key missing
+    { ...exec, pid: Number.NaN, tid: Infinity },
+    { ...exec, pid: "42" },
+    { ...exec, cpu: null },
+    { type: "constructor", ...head, pid: 1, tid: 1 },
+    { type: "comm", ...head, pid: 1, tid: 1, comm: null },
+    { type: "comm", ...head, pid: 1, tid: 1, comm: 'a"\n\u2028' },
+    { type: "exit", ...head, pid: 1, tid: 1, exitCode: null, signal: "SIGKILL", coreDumped: "no" },
+    {
+      type: "exit",
+      ...head,
+      pid: 1,
+      tid: 1,
+      exitCode: null,
+      signal: 9,
+      coreDumped: true,
+      status: 9,
+      exitSignal: 17,
+      parentPid: null,
+      parentTid: null,
+    },
+    { type: "fork", ...head, parentPid: 1, parentTid: 1, childPid: 2, childTid: 2, thread: 0 },
+    { type: "lost", ...head, count: 2, reason: "queue", exact: false },
+  ];
+  for (const event of odd) {
+    for (const offset of [0n, 1_700_000_000_123_456_789n, -2_000_000_000n]) {
+      assert.equal(
+        eventToJson(event as ProcEvent, offset),
+        eventToJsonReference(event as ProcEvent, offset),
+        JSON.stringify(event, (_key, value) => typeof value === "bigint" ? `${value}n` : value),
+      );
+    }
+  }
+});

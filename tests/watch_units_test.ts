@@ -57,6 +57,7 @@ Deno.test("every literal @default documented on WatchOptions is the value the wa
     "failedOnly",
     "handleSignals",
     "kernelFilter",
+    "namespaces",
     "processTableSize",
     "queueCapacity",
     "receiveBufferBytes",

@@ -59,6 +59,8 @@ export function eventToJson(
   extra?: Record<string, unknown>,
 ): string {
   if (extra !== undefined) return eventToJsonSlow(event, wallOffsetNs, extra);
+  const known = knownEventJson(event, wallOffsetNs);
+  if (known !== undefined) return known;
   // Written straight from the event, key by key in its own order, as
   // JSON.stringify would (the output is byte-identical to eventToJsonSlow's,
   // tests/format_test.ts compares them): no intermediate object and no
@@ -73,6 +75,148 @@ export function eventToJson(
     if (text === undefined) continue;
     out += first ? quotedKey(key) + text : "," + quotedKey(key) + text;
     first = false;
+  }
+  return out + "}";
+}
+
+/**
+ * The keys of each event type in the order lib/connector/decode.ts (and
+ * lostEventNow()) create them; `process` may follow. An event with exactly
+ * these keys is written by {@linkcode knownEventJson}'s template for its type.
+ */
+const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(Object.entries({
+  fork: ["parentPid", "parentTid", "childPid", "childTid", "thread"],
+  exec: ["pid", "tid"],
+  uid: ["pid", "tid", "ruid", "euid"],
+  gid: ["pid", "tid", "rgid", "egid"],
+  sid: ["pid", "tid"],
+  ptrace: ["pid", "tid", "tracerPid", "tracerTid"],
+  comm: ["pid", "tid", "comm"],
+  coredump: ["pid", "tid", "parentPid", "parentTid"],
+  exit: [
+    "pid",
+    "tid",
+    "exitCode",
+    "signal",
+    "coreDumped",
+    "status",
+    "exitSignal",
+    "parentPid",
+    "parentTid",
+  ],
+  lost: ["count", "reason", "exact"],
+}));
+const HEAD_KEYS = ["type", "cpu", "timestampNs", "time"];
+
+/** Set by the value writers below when a value is not of a type their template expects. */
+let unexpected = false;
+
+/** A number or `null` as JSON.stringify writes it (non-finite numbers: `null`). */
+function num(value: unknown): string | number {
+  if (typeof value === "number") return value - value === 0 ? value : "null";
+  if (value !== null) unexpected = true;
+  return "null";
+}
+
+function str(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value !== null) unexpected = true;
+  return "null";
+}
+
+function bool(value: unknown): string {
+  if (typeof value !== "boolean") unexpected = true;
+  return value ? "true" : "false";
+}
+
+/**
+ * The JSON line of an event whose keys are its type's {@linkcode KNOWN_KEYS}
+ * (every event the watcher makes), written from one template per type:
+ * `watch --json` writes one per event, and the generic key-by-key writer
+ * below costs several times more (a megamorphic read per key). `undefined`
+ * for any other event (more, fewer or reordered keys, a value of another
+ * type), which the generic writer then writes: the output is byte-identical
+ * either way (tests/output_units_test.ts).
+ */
+function knownEventJson(event: ProcEvent, wallOffsetNs: bigint): string | undefined {
+  const keys = KNOWN_KEYS.get(event.type);
+  if (keys === undefined || typeof event.timestampNs !== "bigint") return undefined;
+  // The same keys in the same order as JSON.stringify would write them.
+  let i = 0;
+  let process = false;
+  for (const key in event) {
+    if (i < 4) {
+      if (key !== HEAD_KEYS[i]) return undefined;
+    } else if (i - 4 < keys.length) {
+      if (key !== keys[i - 4]) return undefined;
+    } else if (key === "process" && !process) {
+      process = true;
+      continue;
+    } else return undefined;
+    i++;
+  }
+  if (i !== 4 + keys.length) return undefined;
+  unexpected = false;
+  const head = `{"type":"${event.type}","cpu":${
+    num(event.cpu)
+  },"timestampNs":"${event.timestampNs}","time":"${isoTimeNs(event.timestampNs, wallOffsetNs)}"`;
+  let out: string;
+  switch (event.type) {
+    case "fork":
+      out = `${head},"parentPid":${num(event.parentPid)},"parentTid":${
+        num(event.parentTid)
+      },"childPid":${num(event.childPid)},"childTid":${num(event.childTid)},"thread":${
+        bool(event.thread)
+      }`;
+      break;
+    case "exec":
+    case "sid":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)}`;
+      break;
+    case "uid":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"ruid":${
+        num(event.ruid)
+      },"euid":${num(event.euid)}`;
+      break;
+    case "gid":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"rgid":${
+        num(event.rgid)
+      },"egid":${num(event.egid)}`;
+      break;
+    case "ptrace":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"tracerPid":${
+        num(event.tracerPid)
+      },"tracerTid":${num(event.tracerTid)}`;
+      break;
+    case "comm":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"comm":${str(event.comm)}`;
+      break;
+    case "coredump":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"parentPid":${
+        num(event.parentPid)
+      },"parentTid":${num(event.parentTid)}`;
+      break;
+    case "exit":
+      out = `${head},"pid":${num(event.pid)},"tid":${num(event.tid)},"exitCode":${
+        num(event.exitCode)
+      },"signal":${str(event.signal)},"coreDumped":${bool(event.coreDumped)},"status":${
+        num(event.status)
+      },"exitSignal":${num(event.exitSignal)},"parentPid":${num(event.parentPid)},"parentTid":${
+        num(event.parentTid)
+      }`;
+      break;
+    case "lost":
+      out = `${head},"count":${num(event.count)},"reason":${str(event.reason)},"exact":${
+        bool(event.exact)
+      }`;
+      break;
+    default:
+      return undefined;
+  }
+  if (unexpected) return undefined;
+  if (process) {
+    const text = jsonValue(event.process);
+    if (text !== undefined) out += `,"process":${text}`;
   }
   return out + "}";
 }

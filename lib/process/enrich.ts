@@ -47,6 +47,8 @@ import type { UserNames } from "./users.ts";
 export interface EventContextOptions extends Omit<ProcessTableOptions, "treeRoot" | "details"> {
   /** Attach `process` to events. */
   context: boolean;
+  /** With `context`: read namespaces at forks and execs (default `true`). */
+  namespaces?: boolean;
   /** The watcher's own pid filter: no /proc reads for other processes. */
   pids?: ReadonlySet<number> | null;
   /**
@@ -81,6 +83,8 @@ export class EventContext {
   readonly #filters: CompiledFilters;
   readonly #users: UserNames;
   readonly #context: boolean;
+  /** Namespaces are read (context, unless turned off). */
+  readonly #namespaces: boolean;
   /** Names are needed (name filter, match or context). */
   readonly #names: boolean;
   /** Command lines are needed (match or context). */
@@ -101,12 +105,15 @@ export class EventContext {
   #startedAtNs: bigint | null = null;
   /** Per pid, the newest exec timestamp in the batch being handled. */
   readonly #batchExecs = new Map<number, bigint>();
+  /** Parents whose cgroup was read at a fork of the batch being handled. */
+  readonly #parentsRead = new Set<ProcessRecord>();
 
   /** Creates the context; call {@linkcode start} once subscribed. */
   constructor(filters: CompiledFilters, users: UserNames, options: EventContextOptions) {
     this.#filters = filters;
     this.#users = users;
     this.#context = options.context;
+    this.#namespaces = options.context && (options.namespaces ?? true);
     this.#details = options.context || filters.match !== null;
     this.#names = this.#details || filters.comm !== null;
     this.#placeFilters = hasPlaceFilters(filters);
@@ -192,6 +199,7 @@ export class EventContext {
    * shows the later program.
    */
   preview(messages: readonly DecodedMessage[]): void {
+    this.#parentsRead.clear();
     const execs = this.#batchExecs;
     execs.clear();
     if (!this.#names) return;
@@ -211,8 +219,14 @@ export class EventContext {
     if (this.#attribution && event.type === "fork" && !event.thread) {
       // The child starts in its parent's cgroup: make sure that is the parent's of now (it
       // may have moved since it was read), for a child gone before it is read itself.
+      // Once per batch and parent: every fork of the batch happened before the
+      // batch was received, so a second read would be no nearer its fork (a
+      // fork storm's parent would be read once per child).
       const parent = this.table.get(event.parentPid);
-      if (parent !== undefined && !parent.gone) this.table.readAttribution(parent, false);
+      if (parent !== undefined && !parent.gone && !this.#parentsRead.has(parent)) {
+        this.#parentsRead.add(parent);
+        this.table.readAttribution(parent, false);
+      }
     }
     this.table.observe(event);
     if (event.type === "fork") {
@@ -276,7 +290,7 @@ export class EventContext {
       // Namespaces only for the context (no filter needs them).
       this.table.readAttribution(
         record,
-        this.#context && (event.type === "fork" || record.namespaces == null),
+        this.#namespaces && (event.type === "fork" || record.namespaces == null),
       );
     }
     if (!this.#placeMatch(record)) return false;
@@ -324,7 +338,9 @@ export class EventContext {
       cgroup: found.cgroup ?? null,
       unit: place?.unit ?? null,
       container: place?.container ?? null,
-      namespaces: found.namespaces === undefined ? null : this.#namespacesOf(found.namespaces),
+      namespaces: found.namespaces === undefined || !this.#namespaces
+        ? null
+        : this.#namespacesOf(found.namespaces),
     };
   }
 
@@ -345,7 +361,7 @@ export class EventContext {
       this.#unknownImage(record, "replaced", null);
     } else {
       if (alive && this.#details) this.table.readDetails(record);
-      if (alive && this.#attribution) this.table.readAttribution(record, this.#context);
+      if (alive && this.#attribution) this.table.readAttribution(record, this.#namespaces);
       const readEndNs = monotonicNs();
       if (capture !== null && capture.execedBetween(record.pid, execNs, readEndNs)) {
         this.#unknownImage(record, "replaced", null);
@@ -380,7 +396,7 @@ export class EventContext {
       if (captured.namespaces !== undefined) {
         record.namespaces = this.table.internNamespaces(captured.namespaces);
         record.namespacesInherited = false;
-      } else if (this.#context && !record.gone) {
+      } else if (this.#namespaces && !record.gone) {
         this.table.readAttribution(record, true);
       }
     }
@@ -505,7 +521,8 @@ export class EventContext {
     }
     const cgroup = record.cgroup ?? null;
     const place = this.#place(cgroup);
-    const namespaces = record.namespaces ?? null;
+    // Not asked for: not shown, rather than a value read long ago or a parent's.
+    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
     return {
       pid: record.pid,
       comm,

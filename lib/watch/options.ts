@@ -61,6 +61,15 @@ export interface WatchOptions extends ProcessFilterOptions {
    */
   context?: boolean;
   /**
+   * With `context`: read the namespaces of each process at its fork and exec
+   * (`process.namespaces`, eight /proc links each time). `false` spares those
+   * reads, for output that does not show them (`watch` without `-x`), and
+   * `process.namespaces` is then `null`.
+   *
+   * @default {true}
+   */
+  namespaces?: boolean;
+  /**
    * Most processes the process table keeps (used by context and filters).
    *
    * @default {65536}
@@ -129,6 +138,7 @@ export interface WatchSettings {
   readonly threads: boolean;
   readonly failedOnly: boolean;
   readonly context: boolean;
+  readonly namespaces: boolean;
   readonly processTableSize: number;
   readonly exitGraceMs: number;
   readonly execCapture: boolean;
@@ -160,6 +170,7 @@ export function resolveOptions(options: WatchOptions = {}): WatchSettings {
     threads = false,
     failedOnly = false,
     context = false,
+    namespaces = true,
     processTableSize = 65536,
     exitGraceMs = 2000,
     execCapture = true,
@@ -184,6 +195,7 @@ export function resolveOptions(options: WatchOptions = {}): WatchSettings {
     threads,
     failedOnly,
     context,
+    namespaces,
     processTableSize,
     exitGraceMs,
     execCapture,

@@ -114,6 +114,10 @@ export class Receiver {
       // Context looks ahead: an exec followed by another exec of its pid was replaced.
       this.#context?.preview(messages);
       for (let j = 0; j < messages.length; j++) this.#handle(messages[j]);
+      // No stop at a partial batch: recvmmsg() ends a batch early also when the
+      // socket overflowed (do_recvmmsg() keeps that ENOBUFS in sk_err for the
+      // next call), and the drops must be counted where they happened, before
+      // the events received after them.
     }
     return received;
   }

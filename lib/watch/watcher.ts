@@ -290,6 +290,7 @@ function makeContext(settings: WatchSettings): EventContext | null {
   if (!hasFilters(filters) && !settings.context) return null;
   return new EventContext(filters, users, {
     context: settings.context,
+    namespaces: settings.namespaces,
     maxEntries: settings.processTableSize,
     exitGraceMs: settings.exitGraceMs,
     execCapture: settings.execCapture,
