@@ -17,8 +17,7 @@ import {
 import type { ExitEvent } from "../lib/events/events.ts";
 import { parseProcStat, parseProcStatus, readProcStat } from "../lib/process/proc_stat.ts";
 import { collectUntil, kernelTest, watchAll } from "./support/kernel.ts";
-import { alive, Gate, killQuietly, startOrphan, startZombie, until } from "./support/processes.ts";
-import { SleepingProcesses } from "./support/ffi/clone.ts";
+import { alive, Gate, killQuietly, startOrphan, until } from "./support/processes.ts";
 
 Deno.test("parseProcStat: fields after a name with spaces and parentheses", () => {
   const rest = ["Z", "1", "2", "3", "0", "-1", "4227148", ...Array(12).fill("0"), "162928"];
@@ -231,46 +230,3 @@ kernelTest("waitForExit with method pidfd: ends at the exit, with the status as 
   assert.equal(info.exitCode, 5);
   assert.equal(typeof info.timestampNs, "bigint");
 });
-
-kernelTest(
-  "waitForAll on 1,500 pids: those read after 'armed' end with their own exit events, a zombie among them with its status",
-  async () => {
-    // Past the first 256 pids, /proc/PID/stat is read after "armed" (or at the
-    // pid's first event): killed at once after "armed", most end before theirs is read.
-    const spawned = Date.now();
-    using sleepers = SleepingProcesses.spawn(1500);
-    const zombie = await startZombie(7);
-    try {
-      const pids = [...sleepers.pids.slice(0, 1000), zombie.pid, ...sleepers.pids.slice(1000)];
-      let armed!: () => void;
-      const isArmed = new Promise<void>((resolve) => armed = resolve);
-      const waiting = waitForAll(pids, { handleSignals: false, onArmed: () => armed() });
-      await isArmed;
-      sleepers.killAll();
-      const infos = await waiting;
-      const elapsedMs = Date.now() - spawned;
-      sleepers.reapAll();
-      assert.equal(infos.length, pids.length);
-      assert.deepEqual(new Set(infos.map((info) => info.pid)), new Set(pids));
-      for (const info of infos) {
-        if (info.pid === zombie.pid) {
-          // Ended before the wait subscribed: no event, its status from /proc.
-          assert.equal(info.source, "zombie");
-          assert.equal(info.exitCode, 7);
-          continue;
-        }
-        // SIGKILL is what this test sent; the event carries it and the time.
-        assert.equal(info.source, "event", `${info.pid}`);
-        assert.equal(info.signal, "SIGKILL", `${info.pid}`);
-        assert.equal(info.shellStatus, 137);
-        assert.ok(info.timestampNs !== null);
-        assert.ok(
-          info.runtimeMs !== null && info.runtimeMs >= 0 && info.runtimeMs <= elapsedMs + 20,
-          `${info.pid}: ran ${info.runtimeMs} ms of ${elapsedMs}`,
-        );
-      }
-    } finally {
-      await zombie.close();
-    }
-  },
-);

@@ -252,18 +252,6 @@ const LIVENESS_CHECK_MS = 2000;
  */
 const LIVENESS_STAT_READS = 256;
 
-/**
- * Most pids whose /proc/PID/stat is read before the wait says it is armed;
- * the others' are read right after, {@linkcode INSPECT_SLICE} at a time
- * between events, or when their first event comes, whichever is first. Each
- * read costs 25–60 µs (open, read, close; the kernel's do_task_stat()): for
- * 8,000 pids 0.3–0.5 s before "armed", measured with performance.now()
- * around the reads, where subscribing takes 20–45 ms.
- */
-const INSPECT_BEFORE_ARMED = 256;
-/** Stat reads per turn of the reads after "armed" (a turn lets events through). */
-const INSPECT_SLICE = 512;
-
 /** How long #timing reuses its reading of the clocks (1 ms). */
 const CLOCKS_FRESH_NS = 1_000_000n;
 
@@ -492,10 +480,6 @@ class Session {
   readonly #threads = new Map<number, Set<number>>();
   /** The last exit event of any thread of each pid: the process's status once it is gone. */
   readonly #lastExit = new Map<number, ExitEvent>();
-  /** Pids (connector only) whose /proc/PID/stat is still to be read (see INSPECT_BEFORE_ARMED). */
-  readonly #uninspected = new Set<number>();
-  #inspectTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #settleTimers = new Set<ReturnType<typeof setTimeout>>();
   #resolve!: (infos: ExitInfo[]) => void;
   #reject!: (error: unknown) => void;
   #done = false;
@@ -535,19 +519,9 @@ class Session {
     // start time and threads are read before it is said to be armed: a
     // process killed right after "armed" and reaped before that read would
     // only be known to have ended a recheck later (250 ms), without run time.
-    // Past INSPECT_BEFORE_ARMED pids the rest are read after "armed": a pid
-    // whose exit event comes first is read then (#inspectAtExit).
-    const pids = [...this.#pending];
-    this.#inspect(pids.slice(0, INSPECT_BEFORE_ARMED), true);
-    for (const pid of pids.slice(INSPECT_BEFORE_ARMED)) this.#uninspected.add(pid);
+    this.#inspect([...this.#pending], true);
     this.#armed(null);
-    if (!this.#done) {
-      this.#watchLiveness();
-      // After the caller's turn, so that the pump starts first.
-      if (this.#uninspected.size > 0) {
-        this.#inspectTimer = setTimeout(() => this.#inspectLater(), 0);
-      }
-    }
+    if (!this.#done) this.#watchLiveness();
     this.#drive(async () => {
       for await (const event of watcher) {
         if (this.#done) break;
@@ -656,21 +630,10 @@ class Session {
    * Looks at each pid after subscribing: remembers its start time, reports a
    * zombie at once, and gives a vanished one a moment for its event.
    */
-  #inspect(pids: number[], eventsMayCome: boolean, afterArmed = false): void {
+  #inspect(pids: number[], eventsMayCome: boolean): void {
     let vanished = false;
-    const endedPids: number[] = [];
     for (const pid of pids) {
       const stat = readProcStat(pid);
-      if (afterArmed && (stat === null || ended(stat))) {
-        // Ended while "armed" (its exit event is coming, or already queued
-        // behind this read) or before it (no event will come). The event,
-        // when it comes, ends it at once; without one, the stat tells later.
-        if (stat === null && processExists(pid)) continue; // /proc hidden from us.
-        if (stat !== null) this.#startTicks.set(pid, stat.startTicks);
-        this.#threads.set(pid, new Set([pid]));
-        endedPids.push(pid);
-        continue;
-      }
       if (stat === null) {
         if (processExists(pid)) continue; // /proc hidden from us: rely on the event or pidfd.
         if (eventsMayCome) vanished = true;
@@ -688,75 +651,6 @@ class Session {
       }
     }
     if (vanished) this.#scheduleRecheck();
-    if (endedPids.length > 0) this.#settleLater(endedPids);
-  }
-
-  /**
-   * Pids found ended after "armed" whose exit event has not come within
-   * {@linkcode RECHECK_GRACE_MS}: they had ended before the wait subscribed.
-   */
-  #settleLater(pids: number[]): void {
-    const timer = setTimeout(() => {
-      this.#settleTimers.delete(timer);
-      for (const pid of pids) {
-        if (this.#done) return;
-        if (!this.#pending.has(pid)) continue;
-        const last = this.#lastExit.get(pid);
-        if (last) {
-          this.#report(this.#fromExit(last));
-          continue;
-        }
-        const stat = readProcStat(pid);
-        if (stat === null && !processExists(pid)) this.#report(this.#unknown(pid, "vanished"));
-        else if (stat !== null && ended(stat)) {
-          const status = zombieStatus(pid, stat);
-          this.#report(
-            status === null
-              ? this.#unknown(pid, "vanished")
-              : this.#known(pid, status, "zombie", null),
-          );
-        }
-      }
-    }, RECHECK_GRACE_MS);
-    this.#settleTimers.add(timer);
-  }
-
-  /** Reads the stats still unread, a slice per turn of the event loop. */
-  #inspectLater(): void {
-    this.#inspectTimer = undefined;
-    if (this.#done || this.#uninspected.size === 0) return;
-    const slice: number[] = [];
-    for (const pid of this.#uninspected) {
-      this.#uninspected.delete(pid);
-      if (this.#pending.has(pid)) slice.push(pid);
-      if (slice.length === INSPECT_SLICE) break;
-    }
-    this.#inspect(slice, true, true);
-    if (this.#uninspected.size > 0 && !this.#done) {
-      this.#inspectTimer = setTimeout(() => this.#inspectLater(), 0);
-    }
-  }
-
-  /**
-   * The first event of a pid not inspected yet is an exit: read its stat now.
-   * The exit event is sent (proc_exit_connector() in do_exit()) before the
-   * thread is unhashed, so a live process shows its threads to follow. One
-   * that has wholly ended (a zombie, or reaped) is ended by its main
-   * thread's exit event; a main thread that called pthread_exit() before the
-   * others ended is then taken for the last (the others' statuses are not
-   * seen): only for pids past INSPECT_BEFORE_ARMED whose end comes before
-   * their stat was read.
-   */
-  #inspectAtExit(event: ExitEvent): void {
-    const stat = readProcStat(event.pid);
-    if (stat !== null) this.#startTicks.set(event.pid, stat.startTicks);
-    if (stat !== null && !ended(stat)) {
-      this.#seedThreads(event.pid, stat);
-      return;
-    }
-    // Ended (or reaped) before its threads were read: its main thread's exit
-    // ends it — this event, or one still to come after this thread's.
-    this.#threads.set(event.pid, new Set([event.pid]));
   }
 
   /**
@@ -884,7 +778,6 @@ class Session {
 
   #fromEvent(event: ExitEvent): void {
     if (!this.#pending.has(event.pid)) return;
-    if (this.#uninspected.delete(event.pid)) this.#inspectAtExit(event);
     this.#lastExit.set(event.pid, event);
     const live = this.#threads.get(event.pid);
     if (live !== undefined) {
@@ -975,8 +868,6 @@ class Session {
     this.#done = true;
     clearTimeout(this.#timer);
     clearTimeout(this.#recheckTimer);
-    clearTimeout(this.#inspectTimer);
-    for (const timer of this.#settleTimers) clearTimeout(timer);
     clearInterval(this.#livenessTimer);
     this.#options.signal?.removeEventListener("abort", this.#onAbort);
     this.#release();
