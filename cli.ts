@@ -8,10 +8,18 @@
  * deno run --allow-ffi cli.ts watch ...   # the same without installing
  * ```
  *
- * The command tree is in cli/program.ts. A `wait` that parsed its plain
- * arguments without commander (~55 ms of module loading less) was measured
- * returning ~15 ms later after its process's death (22 vs 7 ms median, the
- * same bench run; cause not found), so every command goes through commander.
+ * The command tree is in cli/program.ts, and commander parses every command.
+ * A `wait` in plain spellings is armed first, while commander loads (its Node
+ * built-in modules cost ~50 ms idle): cli/wait.ts's EarlyWait holds its lines
+ * and its exit until commander has parsed the same arguments.
+ *
+ * An earlier try that parsed a plain `wait` without commander returned ~15 ms
+ * later after its process's death (22 vs 7 ms median). The cause: Deno loads
+ * its timer module on a process's first setTimeout/setInterval (6–13 ms idle,
+ * more when busy), and without commander (whose Node modules load it) that
+ * first timer was the wait's liveness check, set right after "armed", or the
+ * batching of the first exit's line. The wait now sets its first timer before
+ * it says it is armed (lib/wait/wait.ts).
  *
  * @module
  */
@@ -26,8 +34,15 @@
  * ```
  */
 export async function main(args: string[]): Promise<number> {
+  const early = args[0] === "wait"
+    ? (await import("./cli/wait.ts")).startEarlyWait(args.slice(1))
+    : undefined;
   const program = await import("./cli/program.ts");
-  return await program.main(args);
+  try {
+    return await program.main(args, early);
+  } finally {
+    await early?.cancel(); // Nothing when commander took it over.
+  }
 }
 
 if (import.meta.main) {

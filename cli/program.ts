@@ -1,6 +1,6 @@
 /**
  * The whole command tree of the procwatch command line (commander), loaded by
- * `cli.ts` for every command but a plain `wait` (see cli.ts).
+ * `cli.ts` for every command (a plain `wait` is armed before it, see cli.ts).
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { completionScript, SHELLS } from "./completions.ts";
 import { helpAfter } from "./help.ts";
 import { manPage } from "./man.ts";
 import { reportError, usageLine } from "./errors.ts";
-import { waitCommand } from "./wait.ts";
+import { type EarlyWait, waitCommand } from "./wait.ts";
 import { watchCommand } from "./watch.ts";
 import { runCommand } from "./run.ts";
 import { BrokenPipeError, finishOutput, stdout, warn } from "../lib/format/mod.ts";
@@ -29,8 +29,8 @@ function outputFor(command: string) {
   };
 }
 
-/** Builds the whole command tree. */
-export function buildProgram(): Command {
+/** Builds the whole command tree; `early` is the `wait` cli.ts armed before loading it. */
+export function buildProgram(early?: EarlyWait): Command {
   const program = new Command("procwatch")
     .description("watch every process event of this Linux machine (proc connector)")
     .version("0.1.0")
@@ -41,7 +41,7 @@ export function buildProgram(): Command {
   program.addHelpText("after", helpAfter(""));
   const commands = [
     watchCommand(),
-    waitCommand(Command),
+    waitCommand(Command, early),
     runCommand(),
     completionsCommand(),
     manCommand(),
@@ -85,11 +85,15 @@ function manCommand(): Command {
     }) as unknown as Command;
 }
 
-/** Runs the CLI with `args` and returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+/**
+ * Runs the CLI with `args` and returns the exit code; `early` is the `wait`
+ * cli.ts armed before loading commander, taken over when commander parses the
+ * same `wait` (see cli/wait.ts, EarlyWait).
+ */
+export async function main(args: string[], early?: EarlyWait): Promise<number> {
   Deno.exitCode = 0;
   try {
-    await buildProgram().parseAsync(args, { from: "user" });
+    await buildProgram(early).parseAsync(args, { from: "user" });
     return Deno.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {

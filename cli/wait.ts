@@ -72,16 +72,20 @@ export interface WaitCommandOptions {
  * ```
  *
  * `CommandClass` is commander's `Command`, given by the caller (cli/program.ts).
+ * `early` is the wait cli.ts started before commander was loaded: the action
+ * takes it over when commander parsed the same pids and options.
  */
-export function waitCommand(CommandClass: typeof Command): Command {
+export function waitCommand(CommandClass: typeof Command, early?: EarlyWait): Command {
   return new CommandClass("wait")
     .description(
       "wait for processes (any, not only children) to end; exit with the status a shell's wait gives",
     )
-    .argument("<pid...>", "processes to wait for", (value: string, previous: number[] = []) => [
-      ...previous,
-      parsePid(value),
-    ])
+    // Appends in place: a copy per pid made 8,000 pids cost ~0.3 s (quadratic).
+    .argument("<pid...>", "processes to wait for", (value: string, previous?: number[]) => {
+      const pids = previous ?? [];
+      pids.push(parsePid(value));
+      return pids;
+    })
     .option("-a, --any", "return when the first of the processes ends (default: all)")
     .option(
       "-t, --timeout <seconds>",
@@ -100,12 +104,17 @@ export function waitCommand(CommandClass: typeof Command): Command {
     // with --allow-ffi only that would fail, and help needs no colour.
     .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .action(async (pids, options) => {
-      await runWaitAndLeave(pids, options);
+      await runWaitAndLeave(pids, options, early);
     }) as unknown as Command;
 }
 
-async function runWaitAndLeave(pids: number[], options: WaitCommandOptions): Promise<void> {
-  Deno.exitCode = await runWait(pids, options);
+async function runWaitAndLeave(
+  pids: number[],
+  options: WaitCommandOptions,
+  early: EarlyWait | undefined,
+): Promise<void> {
+  if (early !== undefined && !early.sameAs(pids, options)) await early.cancel();
+  Deno.exitCode = early?.sameAs(pids, options) ? await early.adopt() : await runWait(pids, options);
   // Run as the CLI, leave at once: the shell is waiting for this exit, all
   // output was written synchronously and the listener is unregistered.
   if (
@@ -114,6 +123,124 @@ async function runWaitAndLeave(pids: number[], options: WaitCommandOptions): Pro
   ) {
     exitNow(Deno.exitCode);
   }
+}
+
+/** Flags a pre-parse takes as commander does (no value, each at most once). */
+const QUICK_FLAGS: Record<string, "any" | "quiet" | "json" | "verbose"> = {
+  "-a": "any",
+  "--any": "any",
+  "-q": "quiet",
+  "--quiet": "quiet",
+  "--json": "json",
+  "-v": "verbose",
+  "--verbose": "verbose",
+};
+
+/**
+ * The pids and options of `wait`'s arguments (after `wait`) in their plain
+ * spellings — pids, `-a`, `-q`, `--json`, `-v`, `-t SECONDS`, `--method M`,
+ * each at most once — or `undefined` for anything else (`--help`, `-qv`,
+ * `--timeout=5`, `--`, a bad value: commander alone answers those).
+ *
+ * @example
+ * ```ts ignore
+ * import { quickWaitArguments } from "./wait.ts";
+ * console.log(quickWaitArguments(["-t", "5", "1234"])); // { pids: [1234], options: { timeout: 5 } }
+ * console.log(quickWaitArguments(["--help"])); // undefined
+ * ```
+ */
+export function quickWaitArguments(
+  args: readonly string[],
+): { pids: number[]; options: WaitCommandOptions } | undefined {
+  const pids: number[] = [];
+  const options: WaitCommandOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (/^[1-9]\d{0,6}$/.test(arg)) {
+      try {
+        pids.push(parsePid(arg));
+      } catch {
+        return undefined;
+      }
+      continue;
+    }
+    const flag = QUICK_FLAGS[arg];
+    if (flag !== undefined) {
+      if (options[flag] !== undefined) return undefined;
+      options[flag] = true;
+      continue;
+    }
+    const value = args[i + 1];
+    if (value === undefined || value.startsWith("-")) return undefined;
+    if ((arg === "-t" || arg === "--timeout") && options.timeout === undefined) {
+      try {
+        options.timeout = parseSeconds(value);
+      } catch {
+        return undefined;
+      }
+    } else if (arg === "--method" && options.method === undefined) {
+      options.method = value;
+    } else {
+      return undefined;
+    }
+    i++;
+  }
+  return pids.length > 0 ? { pids, options } : undefined;
+}
+
+/**
+ * A `wait` started by cli.ts from {@linkcode quickWaitArguments} while
+ * commander loads: it subscribes and arms at once, and holds every line and
+ * its exit until commander, the parser of record, has parsed the same
+ * arguments ({@linkcode EarlyWait.adopt}). Commander needs Node's built-in
+ * modules (node:child_process, node:fs), which Deno compiles on first import:
+ * ~50 ms idle, several times that on a busy machine, measured with
+ * performance.now() around the import; arming first takes it off the time
+ * until armed. A process that dies while commander loads is reported once it
+ * has loaded: never later than if commander had been loaded first.
+ */
+export interface EarlyWait {
+  /** Whether commander parsed the same pids and options. */
+  sameAs(pids: readonly number[], options: WaitCommandOptions): boolean;
+  /** Lets the wait report and resolves with its exit code. */
+  adopt(): Promise<number>;
+  /** Stops it without a word (commander parsed otherwise, or ran no `wait`); idempotent. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Starts the wait of {@linkcode EarlyWait} when {@linkcode quickWaitArguments}
+ * parses `args` (the arguments after `wait`), else returns `undefined`.
+ *
+ * @example
+ * ```ts ignore
+ * import { startEarlyWait } from "./wait.ts";
+ * const early = startEarlyWait(["1234"]); // armed; its lines wait for adopt()
+ * ```
+ */
+export function startEarlyWait(args: readonly string[]): EarlyWait | undefined {
+  const parsed = quickWaitArguments(args);
+  if (parsed === undefined) return undefined;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  const cancel = new AbortController();
+  const code = runWait(parsed.pids, parsed.options, { gate, cancel: cancel.signal });
+  code.catch(() => {}); // Settled by adopt() or cancel().
+  const keys = ["any", "timeout", "quiet", "json", "method", "verbose"] as const;
+  return {
+    sameAs: (pids, options) =>
+      pids.length === parsed.pids.length && pids.every((pid, i) => pid === parsed.pids[i]) &&
+      keys.every((key) => options[key] === parsed.options[key]),
+    adopt: () => {
+      open();
+      return code;
+    },
+    cancel: async () => {
+      cancel.abort();
+      open();
+      await code.catch(() => {});
+    },
+  };
 }
 
 /** Picks the method: `--method`, else `$PROCWATCH_WAIT_METHOD` (when readable), else auto. */
@@ -146,7 +273,11 @@ function chooseMethod(option: string | undefined): "auto" | WaitMethod {
  * Deno.exitCode = await runWait([1234], { any: true, timeout: 10 });
  * ```
  */
-export async function runWait(pids: number[], options: WaitCommandOptions): Promise<number> {
+export async function runWait(
+  pids: number[],
+  options: WaitCommandOptions,
+  early?: { gate: Promise<void>; cancel: AbortSignal },
+): Promise<number> {
   const method = chooseMethod(options.method);
   const out = stdout();
   let stdoutOpen = !options.quiet;
@@ -157,6 +288,7 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
     interrupted ??= 128 + signal;
     controller.abort();
   });
+  early?.cancel.addEventListener("abort", () => controller.abort(), { once: true });
 
   const onArmed = (armed: WaitArmed) => {
     armedWith = armed;
@@ -197,7 +329,21 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
       // Nowhere left to report to.
     }
   };
+  // An early wait's exits wait for commander's parse (see EarlyWait).
+  let held: ExitInfo[] | undefined;
+  if (early !== undefined) {
+    held = [];
+    early.gate.then(() => {
+      const exits = held ?? [];
+      held = undefined;
+      if (!early.cancel.aborted) { for (const info of exits) onExit(info); }
+    });
+  }
   const onExit = (info: ExitInfo) => {
+    if (held !== undefined) {
+      held.push(info);
+      return;
+    }
     if (stdoutOpen) out.line(options.json ? exitToJson(info) : exitLine(info));
     if (!info.statusKnown) stderr().line(`procwatch: note: ${unknownNote(info, armedWith)}`);
     if (options.verbose) {
@@ -224,8 +370,11 @@ export async function runWait(pids: number[], options: WaitCommandOptions): Prom
     const info = options.any
       ? await waitForAny(pids, waitOptions)
       : (await waitForAll(pids, waitOptions)).at(-1);
+    if (early !== undefined) await early.gate;
     return info?.shellStatus ?? WaitExitCode.UNKNOWN;
   } catch (error) {
+    if (early !== undefined) await early.gate;
+    if (early?.cancel.aborted) return ExitCode.USAGE; // Not reported: commander decides.
     if (interrupted !== undefined) return interrupted;
     if (error instanceof NoSuchProcessError) {
       warn(`procwatch: ${error.message}`);

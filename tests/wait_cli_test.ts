@@ -473,3 +473,133 @@ kernelTest("scripts/wait_on_pid.ts: waits, says how it ended, exits the same way
   const usage = await runDeno(`${ROOT}scripts/wait_on_pid.ts`, []);
   assert.equal(usage.code, 2);
 });
+
+Deno.test("wait: every argument list armed before commander loads is one commander parses alike", async () => {
+  const { Command } = await import("@commander-js/extra-typings");
+  const { quickWaitArguments, waitCommand } = await import("../cli/wait.ts");
+  const accepted = [
+    ["1234"],
+    ["1", "2", "3"],
+    ["-a", "1", "2"],
+    ["--any", "1", "-q", "--json", "-v"],
+    ["-t", "5", "1234"],
+    ["1234", "--timeout", "0.5"],
+    ["--method", "pidfd", "1234"],
+    ["--method", "bogus", "1234"], // refused later by runWait, with commander's parse
+    ["-v", "--quiet", "4194304"],
+  ];
+  const refused = [
+    [],
+    ["--help"],
+    ["-qv", "1"],
+    ["--timeout=5", "1"],
+    ["-t5", "1"],
+    ["--", "1"],
+    ["1", "-t", "-1"],
+    ["-t", "1", "-t", "2", "1"],
+    ["-q", "-q", "1"],
+    ["12x"],
+    ["0"],
+    ["01"],
+    ["4194305"],
+    ["1", "--bogus"],
+    ["1", "-t"],
+    ["--method", "-v", "1"],
+  ];
+  for (const args of refused) assert.equal(quickWaitArguments(args), undefined, args.join(" "));
+  for (const args of accepted) {
+    const quick = quickWaitArguments(args);
+    assert.ok(quick !== undefined, args.join(" "));
+    // The wait commander would run: its parse, handed to the early wait's check.
+    const seen: { pids: number[]; options: Record<string, unknown> }[] = [];
+    const early = {
+      sameAs(pids: readonly number[], options: Record<string, unknown>) {
+        seen.push({ pids: [...pids], options: { ...options } });
+        return true;
+      },
+      adopt: () => Promise.resolve(0),
+      cancel: () => Promise.resolve(),
+    };
+    const command = waitCommand(Command, early).exitOverride();
+    await command.parseAsync(args, { from: "user" });
+    Deno.exitCode = 0;
+    assert.deepEqual(seen[0], quick, args.join(" "));
+  }
+});
+
+kernelTest(
+  "wait: armed before commander loads, it reports nothing until commander has parsed the same",
+  async () => {
+    const script = `${await Deno.makeTempDir({ prefix: "procwatch-early-" })}/early.ts`;
+    // The early wait alone (no commander): adopt() or cancel() once a line comes on stdin.
+    await Deno.writeTextFile(
+      script,
+      `import { startEarlyWait } from ${
+        JSON.stringify(new URL("../cli/wait.ts", import.meta.url).href)
+      };
+const [mode, ...args] = Deno.args;
+const early = startEarlyWait(args);
+if (early === undefined) Deno.exit(9);
+await Deno.stdin.read(new Uint8Array(16));
+if (mode === "adopt") console.log("code", await early.adopt());
+else {
+  await early.cancel();
+  console.log("cancelled");
+}
+Deno.exit(0);
+`,
+    );
+    try {
+      for (const mode of ["adopt", "cancel"]) {
+        const pid = await startOrphan("exec sleep 60");
+        try {
+          const child = new Deno.Command(Deno.execPath(), {
+            args: ["run", "--allow-ffi", script, mode, "-v", String(pid)],
+            cwd: ROOT,
+            stdin: "piped",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const decoder = new TextDecoder();
+          let stdout = "";
+          let stderr = "";
+          const reading = Promise.all([
+            (async () => {
+              for await (const chunk of child.stdout) stdout += decoder.decode(chunk);
+            })(),
+            (async () => {
+              for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
+            })(),
+          ]);
+          await until(() => stderr.includes("procwatch: armed: "), "the early wait to arm");
+          Deno.kill(pid, "SIGTERM");
+          await until(() => !alive(pid), `${pid} to end`);
+          // Time for its exit event to arrive: it must be held, not reported.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          assert.equal(stdout, "", `${mode}: nothing on stdout before commander's parse`);
+          assert.doesNotMatch(stderr, /ended/, `${mode}: no -v line either`);
+          const writer = child.stdin.getWriter();
+          await writer.write(new TextEncoder().encode("go\n"));
+          await writer.close();
+          const status = await child.status;
+          await reading;
+          assert.equal(status.code, 0, stderr);
+          if (mode === "adopt") {
+            assert.equal(stdout, `${pid} killed by SIGTERM\ncode 143\n`);
+            assert.match(
+              stderr,
+              new RegExp(`procwatch: ${pid} ended after running .*\\(learnt from: event\\)`),
+            );
+          } else {
+            assert.equal(stdout, "cancelled\n");
+            assert.doesNotMatch(stderr, /ended|error|at /i);
+          }
+        } finally {
+          killQuietly(pid);
+        }
+      }
+    } finally {
+      await Deno.remove(script.slice(0, script.lastIndexOf("/")), { recursive: true });
+    }
+  },
+);

@@ -598,6 +598,11 @@ class Session {
 
   #armed(fallbackReason: string | null): void {
     if (this.#done) return;
+    // Deno loads its timer module on the first setTimeout/setInterval of a
+    // process (6–13 ms idle, over 30 ms on a busy machine, measured with
+    // performance.now() around the first call): paid here, not by the first
+    // timer set after a death (the liveness check, a caller's batching).
+    clearTimeout(setTimeout(() => {}, 0));
     this.#options.onArmed?.({
       method: this.#method,
       fallbackReason,
