@@ -28,7 +28,7 @@
  * Runs the CLI with `args` and returns the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "./cli.ts";
  * Deno.exitCode = await main(["wait", "1234"]);
  * ```

@@ -65,9 +65,10 @@ export interface WaitCommandOptions {
  * Builds the `wait` subcommand.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Command } from "@commander-js/extra-typings";
  * import { waitCommand } from "./wait.ts";
+ * const program = new Command("procwatch");
  * program.addCommand(waitCommand(Command));
  * ```
  *
@@ -143,7 +144,7 @@ const QUICK_FLAGS: Record<string, "any" | "quiet" | "json" | "verbose"> = {
  * `--timeout=5`, `--`, a bad value: commander alone answers those).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { quickWaitArguments } from "./wait.ts";
  * console.log(quickWaitArguments(["-t", "5", "1234"])); // { pids: [1234], options: { timeout: 5 } }
  * console.log(quickWaitArguments(["--help"])); // undefined
@@ -213,7 +214,7 @@ export interface EarlyWait {
  * parses `args` (the arguments after `wait`), else returns `undefined`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { startEarlyWait } from "./wait.ts";
  * const early = startEarlyWait(["1234"]); // armed; its lines wait for adopt()
  * ```
@@ -268,7 +269,7 @@ function chooseMethod(option: string | undefined): "auto" | WaitMethod {
  * Runs `wait` and returns the exit code (see README.md, "## wait").
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runWait } from "./wait.ts";
  * Deno.exitCode = await runWait([1234], { any: true, timeout: 10 });
  * ```
@@ -404,8 +405,24 @@ export async function runWait(
  * `1234 killed by SIGTERM (core dumped)`, `1234 ended (exit status unknown)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ExitInfo } from "@procwatch/procwatch/wait";
  * import { exitLine } from "./wait.ts";
+ * const info: ExitInfo = {
+ *   pid: 1234,
+ *   statusKnown: true,
+ *   status: 768,
+ *   exitCode: 3,
+ *   signal: null,
+ *   signalNumber: null,
+ *   coreDumped: false,
+ *   shellStatus: 3,
+ *   timestampNs: 1_000_000n,
+ *   time: new Date(0),
+ *   runtimeMs: 1520.4,
+ *   source: "event",
+ *   method: "connector",
+ * };
  * console.log(exitLine(info)); // "1234 exited with code 3"
  * ```
  */
@@ -418,8 +435,24 @@ export function exitLine(info: ExitInfo): string {
  * `time` as ISO 8601 with nanoseconds, both `null` when unknown.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ExitInfo } from "@procwatch/procwatch/wait";
  * import { exitToJson } from "./wait.ts";
+ * const info: ExitInfo = {
+ *   pid: 1234,
+ *   statusKnown: true,
+ *   status: 768,
+ *   exitCode: 3,
+ *   signal: null,
+ *   signalNumber: null,
+ *   coreDumped: false,
+ *   shellStatus: 3,
+ *   timestampNs: 1_000_000n,
+ *   time: new Date(0),
+ *   runtimeMs: 1520.4,
+ *   source: "event",
+ *   method: "connector",
+ * };
  * console.log(exitToJson(info)); // {"pid":1234,"statusKnown":true,...}
  * ```
  */
