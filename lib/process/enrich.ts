@@ -160,7 +160,7 @@ export class EventContext {
    */
   arm(kernelFilter: boolean): void {
     if (this.#wantCapture && this.#capture === null) {
-      this.#capture = new ExecCapture(kernelFilter, this.#attribution);
+      this.#capture = new ExecCapture(kernelFilter, this.#attribution, this.#namespaces);
     }
     if (this.#capture?.running) {
       // Scan /proc before subscribing too: a process that exits between the subscription

@@ -71,9 +71,10 @@ export class ExecCapture {
 
   /**
    * Starts the worker and waits until it listens; `kernelFilter`: may the kernel filter types;
-   * `attribution`: also capture each exec's cgroup and namespaces.
+   * `attribution`: also capture each exec's cgroup and, unless `namespaces` is
+   * false, its namespaces.
    */
-  constructor(kernelFilter: boolean, attribution = false) {
+  constructor(kernelFilter: boolean, attribution = false, namespaces = true) {
     const buffer = CaptureRing.allocate();
     this.#ring = new CaptureRing(buffer);
     // From source text: a worker module read from disk would need --allow-read.
@@ -98,6 +99,7 @@ export class ExecCapture {
       control: this.#control.buffer as SharedArrayBuffer,
       kernelFilter,
       attribution,
+      namespaces,
     };
     this.#pollFd.setInt16(4, 1, true); // POLLIN
     this.#worker.postMessage(config);

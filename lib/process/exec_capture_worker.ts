@@ -99,6 +99,11 @@ export interface CaptureWorkerConfig {
   kernelFilter: boolean;
   /** Also read the cgroup and namespaces at each exec (lib/process/capture_ring.ts keeps them). */
   attribution?: boolean;
+  /**
+   * With `attribution`: read the namespaces too (seven /proc/PID/ns links per
+   * exec); `false` when nobody shows them, and the ring keeps zeros.
+   */
+  namespaces?: boolean;
 }
 
 /**
@@ -309,7 +314,7 @@ export function captureWorker(config: CaptureWorkerConfig): void {
   };
   // Inode numbers of the namespace links ("net:[4026531840]"); 0 where unreadable (a zombie's).
   const readPlace = (pid: number): void => {
-    for (let i = 0; i < layout.namespaceKinds; i++) {
+    for (let i = 0; i < layout.namespaceKinds && config.namespaces !== false; i++) {
       const n = readLink(pathOf(pid, suffixes.ns[i]), linkBuffer);
       let value = 0;
       let at = 0;
