@@ -33,7 +33,6 @@ import {
   warn,
 } from "../lib/format/mod.ts";
 import {
-  INTERN_LIMIT,
   listPids,
   processGone,
   type ProcessTable,
@@ -617,23 +616,18 @@ function listeningLines(
   ];
 }
 
-/** `--verbose`, at the end: how full the process table and its bounded caches are. */
+/** `--verbose`, at the end: how full the process table (bounded by `processTableSize`) is. */
 function tableLine(table: ProcessTable, json: boolean): string {
-  const { strings, namespaceSets } = table.cacheSizes;
   if (json) {
     return JSON.stringify({
       type: "process table",
       entries: table.size,
       maxEntries: table.maxEntries,
-      strings,
-      namespaceSets,
     });
   }
   return `procwatch: process table: ${
     plural(table.size, "entry", "entries")
-  } (at most ${table.maxEntries}), sharing ${plural(strings, "distinct string")} and ${
-    plural(namespaceSets, "namespace set")
-  } (at most ${INTERN_LIMIT} each)`;
+  } (at most ${table.maxEntries})`;
 }
 
 /** The `-v` lines at the end: what was received, passed on, filtered, lost and ignored. */

@@ -380,7 +380,7 @@ export class EventContext {
   /** Takes the cgroup the worker read at an exec; whether there was one. */
   #placeFromCapture(record: ProcessRecord, found: Captured | null | undefined): boolean {
     if (found == null || found.status === "replaced" || found.cgroup === undefined) return false;
-    record.cgroup = this.table.intern(found.cgroup);
+    record.cgroup = found.cgroup;
     record.cgroupInherited = false;
     return true;
   }
@@ -389,27 +389,27 @@ export class EventContext {
     if (captured.status !== "replaced") {
       // The worker's read, taken at the exec itself: the place of the image the event is about.
       if (captured.cgroup !== undefined) {
-        record.cgroup = this.table.intern(captured.cgroup);
+        record.cgroup = captured.cgroup;
         record.cgroupInherited = false;
         record.cgroupUnsettled = false;
       }
       if (captured.namespaces !== undefined) {
-        record.namespaces = this.table.internNamespaces(captured.namespaces);
+        record.namespaces = captured.namespaces;
         record.namespacesInherited = false;
       } else if (this.#namespaces && !record.gone) {
         this.table.readAttribution(record, true);
       }
     }
     if (captured.status === "captured") {
-      record.comm = this.table.intern(captured.comm);
+      record.comm = captured.comm;
       record.cmdline = captured.cmdline;
-      record.exe = this.table.intern(captured.exe);
+      record.exe = captured.exe;
       record.cmdlineUnknown = null;
     } else {
       this.#unknownImage(
         record,
         captured.status,
-        captured.status === "gone" ? this.table.intern(captured.comm) : null,
+        captured.status === "gone" ? captured.comm : null,
       );
     }
     record.detailed = true;

@@ -42,7 +42,7 @@ export {
 } from "./namespaces.ts";
 export { UserNames } from "./users.ts";
 export { type ProcessFilterOptions } from "./filters.ts";
-export { INTERN_LIMIT, type ProcessRecord, type ProcessTable } from "./table.ts";
+export { type ProcessRecord, type ProcessTable } from "./table.ts";
 export { TABLE_EVENT_TYPES } from "../events/event_types.ts";
 export { listPids } from "../../ffi/proc_dir.ts";
 export { processExists } from "../../ffi/process.ts";

@@ -77,12 +77,8 @@ export interface ProcessRecord {
    * first saw the process). The process ends when the last one exits, not
    * when its main thread does (`pthread_exit()`, or a non-main thread's
    * execve, which kills the old main thread and takes its id: de_thread()).
-   *
-   * `null` in the common case, to keep the entry small (a Map per process
-   * was the largest part of it): until it exits, only the main thread
-   * (id `pid`) runs, since `startNs`; once exited, none.
    */
-  threads: Map<number, bigint | null> | null;
+  threads: Map<number, bigint | null>;
   /**
    * Its parent ended after it was read: the kernel moved it to a subreaper or
    * init (forget_original_parent() in exit_notify()); `ppid` still names the
@@ -103,74 +99,6 @@ export interface ProcessRecord {
    * cleared by a read.
    */
   cgroupUnsettled?: boolean;
-}
-
-/**
- * Most distinct strings (and namespace sets) {@linkcode ProcessTable} shares
- * at once; a full cache starts over.
- *
- * @example
- * ```ts
- * import { INTERN_LIMIT } from "@procwatch/procwatch/proc";
- * console.log(INTERN_LIMIT); // 4096
- * ```
- */
-export const INTERN_LIMIT = 4096;
-
-/**
- * A new entry with every field present, so that all entries share one V8
- * object shape with all fields stored in the object (fields added later
- * would cost each entry a separate property array).
- */
-function newRecord(
-  pid: number,
-  ppid: number | null,
-  from: ProcessRecord | undefined,
-  startNs: bigint | null,
-  inTree: boolean,
-): ProcessRecord {
-  return {
-    pid,
-    ppid,
-    comm: from?.comm ?? null,
-    cmdline: from?.cmdline ?? null,
-    cmdlineUnknown: undefined,
-    exe: from?.exe ?? null,
-    cwd: from?.cwd ?? null,
-    ruid: from?.ruid ?? null,
-    euid: from?.euid ?? null,
-    tty: from?.tty ?? null,
-    startNs,
-    exitNs: null,
-    execNs: null,
-    inTree,
-    stale: from === undefined || from.stale,
-    detailed: from?.detailed ?? false,
-    gone: false,
-    threads: null,
-    orphaned: false,
-    cgroup: undefined,
-    cgroupInherited: undefined,
-    namespaces: undefined,
-    namespacesInherited: undefined,
-    cgroupUnsettled: undefined,
-  };
-}
-
-/**
- * When live thread `tid` of `record` was created (see
- * {@linkcode ProcessRecord.threads}); `undefined` when no such thread runs.
- */
-function liveThreadStart(record: ProcessRecord, tid: number): bigint | null | undefined {
-  if (record.threads !== null) return record.threads.get(tid);
-  return record.exitNs === null && tid === record.pid ? record.startNs : undefined;
-}
-
-/** Sets the threads of `record`, in the compact form when that says the same. */
-function setThreads(record: ProcessRecord, threads: Map<number, bigint | null>): void {
-  const onlyMain = threads.size === 1 && threads.get(record.pid) === record.startNs &&
-    threads.has(record.pid);
-  record.threads = onlyMain ? null : threads;
 }
 
 /**
@@ -244,19 +172,11 @@ export class ProcessTable {
   /** Live entries by parent pid: their children move when the parent ends. */
   readonly #children = new Map<number, Set<ProcessRecord>>();
   /** The thread of the last exit event, whose start the event's context still needs. */
-  #lastExitRecord: ProcessRecord | null = null;
-  #lastExitTid = 0;
-  #lastExitStartNs: bigint | null | undefined = undefined;
+  #lastThreadExit:
+    | { record: ProcessRecord; tid: number; startNs: bigint | null | undefined }
+    | null = null;
   /** Entries removed to keep the table bounded (not counting exits). */
   evictedUnseen: number = 0;
-  /**
-   * One copy of each name, executable, directory, terminal and cgroup path
-   * read from /proc, shared by the entries (and the events' context): a few
-   * hundred distinct strings among tens of thousands of entries.
-   */
-  readonly #strings = new Map<string, string>();
-  /** One copy of each namespace set (entries compare and describe them by identity). */
-  readonly #namespaceSets = new Map<string, NamespaceInodes>();
 
   /** Creates an empty table; call {@linkcode seed} after subscribing. */
   constructor(options: ProcessTableOptions = {}) {
@@ -270,45 +190,6 @@ export class ProcessTable {
   /** Number of entries. */
   get size(): number {
     return this.#records.size;
-  }
-
-  /**
-   * Sizes of the table's caches: distinct strings and namespace sets shared
-   * by its entries (each bounded by {@linkcode INTERN_LIMIT}).
-   *
-   * @example
-   * ```ts
-   * import { watch } from "@procwatch/procwatch";
-   * using watcher = watch({ context: true });
-   * console.log(watcher.processTable?.cacheSizes); // { strings: 212, namespaceSets: 3 }
-   * ```
-   */
-  get cacheSizes(): { strings: number; namespaceSets: number } {
-    return { strings: this.#strings.size, namespaceSets: this.#namespaceSets.size };
-  }
-
-  /**
-   * The shared copy of `text` (see {@linkcode cacheSizes}); for what the
-   * context takes from elsewhere (the exec-capture worker's reads).
-   */
-  intern<T extends string | null>(text: T): T {
-    if (text === null) return text;
-    const known = this.#strings.get(text);
-    if (known !== undefined) return known as T;
-    // Past the bound start over: entries keep their copies, new ones are shared again.
-    if (this.#strings.size >= INTERN_LIMIT) this.#strings.clear();
-    this.#strings.set(text, text);
-    return text;
-  }
-
-  /** The shared copy of a namespace set (same inode numbers). */
-  internNamespaces(inodes: NamespaceInodes): NamespaceInodes {
-    const key = inodes.join(",");
-    const known = this.#namespaceSets.get(key);
-    if (known !== undefined) return known;
-    if (this.#namespaceSets.size >= INTERN_LIMIT) this.#namespaceSets.clear();
-    this.#namespaceSets.set(key, inodes);
-    return inodes;
   }
 
   /** The entry of `pid`, if known. */
@@ -352,16 +233,35 @@ export class ProcessTable {
    * nothing known (an exec's event names a process even when /proc no longer does).
    */
   load(pid: number, keepGone = false): ProcessRecord | undefined {
-    const record = newRecord(pid, null, undefined, null, pid === this.#treeRoot);
+    const record: ProcessRecord = {
+      pid,
+      ppid: null,
+      comm: null,
+      cmdline: null,
+      exe: null,
+      cwd: null,
+      ruid: null,
+      euid: null,
+      tty: null,
+      startNs: null,
+      exitNs: null,
+      execNs: null,
+      inTree: pid === this.#treeRoot,
+      stale: true,
+      detailed: false,
+      gone: false,
+      threads: new Map(),
+      orphaned: false,
+    };
     if (!this.refresh(record, this.#details, true) && !keepGone) return undefined;
     if (this.#attribution && !record.gone) this.readAttribution(record, true);
     // Thread forks from now on are events; those that already run are in /proc.
-    const threads = new Map<number, bigint | null>();
     for (const name of listDirectory(`/proc/${pid}/task`) ?? [String(pid)]) {
       const tid = Number(name);
-      if (Number.isInteger(tid) && tid > 0) threads.set(tid, tid === pid ? record.startNs : null);
+      if (Number.isInteger(tid) && tid > 0) {
+        record.threads.set(tid, tid === pid ? record.startNs : null);
+      }
     }
-    setThreads(record, threads);
     const parent = record.ppid === null ? undefined : this.#records.get(record.ppid);
     if (parent?.inTree) record.inTree = true;
     this.#insert(record);
@@ -387,9 +287,9 @@ export class ProcessTable {
       return false;
     }
     // A zombie still has its name, parent and terminal; its memory (argv) is gone.
-    record.comm = this.intern(stat.comm);
+    record.comm = stat.comm;
     this.#setParent(record, stat.ppid);
-    record.tty = this.intern(ttyName(stat.ttyNr));
+    record.tty = ttyName(stat.ttyNr);
     record.startNs ??= stat.startTicks * 1_000_000_000n / BigInt(clockTicksPerSecond());
     record.stale = false;
     if (stat.state === "Z" || stat.state === "X") {
@@ -422,8 +322,8 @@ export class ProcessTable {
     if (cmdline.ok && (cmdline.bytes.length > 0 || kernelThread)) {
       record.cmdline = parseCmdline(cmdline.bytes);
       // The link is gone once the process exits; an inherited value would name the parent's.
-      record.exe = kernelThread ? null : this.intern(readLink(`/proc/${record.pid}/exe`));
-      record.cwd = this.intern(readLink(`/proc/${record.pid}/cwd`)) ?? record.cwd;
+      record.exe = kernelThread ? null : readLink(`/proc/${record.pid}/exe`);
+      record.cwd = readLink(`/proc/${record.pid}/cwd`) ?? record.cwd;
       record.detailed = true;
       return true;
     }
@@ -445,7 +345,7 @@ export class ProcessTable {
    */
   readAttribution(record: ProcessRecord, namespaces: boolean): boolean {
     const text = readFileText(`/proc/${record.pid}/cgroup`, 8192);
-    const cgroup = text === null ? null : this.intern(cgroupFromProcFile(text));
+    const cgroup = text === null ? null : cgroupFromProcFile(text);
     if (cgroup !== null) {
       record.cgroup = cgroup;
       record.cgroupInherited = false;
@@ -454,7 +354,7 @@ export class ProcessTable {
     if (namespaces) {
       const inodes = readNamespaceInodes(record.pid);
       if (inodes !== null) {
-        record.namespaces = this.internNamespaces(inodes);
+        record.namespaces = inodes;
         record.namespacesInherited = false;
       }
     }
@@ -473,23 +373,32 @@ export class ProcessTable {
           // The kernel names the whole process's parent (task->real_parent) here.
           const record = this.#records.get(event.childPid) ?? this.load(event.childPid);
           if (record !== undefined && record.exitNs === null) {
-            record.threads ??= new Map([[record.pid, record.startNs]]);
             record.threads.set(event.childTid, event.timestampNs);
             this.#setParent(record, event.parentPid);
           }
           break;
         }
         const parent = this.#records.get(event.parentPid) ?? this.load(event.parentPid);
-        const child = newRecord(
-          event.childPid,
-          event.parentPid,
-          parent,
-          event.timestampNs,
-          event.childPid === this.#treeRoot || (parent?.inTree ?? false),
-        );
-        if (event.childTid !== event.childPid) {
-          child.threads = new Map([[event.childTid, event.timestampNs]]);
-        }
+        const child: ProcessRecord = {
+          pid: event.childPid,
+          ppid: event.parentPid,
+          comm: parent?.comm ?? null,
+          cmdline: parent?.cmdline ?? null,
+          exe: parent?.exe ?? null,
+          cwd: parent?.cwd ?? null,
+          ruid: parent?.ruid ?? null,
+          euid: parent?.euid ?? null,
+          tty: parent?.tty ?? null,
+          startNs: event.timestampNs,
+          exitNs: null,
+          execNs: null,
+          inTree: event.childPid === this.#treeRoot || (parent?.inTree ?? false),
+          stale: parent === undefined || parent.stale,
+          detailed: parent?.detailed ?? false,
+          gone: false,
+          threads: new Map([[event.childTid, event.timestampNs]]),
+          orphaned: false,
+        };
         if (parent?.cgroup != null) {
           // copy_process() puts the child in its parent's css_set (cgroup_fork()) and
           // namespaces (copy_namespaces()) unless CLONE_INTO_CGROUP/CLONE_NEW* say
@@ -518,15 +427,15 @@ export class ProcessTable {
           record.execNs = event.timestampNs;
           // After execve a process has one thread, with the process's id (de_thread()):
           // an exit of that id just before was the old main thread's, not the process's.
-          const start = liveThreadStart(record, event.pid) ?? record.startNs;
+          const start = record.threads.get(event.pid) ?? record.startNs;
+          record.threads = new Map([[event.pid, start]]);
           if (record.exitNs !== null) record.exitNs = null;
-          setThreads(record, new Map([[event.pid, start]]));
         }
         break;
       }
       case "comm": {
         const record = this.#records.get(event.pid);
-        if (record !== undefined && event.pid === event.tid) record.comm = this.intern(event.comm);
+        if (record !== undefined && event.pid === event.tid) record.comm = event.comm;
         break;
       }
       case "uid": {
@@ -546,21 +455,11 @@ export class ProcessTable {
           this.#setParent(record, event.parentPid);
           record.orphaned = false;
         }
-        this.#lastExitRecord = record;
-        this.#lastExitTid = event.tid;
-        this.#lastExitStartNs = liveThreadStart(record, event.tid);
+        this.#lastThreadExit = { record, tid: event.tid, startNs: record.threads.get(event.tid) };
+        record.threads.delete(event.tid);
         // The whole process ends with its last thread (proc_exit_connector runs in
         // do_exit() for every task).
-        if (record.threads === null) {
-          if (event.tid !== record.pid) break; // a thread never seen: the main one still runs
-        } else {
-          record.threads.delete(event.tid);
-          if (record.threads.size > 0) {
-            setThreads(record, record.threads);
-            break;
-          }
-          record.threads = null;
-        }
+        if (record.threads.size > 0) break;
         record.exitNs = event.timestampNs;
         this.#exited.push(record);
         const children = this.#children.get(record.pid);
@@ -597,9 +496,10 @@ export class ProcessTable {
    * saw the process. Also answers for the thread of the last exit observed.
    */
   threadStartNs(record: ProcessRecord, tid: number): bigint | null {
-    const known = this.#lastExitRecord === record && this.#lastExitTid === tid
-      ? this.#lastExitStartNs
-      : liveThreadStart(record, tid);
+    const last = this.#lastThreadExit;
+    const known = last !== null && last.record === record && last.tid === tid
+      ? last.startNs
+      : record.threads.get(tid);
     return known ?? (tid === record.pid ? record.startNs : null);
   }
 
