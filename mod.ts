@@ -73,28 +73,7 @@ export {
 export { type FilterMode, type SocketFilterInfo } from "./lib/connector/mod.ts";
 export { MAX_RECEIVE_BUFFER_REQUEST } from "./ffi/connector.ts";
 export { type ProcessFilterOptions } from "./lib/process/mod.ts";
-export {
-  type CommEvent,
-  type CoredumpEvent,
-  EVENT_TABLE,
-  EVENT_TYPES,
-  type EventBase,
-  type EventType,
-  type EventTypeRow,
-  type ExecEvent,
-  type ExitEvent,
-  type ForkEvent,
-  type GidEvent,
-  isThreadEvent,
-  type KernelEvent,
-  type LostEvent,
-  type ProcessInfo,
-  type ProcEvent,
-  type PtraceEvent,
-  type SidEvent,
-  subjectPid,
-  type UidEvent,
-} from "./lib/events/mod.ts";
+export * from "./lib/events/mod.ts";
 export {
   type ErrorCode,
   NetworkNamespaceError,
