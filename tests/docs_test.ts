@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./support/paths.ts";
+import { runDenoCommand } from "./support/subprocess.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = fromFileUrl(ROOT);
@@ -32,20 +33,8 @@ async function config(): Promise<Config> {
   return JSON.parse(await Deno.readTextFile(`${ROOT_PATH}deno.json`)) as Config;
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT_PATH,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runDenoCommand(args, { NO_COLOR: "1" });
 }
 
 /** The names each export of deno.json gives (`deno doc --json`, re-exports resolved). */

@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl, relativeTo } from "./support/paths.ts";
+import { runDenoCommand } from "./support/subprocess.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = fromFileUrl(ROOT);
@@ -71,13 +72,15 @@ async function importEdges(files: string[]): Promise<Map<string, string[]>> {
       all,
       files.map((file) => `import ${JSON.stringify(new URL(file, ROOT).href)};\n`).join(""),
     );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", "--config", `${ROOT_PATH}deno.json`, all],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    const info = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    const output = await runDenoCommand([
+      "info",
+      "--json",
+      "--config",
+      `${ROOT_PATH}deno.json`,
+      all,
+    ]);
+    assert.equal(output.code, 0, output.stderr);
+    const info = JSON.parse(output.stdout) as {
       redirects: Record<string, string>;
       modules: {
         specifier: string;

@@ -499,31 +499,7 @@ export class EventContext {
     const uid = record.euid;
     const user = uid === null ? null : this.#users.name(uid);
     const durationNs = exitNs !== null && startNs !== null ? exitNs - startNs : null;
-    // One object literal per case, every field set at once: an event's context is built
-    // for each event of a storm, so no intermediate object and no fields added later.
-    if (!this.#attribution) {
-      return {
-        pid: record.pid,
-        comm,
-        cmdline,
-        cmdlineUnknown,
-        exe: record.exe,
-        cwd: record.cwd,
-        uid,
-        user,
-        ppid: parentPid,
-        parentComm: parent?.comm ?? null,
-        tty: record.tty,
-        startNs: record.startNs,
-        durationNs,
-        procGone: record.gone,
-      };
-    }
-    const cgroup = record.cgroup ?? null;
-    const place = this.#place(cgroup);
-    // Not asked for: not shown, rather than a value read long ago or a parent's.
-    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
-    return {
+    const info: ProcessInfo = {
       pid: record.pid,
       comm,
       cmdline,
@@ -538,6 +514,13 @@ export class EventContext {
       startNs: record.startNs,
       durationNs,
       procGone: record.gone,
+    };
+    if (!this.#attribution) return info;
+    const cgroup = record.cgroup ?? null;
+    const place = this.#place(cgroup);
+    // Not asked for: not shown, rather than a value read long ago or a parent's.
+    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
+    return Object.assign(info, {
       cgroup,
       // Not read for this image: the parent's, or from before an exec that moved first.
       cgroupInherited: cgroup !== null &&
@@ -546,7 +529,7 @@ export class EventContext {
       container: place?.container ?? null,
       namespaces: namespaces === null ? null : this.#namespacesOf(namespaces),
       namespacesInherited: namespaces !== null && record.namespacesInherited === true,
-    };
+    });
   }
 }
 

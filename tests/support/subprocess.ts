@@ -109,13 +109,21 @@ export function spawnDeno(
 }
 
 /** Runs `deno run --allow-ffi FILE ARGS` to the end. */
-export async function runDeno(
+export function runDeno(
   file: string,
   args: string[],
   env?: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runDenoCommand(["run", "--allow-ffi", file, ...args], env);
+}
+
+/** Runs `deno ARGS` (any subcommand) in the checkout to the end. */
+export async function runDenoCommand(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", file, ...args],
+    args,
     cwd: ROOT,
     env,
     stdin: "null",
