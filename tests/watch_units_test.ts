@@ -57,6 +57,7 @@ Deno.test("every literal @default documented on WatchOptions is the value the wa
     "failedOnly",
     "handleSignals",
     "kernelFilter",
+    "maxBatchDelayMs",
     "namespaces",
     "processTableSize",
     "queueCapacity",
@@ -78,6 +79,18 @@ Deno.test("options: unknown event types and non-positive pids are usage errors; 
   assert.throws(() => resolveOptions({ events: ["exec", "spawn" as "exec"] }), UsageError);
   assert.throws(() => resolveOptions({ pids: [0] }), UsageError);
   assert.throws(() => resolveOptions({ pids: [1.5] }), UsageError);
+  for (const queueCapacity of [0, -1, 2.5, NaN]) {
+    assert.throws(
+      () => resolveOptions({ queueCapacity }),
+      UsageError,
+      `queueCapacity ${queueCapacity}`,
+    );
+  }
+  assert.throws(() => resolveOptions({ processTableSize: 0 }), UsageError);
+  assert.throws(() => resolveOptions({ exitGraceMs: -1 }), UsageError);
+  assert.throws(() => resolveOptions({ maxBatchDelayMs: NaN }), UsageError);
+  assert.throws(() => resolveOptions({ maxBatchDelayMs: Infinity }), UsageError);
+  assert.equal(resolveOptions({ maxBatchDelayMs: 0 }).maxBatchDelayMs, 0);
   const settings = resolveOptions({ pids: [5, 5], comm: "make", threads: true, queueCapacity: 8 });
   assert.deepEqual([...settings.pids!], [5]);
   assert.deepEqual(settings.filters, { comm: "make" });
@@ -108,7 +121,11 @@ Deno.test("selection: threads, failed exits and types", () => {
 Deno.test("loss: sequence gaps per CPU become lost events where they happened, only while gaps count", () => {
   const stats = zeroStats();
   const queue = new BoundedQueue<ProcEvent>(16);
-  const loss = new LossAccounting(stats, queue, { portId: 0, closed: true });
+  const loss = new LossAccounting(stats, queue, {
+    portId: 0,
+    closed: true,
+    kernelDrops: () => null,
+  });
   loss.numbered(0, 10);
   loss.numbered(0, 20); // gaps do not count yet (the kernel might filter)
   assert.equal(queue.length, 0);
@@ -130,7 +147,11 @@ Deno.test("loss: sequence gaps per CPU become lost events where they happened, o
 Deno.test("loss: a full queue counts lost events and reports them ahead of the next event that fits", () => {
   const stats = zeroStats();
   const queue = new BoundedQueue<ProcEvent>(2);
-  const loss = new LossAccounting(stats, queue, { portId: 0, closed: true });
+  const loss = new LossAccounting(stats, queue, {
+    portId: 0,
+    closed: true,
+    kernelDrops: () => null,
+  });
   loss.countGaps = true;
   loss.push(exit(1, 0));
   loss.numbered(0, 1);
@@ -195,9 +216,9 @@ Deno.test("pump: interrupt() ends a linger at once when closing", async () => {
     },
     drain() {
       // The 4th round of a trickle lingers 8 ms (2, 4, 8): close as close() does
-      // once the pump waits on that timer (right after this returns).
+      // once the pump waits on that timer (a 0 ms timer fires well before it).
       if (++drains === 4) {
-        queueMicrotask(() => {
+        setTimeout(() => {
           closed = true;
           pump.interrupt();
           // The pump now ends within this turn's microtasks, before any timer fires.
@@ -205,7 +226,7 @@ Deno.test("pump: interrupt() ends a linger at once when closing", async () => {
             running.then(() => "pump ended"),
             new Promise((resolve) => setTimeout(resolve, 0, "a timer fired")),
           ]);
-        });
+        }, 0);
       }
       return 1;
     },
@@ -215,6 +236,54 @@ Deno.test("pump: interrupt() ends a linger at once when closing", async () => {
   await running;
   assert.equal(drains, 4);
   assert.equal(await raced, "pump ended");
+});
+
+Deno.test("pump: a consumer woken by a delivery runs before the pump arms its next wait", async () => {
+  // Arming a timer costs ~20–100 µs: the consumer's reaction comes first.
+  const order: string[] = [];
+  let closed = false;
+  let consumerWoken: (() => void) | undefined;
+  const consumer = (async () => {
+    for (;;) {
+      await new Promise<void>((resolve) => consumerWoken = resolve);
+      // A few awaits deep, as `await waitForExit()` is behind the iterator.
+      for (let i = 0; i < 6; i++) await undefined;
+      order.push("consumer");
+      if (closed) return;
+    }
+  })();
+  let rounds = 0;
+  const pump = new Pump({
+    get closed() {
+      return closed;
+    },
+    drain() {
+      order.push("drain");
+      if (++rounds === 3) closed = true;
+      return 1;
+    },
+    deliver() {
+      consumerWoken?.();
+    },
+  }, {
+    wait() {
+      order.push("poll");
+      return Promise.resolve(1);
+    },
+  }, 0);
+  await pump.run();
+  await consumer;
+  // maxBatchDelayMs 0: no linger; after each round the consumer, then the poll.
+  assert.deepEqual(order, [
+    "drain",
+    "consumer",
+    "poll",
+    "drain",
+    "consumer",
+    "poll",
+    "drain",
+    "consumer",
+  ]);
 });
 
 Deno.test("shutdown: close runs once, from an abort too, and leaves the lifecycle registry", () => {

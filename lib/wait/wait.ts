@@ -408,6 +408,9 @@ async function waitFor(
         pids: targets,
         handleSignals: options.handleSignals ?? true,
         receiveBufferBytes: options.receiveBufferBytes,
+        // Only the pids' own events come (filtered in the kernel): nothing
+        // to batch, and each is read the moment it arrives.
+        maxBatchDelayMs: 0,
       });
     } catch (error) {
       if (method !== "auto" || !connectorUnavailable(error)) throw error;

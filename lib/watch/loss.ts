@@ -17,12 +17,14 @@ import { SequenceTracker } from "../connector/sequence.ts";
 import type { BoundedQueue } from "./queue.ts";
 import type { WatcherStats } from "./stats.ts";
 
-/** The socket whose losses are counted: its netlink port names it in /proc/net/netlink. */
+/** The socket whose losses are counted. */
 export interface CountedSocket {
-  /** The socket's netlink port id. */
+  /** The socket's netlink port id: its line in /proc/net/netlink. */
   readonly portId: number;
   /** Whether its descriptor is released (its port may then belong to another socket). */
   readonly closed: boolean;
+  /** The kernel's drop count asked of the socket itself; `null` when the kernel does not say. */
+  kernelDrops(): number | null;
 }
 
 /**
@@ -38,7 +40,7 @@ export interface CountedSocket {
  * import type { ProcEvent } from "@procwatch/procwatch";
  * const stats = zeroStats();
  * const queue = new BoundedQueue<ProcEvent>(16);
- * const loss = new LossAccounting(stats, queue, { portId: 0, closed: true });
+ * const loss = new LossAccounting(stats, queue, { portId: 0, closed: true, kernelDrops: () => null });
  * loss.countGaps = true;
  * loss.numbered(0, 10);
  * loss.numbered(0, 13); // 11 and 12 never came
@@ -85,7 +87,9 @@ export class LossAccounting {
    */
   syncDrops(): void {
     if (this.countGaps || this.#socket.closed) return;
-    const drops = readNetlinkDrops(this.#socket.portId);
+    // getsockopt(SO_MEMINFO) is one system call; /proc/net/netlink (Linux
+    // before 4.6) lists every netlink socket of the machine.
+    const drops = this.#socket.kernelDrops() ?? readNetlinkDrops(this.#socket.portId);
     if (drops === null || drops <= this.#kernelDrops) return;
     const lost = drops - this.#kernelDrops;
     this.#kernelDrops = drops;

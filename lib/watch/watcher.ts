@@ -128,15 +128,19 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
     this.portId = subscription.socket.portId;
     const shutdown = this.#shutdown = new Shutdown(this, settings.signal, settings.handleSignals);
     const queue = this.#queue;
-    this.#pump = new Pump({
-      get closed() {
-        return shutdown.closing;
+    this.#pump = new Pump(
+      {
+        get closed() {
+          return shutdown.closing;
+        },
+        drain: (limit) => receiver.drain(limit),
+        deliver: () => {
+          if (queue.length > 0) this.#notify();
+        },
       },
-      drain: (limit) => receiver.drain(limit),
-      deliver: () => {
-        if (queue.length > 0) this.#notify();
-      },
-    }, subscription.socket);
+      subscription.socket,
+      settings.maxBatchDelayMs,
+    );
     // Started after the caller's synchronous code: its first wait loads
     // Deno's timers (~13 ms on first use), which a caller that is armed now
     // (`wait`, reporting it) should not pay before that.
