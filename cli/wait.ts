@@ -17,6 +17,7 @@ import {
   warn,
 } from "../lib/format/mod.ts";
 import {
+  closeAllWatchers,
   type ExitInfo,
   exitNow,
   NoSuchProcessError,
@@ -118,12 +119,13 @@ async function runWaitAndLeave(
   Deno.exitCode = early?.sameAs(pids, options) ? await early.adopt() : await runWait(pids, options);
   // Run as the CLI, leave at once: the shell is waiting for this exit, all
   // output was written synchronously and the listener is unregistered.
-  if (
-    Deno.mainModule === CLI_URL &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-  ) {
-    exitNow(Deno.exitCode);
-  }
+  if (runAsCli()) exitNow(Deno.exitCode);
+}
+
+/** Whether this is `procwatch` itself (not a script or test calling into it), able to `_exit`. */
+function runAsCli(): boolean {
+  return Deno.mainModule === CLI_URL &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
 }
 
 /** Flags a pre-parse takes as commander does (no value, each at most once). */
@@ -330,6 +332,20 @@ export async function runWait(
       // Nowhere left to report to.
     }
   };
+  // The CLI leaves the moment the last awaited exit is written: the
+  // settling of the wait's promises, timers, listeners and output queues
+  // took ~2 ms more here (each of those functions runs for the first time
+  // then), while the shell waits.
+  const leaveAtOnce = runAsCli();
+  let toReport = options.any ? 1 : new Set(pids).size;
+  const leaveIfDone = (status: number) => {
+    if (!leaveAtOnce || --toReport > 0 || early?.cancel.aborted) return;
+    flushLines();
+    // Only when nothing is left to write; else the usual path drains it.
+    if (out.queued > 0 && stdoutOpen || stderr().queued > 0) return;
+    closeAllWatchers(); // unregisters from the kernel before the process goes
+    exitNow(status);
+  };
   // An early wait's exits wait for commander's parse (see EarlyWait).
   let held: ExitInfo[] | undefined;
   if (early !== undefined) {
@@ -353,6 +369,7 @@ export async function runWait(
         : ` after running ${(info.runtimeMs / 1000).toFixed(2)} s`;
       stderr().line(`procwatch: ${info.pid} ended${ran} (learnt from: ${info.source})`);
     }
+    leaveIfDone(info.shellStatus);
     flushTimer ??= setTimeout(flushLines, 0);
   };
 

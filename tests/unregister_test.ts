@@ -82,6 +82,8 @@ interface Case {
   child: Deno.ChildProcess;
   /** Which stream says "registered". */
   ready: "stdout" | "stderr";
+  /** What it says then, when not `ready PORT` (stdout) or `listening` (stderr). */
+  readyPattern?: RegExp;
   /** What ends the watcher once its socket is borrowed. */
   end: (child: Deno.ChildProcess) => Promise<void> | void;
   /** The exit code the child must end with. */
@@ -89,7 +91,7 @@ interface Case {
 }
 
 async function checkUnregisters(make: () => Case, expectRegistered = false): Promise<void> {
-  const { child, ready, end, code } = make();
+  const { child, ready, readyPattern, end, code } = make();
   let listeners: BorrowedListener[] = [];
   const writer = child.stdin.getWriter();
   try {
@@ -98,7 +100,7 @@ async function checkUnregisters(make: () => Case, expectRegistered = false): Pro
     const otherText = discard(otherStream.pipeThrough(new TextDecoderStream()).getReader());
     const [reader, readyLine] = await waitForLine(
       readyStream,
-      ready === "stdout" ? /ready \d+\n/ : /listening/,
+      readyPattern ?? (ready === "stdout" ? /ready \d+\n/ : /listening/),
     );
     const readyText = discard(reader);
     // No "is it registered now?" probe here: the watcher drains the same
@@ -236,3 +238,39 @@ kernelTest("`cli.ts watch --count` unregisters after the last event", async () =
     await sleeper.status;
   }
 });
+
+kernelTest(
+  "`cli.ts wait` unregisters before it leaves, the moment the last pid ended",
+  async () => {
+    const sleepers = [0, 1].map(() =>
+      new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn()
+    );
+    try {
+      await checkUnregisters(() => ({
+        child: new Deno.Command(Deno.execPath(), {
+          args: ["run", "--allow-ffi", cli, "wait", "-v", ...sleepers.map((s) => String(s.pid))],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn(),
+        ready: "stderr",
+        readyPattern: /armed/,
+        end: async () => {
+          sleepers[0].kill("SIGKILL");
+          await sleepers[0].status;
+          sleepers[1].kill("SIGTERM");
+        },
+        code: 143, // the last one's status
+      }));
+    } finally {
+      for (const sleeper of sleepers) {
+        try {
+          sleeper.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+        await sleeper.status;
+      }
+    }
+  },
+);

@@ -37,3 +37,4 @@ export {
 } from "../../ground/errors.ts";
 export { FfiPermissionError } from "../../ffi/libc.ts";
 export { exitNow } from "../../ffi/process.ts";
+export { closeAll as closeAllWatchers } from "../watch/lifecycle.ts";

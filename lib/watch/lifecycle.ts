@@ -58,6 +58,8 @@ const signalHandlers: Record<keyof typeof FATAL_SIGNALS, () => void> = {
   SIGTERM: exitOn(FATAL_SIGNALS.SIGTERM),
 };
 
+function warmUp(): void {}
+
 function onUnload(): void {
   closeAll();
 }
@@ -95,6 +97,10 @@ export function track(item: Closable, handleSignals: boolean): void {
     globalThis.addEventListener("unload", onUnload);
     globalThis.addEventListener("error", onUnload);
     globalThis.addEventListener("unhandledrejection", onUnload);
+    // Removing a listener first costs ~0.3 ms (Deno compiles that code on
+    // its first call): paid now rather than by the first close(), which for
+    // `procwatch wait` stands between a death and the shell.
+    globalThis.removeEventListener("unload", warmUp);
   }
   installSignals(withSignals.size > 0);
 }

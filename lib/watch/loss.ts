@@ -68,6 +68,10 @@ export class LossAccounting {
     this.#stats = stats;
     this.#queue = queue;
     this.#socket = socket;
+    // Asked once now, the answer unused (counting starts from 0): the ask
+    // at close() (between a death and `procwatch wait` returning) is then
+    // not the first call of this path, ~0.05 ms faster (measured).
+    if (!socket.closed) socket.kernelDrops();
   }
 
   /**

@@ -18,7 +18,7 @@
  */
 
 import { borrowDescriptor } from "./ffi/borrow_fd.ts";
-import { closeDescriptor, sendToPort } from "./ffi/netlink_raw.ts";
+import { closeDescriptor, detachFilter, sendToPort } from "./ffi/netlink_raw.ts";
 import { controlMessage, PROC_CN_MCAST_IGNORE } from "../../ground/cn_proc.ts";
 import { drainDecoded, procConnectorDescriptors } from "./netlink.ts";
 
@@ -76,6 +76,9 @@ export function borrowListeners(pid: number): BorrowedListener[] {
  * ```
  */
 export async function stillReceives(listener: BorrowedListener): Promise<boolean> {
+  // A socket filter (`wait`, `watch -p`) would drop the probe's events
+  // whatever the registration: take it off (the owner has finished with it).
+  detachFilter(listener.fd);
   drainDecoded(listener.fd);
   const status = await new Deno.Command("true", { stdin: "null", stdout: "null", stderr: "null" })
     .output();

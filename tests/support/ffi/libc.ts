@@ -33,6 +33,8 @@ export const TEST_LIBC_SYMBOLS = {
   },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
+  /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len); */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int execve(const char *path, char *const argv[], char *const envp[]); */
   execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   /** int kill(pid_t pid, int sig); */

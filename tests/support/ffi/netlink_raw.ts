@@ -96,6 +96,24 @@ export function receiveNow(fd: number, buffer: Uint8Array<ArrayBuffer>): RawData
   }
 }
 
+/** `SOL_SOCKET`, `SO_DETACH_FILTER` (include/uapi/asm-generic/socket.h). */
+const SOL_SOCKET = 1;
+const SO_DETACH_FILTER = 27;
+
+/**
+ * Takes any classic BPF filter off socket `fd` (a borrowed copy acts on the
+ * owner's socket); `false` when it had none (`ENOENT`).
+ *
+ * @example
+ * ```ts ignore
+ * import { detachFilter } from "./netlink_raw.ts";
+ * detachFilter(listener.fd);
+ * ```
+ */
+export function detachFilter(fd: number): boolean {
+  return testLibc().setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, new Uint8Array(4), 4) === 0;
+}
+
 /**
  * Closes a descriptor opened by this module or borrowed with `borrowDescriptor` (borrow_fd.ts).
  *
