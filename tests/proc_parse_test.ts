@@ -35,3 +35,39 @@ Deno.test("proc_parse: stat with a name holding ') ', cmdline with empty args, t
   );
   assert.equal(commandLine(["echo", "", "a b", "it's"]), `echo '' 'a b' 'it'\\''s'`);
 });
+
+Deno.test("proc_parse: stat fields of every process here equal a whole split of the line", async () => {
+  // The reference: proc_pid_stat(5)'s numbering over a split of everything after the last ')'.
+  let compared = 0;
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // Ended meanwhile.
+    }
+    const close = text.lastIndexOf(")");
+    const fields = ["", "", "", ...text.slice(close + 2).trim().split(" ")];
+    const stat = parseProcStat(text);
+    assert.deepEqual(stat, {
+      pid: Number(entry.name),
+      comm: text.slice(text.indexOf("(") + 1, close),
+      state: fields[3],
+      ppid: Number(fields[4]),
+      ttyNr: Number(fields[7]),
+      numThreads: Number(fields[20]),
+      startTicks: BigInt(fields[22]),
+      exitSignal: Number(fields[38]),
+      exitStatus: Number(fields[52]),
+    }, text);
+    compared++;
+  }
+  assert.ok(compared > 10, `only ${compared} processes compared`);
+  // Lines of older kernels end sooner: fields after the last one present are null.
+  const short = parseProcStat("5 (x) S 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99");
+  assert.equal(short?.startTicks, 99n);
+  assert.equal(short?.exitStatus, null);
+  assert.equal(short?.exitSignal, null);
+  assert.equal(parseProcStat("5 (x) S 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0"), null);
+});

@@ -80,7 +80,9 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
    *
    * @throws {UsageError} (code `"USAGE"`) for a bad option: an unknown event
    *   type, a pid that is not a positive integer, an unknown user, an invalid
-   *   regular expression, cgroup, unit or container filter.
+   *   regular expression, cgroup, unit or container filter, a size or time
+   *   out of range (`queueCapacity`, `processTableSize`, `exitGraceMs`,
+   *   `maxBatchDelayMs`).
    * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when the `tree`
    *   root does not exist.
    * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) when Deno runs
@@ -95,7 +97,6 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
    *   answers it with an error.
    * @throws {ErrnoError} (code `"SYSTEM"`) when opening, binding or subscribing
    *   the socket fails in another way (e.g. `EMFILE`: no descriptor left).
-   * @throws {RangeError} when `queueCapacity` is not a positive integer.
    * @throws {DOMException} `signal`'s reason (`AbortError` unless it was aborted
    *   with another) when `signal` is already aborted.
    */
@@ -308,7 +309,9 @@ function makeContext(settings: WatchSettings): EventContext | null {
  *
  * @throws {UsageError} (code `"USAGE"`) for a bad option: an unknown event
  *   type, a pid that is not a positive integer, an unknown user, an invalid
- *   regular expression, cgroup, unit or container filter.
+ *   regular expression, cgroup, unit or container filter, a size or time
+ *   out of range (`queueCapacity`, `processTableSize`, `exitGraceMs`,
+ *   `maxBatchDelayMs`).
  * @throws {NoSuchProcessError} (code `"NO_SUCH_PROCESS"`) when the `tree`
  *   root does not exist.
  * @throws {FfiPermissionError} (code `"DENO_PERMISSION"`) when Deno runs
@@ -323,7 +326,6 @@ function makeContext(settings: WatchSettings): EventContext | null {
  *   answers it with an error.
  * @throws {ErrnoError} (code `"SYSTEM"`) when opening, binding or subscribing
  *   the socket fails in another way (e.g. `EMFILE`: no descriptor left).
- * @throws {RangeError} when `queueCapacity` is not a positive integer.
  * @throws {DOMException} `signal`'s reason (`AbortError` unless it was aborted
  *   with another) when `signal` is already aborted.
  *
