@@ -8,18 +8,19 @@
  * deno run --allow-ffi cli.ts watch ...   # the same without installing
  * ```
  *
- * The command tree is in cli/program.ts, and commander parses every command.
- * A `wait` in plain spellings is armed first, while commander loads (its Node
- * built-in modules cost ~50 ms idle): cli/wait.ts's EarlyWait holds its lines
- * and its exit until commander has parsed the same arguments.
+ * The command tree is in cli/program.ts, and commander parses every command
+ * but a `wait` in plain spellings (pids, `-a`, `-q`, `--json`, `-v`, `-t S`,
+ * `--method M`): cli/wait.ts's quickWait runs that one without loading
+ * commander, whose Node built-in modules cost ~50 ms idle, more when busy,
+ * before `wait` could arm or report. Both parsers agree on every argument
+ * list the quick one accepts (tests/wait_cli_test.ts).
  *
- * An earlier try that parsed a plain `wait` without commander returned ~15 ms
- * later after its process's death (22 vs 7 ms median). The cause: Deno loads
- * its timer module on a process's first setTimeout/setInterval (6–13 ms idle,
- * more when busy), and without commander (whose Node modules load it) that
- * first timer was the wait's liveness check, set right after "armed", or the
- * batching of the first exit's line. The wait now sets its first timer before
- * it says it is armed (lib/wait/wait.ts).
+ * An earlier try without commander returned ~15 ms later after its process's
+ * death: Deno loads its timer module (node:timers) on a process's first
+ * setTimeout/setInterval (5–13 ms idle, more when busy), and that first timer
+ * was the wait's liveness check or the batching of the first exit's line. The
+ * wait now sets a timer once armed, before it reads any event
+ * (lib/wait/wait.ts).
  *
  * @module
  */
@@ -34,15 +35,12 @@
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const early = args[0] === "wait"
-    ? (await import("./cli/wait.ts")).startEarlyWait(args.slice(1))
-    : undefined;
-  const program = await import("./cli/program.ts");
-  try {
-    return await program.main(args, early);
-  } finally {
-    await early?.cancel(); // Nothing when commander took it over.
+  if (args[0] === "wait") {
+    const code = await (await import("./cli/wait.ts")).quickWait(args.slice(1));
+    if (code !== undefined) return code;
   }
+  const program = await import("./cli/program.ts");
+  return await program.main(args);
 }
 
 if (import.meta.main) {

@@ -12,7 +12,7 @@
 import v8 from "node:v8";
 import { monotonicNs } from "../ffi/clock.ts";
 import type { EventType } from "../lib/events/events.ts";
-import { watch } from "../lib/watch/watcher.ts";
+import { watch } from "../lib/watch/mod.ts";
 import { OursCounter } from "./ours.ts";
 
 /**

@@ -14,7 +14,7 @@ import { monotonicNs } from "../ffi/clock.ts";
 import { SleepingProcesses } from "../tests/support/ffi/clone.ts";
 import { effectiveUid } from "../ffi/process.ts";
 import type { ApiListenerResult } from "./api_listener.ts";
-import { watch } from "../lib/watch/watcher.ts";
+import { watch } from "../lib/watch/mod.ts";
 import { runStorm, type StormResult } from "./loadgen.ts";
 import {
   extrace,

@@ -12,10 +12,9 @@
  * on stderr once it is subscribed and has checked the pid; `pidwait` is armed
  * once a pidfd shows up among its descriptors (it then sleeps in epoll_wait).
  * Start-up time is from spawning `deno run --allow-ffi cli.ts wait -v PID` to
- * reading that line. `wait` arms before it loads commander (cli.ts) and holds
- * what it learns until commander has parsed its arguments, so a death at the
- * armed line is reported once commander has loaded: the series "death 0.3 s
- * after armed" is the wait's own reaction, commander loaded.
+ * reading that line. A `wait` in plain spellings runs without commander
+ * (cli.ts): the series "death at armed" is a death the moment the line is
+ * read, "death 0.3 s after armed" one in a process idle by then.
  *
  * ```sh
  * sudo deno run --allow-all bench/wait_latency.ts [trials]
@@ -28,7 +27,7 @@ import { monotonicNs } from "../ffi/clock.ts";
 import { readLink } from "../ffi/proc_fs.ts";
 import type { ExitEvent } from "../lib/events/events.ts";
 import { waitForExit } from "../lib/wait/wait.ts";
-import { type ProcWatcher, watch } from "../lib/watch/watcher.ts";
+import { type ProcWatcher, watch } from "../lib/watch/mod.ts";
 
 /**
  * Summary of a series of measurements, in milliseconds.
@@ -65,7 +64,7 @@ export interface WaitLatencyResult {
   trials: number;
   /** Death (at once after the armed line) → `cli.ts wait` process ended. */
   procwatch: Stats;
-  /** Death 0.3 s after the armed line (commander loaded) → `cli.ts wait` process ended. */
+  /** Death 0.3 s after the armed line (the waiter idle) → `cli.ts wait` process ended. */
   procwatchSettled: Stats;
   /** Death → `pidwait` process ended; `null` when pidwait is not installed. */
   pidwait: Stats | null;
@@ -361,7 +360,7 @@ export function formatWaitLatency(result: WaitLatencyResult): string {
       : `ratio procwatch/pidwait (median latency): ${result.ratio.toFixed(2)}`,
     `target: procwatch's share (cli.ts wait − Deno _exit floor, medians): ${
       result.procwatchSettledShare.toFixed(2)
-    } ms (≤ 0.5), death at armed (commander still loading): ${result.procwatchShare.toFixed(2)} ms`,
+    } ms (≤ 0.5), death at armed: ${result.procwatchShare.toFixed(2)} ms`,
     `target: waitForExit() ÷ pidwait (medians): ${
       result.apiRatio === null ? "n/a (no pidwait)" : result.apiRatio.toFixed(2)
     } (≤ 1)`,

@@ -13,7 +13,7 @@
 
 import { monotonicNs } from "../ffi/clock.ts";
 import { SleepingProcesses } from "../tests/support/ffi/clone.ts";
-import { watch } from "../lib/watch/watcher.ts";
+import { watch } from "../lib/watch/mod.ts";
 
 /** One waiter's figures. */
 export interface WaitManyRow {

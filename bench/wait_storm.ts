@@ -21,7 +21,7 @@
  */
 
 import { readLink } from "../ffi/proc_fs.ts";
-import { watch } from "../lib/watch/watcher.ts";
+import { watch } from "../lib/watch/mod.ts";
 import { runStorm } from "./loadgen.ts";
 
 /** One waiter's cost during the storm. */

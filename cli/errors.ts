@@ -24,7 +24,7 @@
  */
 
 import { warn } from "../lib/format/mod.ts";
-import { FfiPermissionError, ProcwatchError } from "../mod.ts";
+import { FfiPermissionError, ProcwatchError } from "../lib/wait/mod.ts";
 import { ExitCode, exitCodeOf } from "./exit_codes.ts";
 import { rerunCommand } from "../ground/rerun.ts";
 

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { type ErrorCode, UNKNOWN_SHELL_STATUS } from "../mod.ts";
+import type { ErrorCode } from "../mod.ts";
+import { UNKNOWN_SHELL_STATUS } from "../lib/wait/mod.ts";
 
 /**
  * Exit codes of `procwatch watch` and `run` (and the CLI in general).

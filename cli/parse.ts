@@ -10,8 +10,8 @@
  * @module
  */
 
-import { PID_MAX_LIMIT } from "../lib/process/mod.ts";
-import { EVENT_TYPES, type EventType, UsageError } from "../mod.ts";
+import { PID_MAX_LIMIT } from "../ground/pid_limits.ts";
+import { UsageError } from "../lib/wait/mod.ts";
 
 /**
  * Parses a pid: a positive decimal integer no larger than the kernel's
@@ -52,32 +52,6 @@ export function addPids(text: string, previous: readonly number[] | undefined): 
     throw new UsageError(`invalid pid list '${text}': expected pids separated by commas`);
   }
   return unique([...(previous ?? []), ...pids.map(parsePid)]);
-}
-
-/** Parses a comma-separated event list; `all` means every type. */
-export function parseEvents(text: string): EventType[] {
-  const names = text.split(",").map((name) => name.trim().toLowerCase()).filter((name) => name);
-  if (names.length === 0) throw new UsageError("empty event list");
-  if (names.includes("all")) return [...EVENT_TYPES];
-  for (const name of names) {
-    if (!(EVENT_TYPES as readonly string[]).includes(name)) {
-      throw new UsageError(`unknown event '${name}' (known: ${EVENT_TYPES.join(", ")}, all)`);
-    }
-  }
-  return names as EventType[];
-}
-
-/**
- * Parses an event list and adds it to the events of earlier `-e` options.
- *
- * @example
- * ```ts
- * import { addEvents } from "./parse.ts";
- * console.log(addEvents("exit", ["exec"])); // ["exec", "exit"]
- * ```
- */
-export function addEvents(text: string, previous: readonly EventType[] | undefined): EventType[] {
-  return unique([...(previous ?? []), ...parseEvents(text)]);
 }
 
 /**

@@ -10,7 +10,7 @@ import { completionScript, SHELLS } from "./completions.ts";
 import { helpAfter } from "./help.ts";
 import { manPage } from "./man.ts";
 import { reportError, usageLine } from "./errors.ts";
-import { type EarlyWait, waitCommand } from "./wait.ts";
+import { waitCommand } from "./wait.ts";
 import { watchCommand } from "./watch.ts";
 import { runCommand } from "./run.ts";
 import { BrokenPipeError, finishOutput, stdout, warn } from "../lib/format/mod.ts";
@@ -29,8 +29,8 @@ function outputFor(command: string) {
   };
 }
 
-/** Builds the whole command tree; `early` is the `wait` cli.ts armed before loading it. */
-export function buildProgram(early?: EarlyWait): Command {
+/** Builds the whole command tree. */
+export function buildProgram(): Command {
   const program = new Command("procwatch")
     .description("watch every process event of this Linux machine (proc connector)")
     .version("0.1.0")
@@ -41,7 +41,7 @@ export function buildProgram(early?: EarlyWait): Command {
   program.addHelpText("after", helpAfter(""));
   const commands = [
     watchCommand(),
-    waitCommand(Command, early),
+    waitCommand(Command),
     runCommand(),
     completionsCommand(),
     manCommand(),
@@ -85,15 +85,11 @@ function manCommand(): Command {
     }) as unknown as Command;
 }
 
-/**
- * Runs the CLI with `args` and returns the exit code; `early` is the `wait`
- * cli.ts armed before loading commander, taken over when commander parses the
- * same `wait` (see cli/wait.ts, EarlyWait).
- */
-export async function main(args: string[], early?: EarlyWait): Promise<number> {
+/** Runs the CLI with `args` through commander and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
   Deno.exitCode = 0;
   try {
-    await buildProgram(early).parseAsync(args, { from: "user" });
+    await buildProgram().parseAsync(args, { from: "user" });
     return Deno.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {

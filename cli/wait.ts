@@ -74,10 +74,8 @@ export interface WaitCommandOptions {
  * ```
  *
  * `CommandClass` is commander's `Command`, given by the caller (cli/program.ts).
- * `early` is the wait cli.ts started before commander was loaded: the action
- * takes it over when commander parsed the same pids and options.
  */
-export function waitCommand(CommandClass: typeof Command, early?: EarlyWait): Command {
+export function waitCommand(CommandClass: typeof Command): Command {
   return new CommandClass("wait")
     .description(
       "wait for processes (any, not only children) to end; exit with the status a shell's wait gives",
@@ -106,17 +104,12 @@ export function waitCommand(CommandClass: typeof Command, early?: EarlyWait): Co
     // with --allow-ffi only that would fail, and help needs no colour.
     .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .action(async (pids, options) => {
-      await runWaitAndLeave(pids, options, early);
+      await runWaitAndLeave(pids, options);
     }) as unknown as Command;
 }
 
-async function runWaitAndLeave(
-  pids: number[],
-  options: WaitCommandOptions,
-  early: EarlyWait | undefined,
-): Promise<void> {
-  if (early !== undefined && !early.sameAs(pids, options)) await early.cancel();
-  Deno.exitCode = early?.sameAs(pids, options) ? await early.adopt() : await runWait(pids, options);
+async function runWaitAndLeave(pids: number[], options: WaitCommandOptions): Promise<void> {
+  Deno.exitCode = await runWait(pids, options);
   // Run as the CLI, leave at once: the shell is waiting for this exit, all
   // output was written synchronously and the listener is unregistered.
   if (runAsCli()) exitNow(Deno.exitCode);
@@ -192,58 +185,35 @@ export function quickWaitArguments(
 }
 
 /**
- * A `wait` started by cli.ts from {@linkcode quickWaitArguments} while
- * commander loads: it subscribes and arms at once, and holds every line and
- * its exit until commander, the parser of record, has parsed the same
- * arguments ({@linkcode EarlyWait.adopt}). Commander needs Node's built-in
- * modules (node:child_process, node:fs), which Deno compiles on first import:
- * ~50 ms idle, several times that on a busy machine, measured with
- * performance.now() around the import; arming first takes it off the time
- * until armed. A process that dies while commander loads is reported once it
- * has loaded: never later than if commander had been loaded first.
- */
-export interface EarlyWait {
-  /** Whether commander parsed the same pids and options. */
-  sameAs(pids: readonly number[], options: WaitCommandOptions): boolean;
-  /** Lets the wait report and resolves with its exit code. */
-  adopt(): Promise<number>;
-  /** Stops it without a word (commander parsed otherwise, or ran no `wait`); idempotent. */
-  cancel(): Promise<void>;
-}
-
-/**
- * Starts the wait of {@linkcode EarlyWait} when {@linkcode quickWaitArguments}
- * parses `args` (the arguments after `wait`), else returns `undefined`.
+ * Runs `wait` without commander when {@linkcode quickWaitArguments} parses
+ * `args` (the arguments after `wait`), and returns its exit code; resolves
+ * to `undefined` when they need commander (help, other spellings, errors),
+ * having done nothing. Commander needs Node's built-in modules
+ * (node:child_process, node:fs), which Deno compiles on first import: ~50 ms
+ * idle, several times that on a busy machine (measured with
+ * performance.now() around the import), before the wait could even arm or
+ * report. The two parsers agree on every argument list this one accepts
+ * (tests/wait_cli_test.ts compares them over thousands of generated lists).
+ * Run as the CLI, the process leaves with `_exit` once done.
  *
  * @example
  * ```ts
- * import { startEarlyWait } from "./wait.ts";
- * const early = startEarlyWait(["1234"]); // armed; its lines wait for adopt()
+ * import { quickWait } from "./wait.ts";
+ * console.log(await quickWait(["--help"])); // undefined: commander's turn
  * ```
  */
-export function startEarlyWait(args: readonly string[]): EarlyWait | undefined {
+export async function quickWait(args: readonly string[]): Promise<number | undefined> {
   const parsed = quickWaitArguments(args);
   if (parsed === undefined) return undefined;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => open = resolve);
-  const cancel = new AbortController();
-  const code = runWait(parsed.pids, parsed.options, { gate, cancel: cancel.signal });
-  code.catch(() => {}); // Settled by adopt() or cancel().
-  const keys = ["any", "timeout", "quiet", "json", "method", "verbose"] as const;
-  return {
-    sameAs: (pids, options) =>
-      pids.length === parsed.pids.length && pids.every((pid, i) => pid === parsed.pids[i]) &&
-      keys.every((key) => options[key] === parsed.options[key]),
-    adopt: () => {
-      open();
-      return code;
-    },
-    cancel: async () => {
-      cancel.abort();
-      open();
-      await code.catch(() => {});
-    },
-  };
+  let code: number;
+  try {
+    code = await runWait(parsed.pids, parsed.options);
+  } catch (error) {
+    // What commander's run reports for an error of the action (cli/program.ts).
+    code = reportError(error);
+  }
+  if (runAsCli()) exitNow(code);
+  return code;
 }
 
 /** Picks the method: `--method`, else `$PROCWATCH_WAIT_METHOD` (when readable), else auto. */
@@ -276,11 +246,7 @@ function chooseMethod(option: string | undefined): "auto" | WaitMethod {
  * Deno.exitCode = await runWait([1234], { any: true, timeout: 10 });
  * ```
  */
-export async function runWait(
-  pids: number[],
-  options: WaitCommandOptions,
-  early?: { gate: Promise<void>; cancel: AbortSignal },
-): Promise<number> {
+export async function runWait(pids: number[], options: WaitCommandOptions): Promise<number> {
   const method = chooseMethod(options.method);
   const out = stdout();
   let stdoutOpen = !options.quiet;
@@ -291,7 +257,6 @@ export async function runWait(
     interrupted ??= 128 + signal;
     controller.abort();
   });
-  early?.cancel.addEventListener("abort", () => controller.abort(), { once: true });
 
   const onArmed = (armed: WaitArmed) => {
     armedWith = armed;
@@ -339,28 +304,14 @@ export async function runWait(
   const leaveAtOnce = runAsCli();
   let toReport = options.any ? 1 : new Set(pids).size;
   const leaveIfDone = (status: number) => {
-    if (!leaveAtOnce || --toReport > 0 || early?.cancel.aborted) return;
+    if (!leaveAtOnce || --toReport > 0) return;
     flushLines();
     // Only when nothing is left to write; else the usual path drains it.
     if (out.queued > 0 && stdoutOpen || stderr().queued > 0) return;
     closeAllWatchers(); // unregisters from the kernel before the process goes
     exitNow(status);
   };
-  // An early wait's exits wait for commander's parse (see EarlyWait).
-  let held: ExitInfo[] | undefined;
-  if (early !== undefined) {
-    held = [];
-    early.gate.then(() => {
-      const exits = held ?? [];
-      held = undefined;
-      if (!early.cancel.aborted) { for (const info of exits) onExit(info); }
-    });
-  }
   const onExit = (info: ExitInfo) => {
-    if (held !== undefined) {
-      held.push(info);
-      return;
-    }
     if (stdoutOpen) out.line(options.json ? exitToJson(info) : exitLine(info));
     if (!info.statusKnown) stderr().line(`procwatch: note: ${unknownNote(info, armedWith)}`);
     if (options.verbose) {
@@ -388,11 +339,8 @@ export async function runWait(
     const info = options.any
       ? await waitForAny(pids, waitOptions)
       : (await waitForAll(pids, waitOptions)).at(-1);
-    if (early !== undefined) await early.gate;
     return info?.shellStatus ?? WaitExitCode.UNKNOWN;
   } catch (error) {
-    if (early !== undefined) await early.gate;
-    if (early?.cancel.aborted) return ExitCode.USAGE; // Not reported: commander decides.
     if (interrupted !== undefined) return interrupted;
     if (error instanceof NoSuchProcessError) {
       warn(`procwatch: ${error.message}`);

@@ -52,7 +52,6 @@ import {
 } from "../mod.ts";
 import { ExitCode } from "./exit_codes.ts";
 import {
-  addEvents,
   addPids,
   addWords,
   once,
@@ -62,6 +61,7 @@ import {
   parseSeconds,
   verbatim,
 } from "./parse.ts";
+import { addEvents } from "./parse_events.ts";
 import { checkWatchInput, raiseRealtimeOrWarn } from "./watch_input.ts";
 import { onTerminationSignal } from "./signals.ts";
 

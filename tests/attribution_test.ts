@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import type { ProcessInfo, ProcEvent } from "../lib/events/events.ts";
 import type { NamespaceInfo, NamespaceKind } from "../lib/process/namespaces.ts";
-import { type ProcWatcher, watch, type WatchOptions } from "../lib/watch/watcher.ts";
+import { type ProcWatcher, watch, type WatchOptions } from "../lib/watch/mod.ts";
 import { runCli, startCli } from "./support/cli.ts";
 import { killQuietly, until } from "./support/processes.ts";
 import { serialKernelTest } from "./support/subprocess.ts";

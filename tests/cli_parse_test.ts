@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseBytes, parseEvents, parsePid, parseSeconds } from "../cli/parse.ts";
+import { parseBytes, parsePid, parseSeconds } from "../cli/parse.ts";
+import { parseEvents } from "../cli/parse_events.ts";
 import { UsageError } from "../ground/errors.ts";
 
 Deno.test("CLI value parsers reject bad input with usage errors", () => {

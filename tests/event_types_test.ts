@@ -23,7 +23,7 @@ import { EVENT_TYPES as PUBLIC_EVENT_TYPES, type KernelEvent } from "../mod.ts";
 import { EventStats, humanLine } from "../lib/format/mod.ts";
 import { TABLE_EVENT_TYPES as PROC_TABLE_EVENT_TYPES } from "../lib/process/mod.ts";
 import { PROC_EVENT_ALL, PROC_EVENT_HEAD, ProcEventWhat } from "../ground/cn_proc.ts";
-import { parseEvents } from "../cli/parse.ts";
+import { parseEvents } from "../cli/parse_events.ts";
 import { commandModel } from "../cli/completions.ts";
 import { buildProgram } from "../cli/program.ts";
 import { message } from "./support/fixtures.ts";

@@ -8,7 +8,7 @@ import { ptraceDetach, ptraceSeize } from "./support/ffi/ptrace.ts";
 import { currentThreadId } from "../ffi/process.ts";
 import { readFileText } from "../ffi/proc_fs.ts";
 import { collectUntil, eventsOf, kernelTest, ProcessTree, watchAll } from "./support/kernel.ts";
-import { watch } from "../lib/watch/watcher.ts";
+import { watch } from "../lib/watch/mod.ts";
 
 function only<T extends ProcEvent["type"]>(
   events: ProcEvent[],

@@ -474,7 +474,7 @@ kernelTest("scripts/wait_on_pid.ts: waits, says how it ended, exits the same way
   assert.equal(usage.code, 2);
 });
 
-Deno.test("wait: every argument list armed before commander loads is one commander parses alike", async () => {
+Deno.test("wait: every argument list run without commander is one commander parses alike", async () => {
   const { Command } = await import("@commander-js/extra-typings");
   const { quickWaitArguments, waitCommand } = await import("../cli/wait.ts");
   const accepted = [
@@ -507,99 +507,121 @@ Deno.test("wait: every argument list armed before commander loads is one command
     ["--method", "-v", "1"],
   ];
   for (const args of refused) assert.equal(quickWaitArguments(args), undefined, args.join(" "));
+  // The wait commander would run: its parse, caught by a replaced action.
+  const commanderParse = async (args: string[]) => {
+    const seen: { pids: number[]; options: Record<string, unknown> }[] = [];
+    const command = waitCommand(Command).exitOverride().configureOutput({
+      writeOut: () => {},
+      writeErr: () => {},
+    });
+    // waitCommand() hands commander's Command back without its argument types.
+    type Action = (pids: number[], options: Record<string, unknown>) => void;
+    (command as unknown as { action(fn: Action): unknown }).action((pids, options) => {
+      seen.push({ pids: [...pids], options: { ...options } });
+    });
+    await command.parseAsync(args, { from: "user" });
+    Deno.exitCode = 0;
+    return seen[0];
+  };
   for (const args of accepted) {
     const quick = quickWaitArguments(args);
     assert.ok(quick !== undefined, args.join(" "));
-    // The wait commander would run: its parse, handed to the early wait's check.
-    const seen: { pids: number[]; options: Record<string, unknown> }[] = [];
-    const early = {
-      sameAs(pids: readonly number[], options: Record<string, unknown>) {
-        seen.push({ pids: [...pids], options: { ...options } });
-        return true;
-      },
-      adopt: () => Promise.resolve(0),
-      cancel: () => Promise.resolve(),
-    };
-    const command = waitCommand(Command, early).exitOverride();
-    await command.parseAsync(args, { from: "user" });
-    Deno.exitCode = 0;
-    assert.deepEqual(seen[0], quick, args.join(" "));
+    assert.deepEqual(await commanderParse(args), quick, args.join(" "));
   }
+  // Generated lists (a fixed seed): whatever the quick parser accepts —
+  // `wait` then runs without commander — commander parses the same way.
+  const words = [
+    "1",
+    "77",
+    "1234",
+    "4194304",
+    "4194305",
+    "0",
+    "01",
+    "-5",
+    "1e2",
+    "abc",
+    "",
+    "-a",
+    "--any",
+    "-q",
+    "--quiet",
+    "--json",
+    "-v",
+    "--verbose",
+    "-t",
+    "--timeout",
+    "5",
+    "0.5",
+    "-1",
+    "--method",
+    "pidfd",
+    "auto",
+    "bogus",
+    "-x",
+    "--",
+    "-qv",
+    "--timeout=5",
+    "--help",
+    "-h",
+  ];
+  let seed = 2026;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  let agreed = 0;
+  for (let i = 0; i < 12_000; i++) {
+    const args = Array.from({ length: 1 + random(6) }, () => words[random(words.length)]);
+    const quick = quickWaitArguments(args);
+    if (quick === undefined) continue;
+    assert.deepEqual(await commanderParse(args), quick, JSON.stringify(args));
+    agreed++;
+  }
+  assert.ok(agreed > 600, `only ${agreed} generated lists were plain`);
 });
 
 kernelTest(
-  "wait: armed before commander loads, it reports nothing until commander has parsed the same",
+  "wait: a plain spelling (run without commander) prints and exits as commander's spelling does",
   async () => {
-    const script = `${await Deno.makeTempDir({ prefix: "procwatch-early-" })}/early.ts`;
-    // The early wait alone (no commander): adopt() or cancel() once a line comes on stdin.
-    await Deno.writeTextFile(
-      script,
-      `import { startEarlyWait } from ${
-        JSON.stringify(new URL("../cli/wait.ts", import.meta.url).href)
-      };
-const [mode, ...args] = Deno.args;
-const early = startEarlyWait(args);
-if (early === undefined) Deno.exit(9);
-await Deno.stdin.read(new Uint8Array(16));
-if (mode === "adopt") console.log("code", await early.adopt());
-else {
-  await early.cancel();
-  console.log("cancelled");
-}
-Deno.exit(0);
-`,
-    );
-    try {
-      for (const mode of ["adopt", "cancel"]) {
-        const pid = await startOrphan("exec sleep 60");
-        try {
-          const child = new Deno.Command(Deno.execPath(), {
-            args: ["run", "--allow-ffi", script, mode, "-v", String(pid)],
-            cwd: ROOT,
-            stdin: "piped",
-            stdout: "piped",
-            stderr: "piped",
-          }).spawn();
-          const decoder = new TextDecoder();
-          let stdout = "";
-          let stderr = "";
-          const reading = Promise.all([
-            (async () => {
-              for await (const chunk of child.stdout) stdout += decoder.decode(chunk);
-            })(),
-            (async () => {
-              for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-            })(),
-          ]);
-          await until(() => stderr.includes("procwatch: armed: "), "the early wait to arm");
-          Deno.kill(pid, "SIGTERM");
-          await until(() => !alive(pid), `${pid} to end`);
-          // Time for its exit event to arrive: it must be held, not reported.
-          await new Promise((resolve) => setTimeout(resolve, 300));
-          assert.equal(stdout, "", `${mode}: nothing on stdout before commander's parse`);
-          assert.doesNotMatch(stderr, /ended/, `${mode}: no -v line either`);
-          const writer = child.stdin.getWriter();
-          await writer.write(new TextEncoder().encode("go\n"));
-          await writer.close();
-          const status = await child.status;
-          await reading;
-          assert.equal(status.code, 0, stderr);
-          if (mode === "adopt") {
-            assert.equal(stdout, `${pid} killed by SIGTERM\ncode 143\n`);
-            assert.match(
-              stderr,
-              new RegExp(`procwatch: ${pid} ended after running .*\\(learnt from: event\\)`),
-            );
-          } else {
-            assert.equal(stdout, "cancelled\n");
-            assert.doesNotMatch(stderr, /ended|error|at /i);
-          }
-        } finally {
-          killQuietly(pid);
+    // [arguments after `wait -v` with pids as P1, P2 — quick spelling, commander-only spelling, what ends]
+    const cases: [string[], string[], "term" | "kill1term2" | "term2" | "none"][] = [
+      [["P1"], ["--", "P1"], "term"],
+      [["--json", "-t", "5", "P1", "P2"], ["--json", "--timeout=5", "P1", "P2"], "kill1term2"],
+      [["-a", "-q", "P1", "P2"], ["-aq", "P1", "P2"], "term2"],
+      [["-t", "0.3", "P1"], ["--timeout=0.3", "P1"], "none"],
+      [["--method", "bogus", "P1"], ["--method=bogus", "P1"], "none"],
+    ];
+    const run = async (spelling: string[], ending: string) => {
+      const pids = [await startOrphan("exec sleep 60"), await startOrphan("exec sleep 60")];
+      try {
+        const args = spelling.map((arg) =>
+          arg === "P1" ? String(pids[0]) : arg === "P2" ? String(pids[1]) : arg
+        );
+        const wait = await startWait(args);
+        await Promise.race([wait.armed.catch(() => {}), wait.done]); // a usage error never arms
+        if (ending === "term") Deno.kill(pids[0], "SIGTERM");
+        if (ending === "kill1term2") {
+          Deno.kill(pids[0], "SIGKILL");
+          await until(() => !alive(pids[0]), "P1 to end");
+          Deno.kill(pids[1], "SIGTERM");
         }
+        if (ending === "term2") Deno.kill(pids[1], "SIGTERM");
+        const { code, stdout, stderr } = await wait.done;
+        const same = (text: string) =>
+          text.replaceAll(String(pids[0]), "P1").replaceAll(String(pids[1]), "P2")
+            .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z?/g, "TIME").replace(/"timestampNs":"\d+"/g, "NS")
+            .replace(/\d+\.\d+/g, "N");
+        return { code, stdout: same(stdout), stderr: same(stderr) };
+      } finally {
+        for (const pid of pids) killQuietly(pid);
       }
-    } finally {
-      await Deno.remove(script.slice(0, script.lastIndexOf("/")), { recursive: true });
+    };
+    for (const [quick, commander, ending] of cases) {
+      const a = await run(quick, ending);
+      const b = await run(commander, ending);
+      assert.deepEqual(a, b, `${quick.join(" ")} vs ${commander.join(" ")}`);
+      assert.notEqual(a.code, 0, "each case ends with a telling status");
     }
   },
 );

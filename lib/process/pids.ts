@@ -11,17 +11,7 @@ import { processExists } from "../../ffi/process.ts";
 import { NoSuchProcessError, UsageError } from "../../ground/errors.ts";
 import { readProcStatus } from "./proc_stat.ts";
 
-/**
- * The highest pid_max a 64-bit kernel allows (`PID_MAX_LIMIT`, 4 × 1024 × 1024,
- * include/linux/threads.h): no pid can ever be above it.
- *
- * @example
- * ```ts
- * import { PID_MAX_LIMIT } from "@procwatch/procwatch/proc";
- * console.log(PID_MAX_LIMIT); // 4194304
- * ```
- */
-export const PID_MAX_LIMIT = 4 * 1024 * 1024;
+export { PID_MAX_LIMIT } from "../../ground/pid_limits.ts";
 
 /**
  * This system's `/proc/sys/kernel/pid_max`: new pids are below it. `null`

@@ -601,17 +601,19 @@ class Session {
 
   #armed(fallbackReason: string | null): void {
     if (this.#done) return;
-    // Deno loads its timer module on the first setTimeout/setInterval of a
-    // process (6–13 ms idle, over 30 ms on a busy machine, measured with
-    // performance.now() around the first call): paid here, not by the first
-    // timer set after a death (the liveness check, a caller's batching).
-    clearTimeout(setTimeout(() => {}, 0));
     this.#options.onArmed?.({
       method: this.#method,
       fallbackReason,
       pids: [...this.#pending],
       socketFilter: this.#socketFilter,
     });
+    // Deno loads its timer module (node:timers) on the first setTimeout or
+    // setInterval of a process (5–13 ms idle, over 30 ms on a busy machine,
+    // measured with performance.now() around the first call, and in CPU
+    // profiles of `wait`'s start-up): paid here, once armed and before any
+    // event is read, not by the first timer set after a death (the liveness
+    // check, a caller's batching).
+    clearTimeout(setTimeout(() => {}, 0));
     // Run the reporting path once while idle: V8 compiles functions on first
     // call and Deno binds FFI symbols on first use, which would otherwise be
     // paid between the death and the report.

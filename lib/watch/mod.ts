@@ -4,8 +4,9 @@
  * and their defaults (options.ts), the subscription from open to close
  * (subscribe.ts), the pump that polls and drains (pump.ts, receive.ts), loss
  * accounting (loss.ts), the bounded queue (queue.ts), the per-event
- * selection (select.ts), counters (stats.ts), and shutdown however the
- * process ends (shutdown.ts, lifecycle.ts).
+ * selection (select.ts), counters (stats.ts), shutdown however the process
+ * ends (shutdown.ts, lifecycle.ts), and the process context plugged in
+ * (context.ts, process_context.ts).
  *
  * What the package exports of this room, `"."` re-exports from here.
  *
@@ -20,6 +21,9 @@
  *
  * @module
  */
+
+// Loading it plugs the process context into every watcher (context.ts).
+import "./process_context.ts";
 
 export { ProcWatcher, watch, type WatcherStats, type WatchOptions } from "./watcher.ts";
 export { closeAll } from "./lifecycle.ts";

@@ -10,20 +10,19 @@
  * timers during a flow), shutdown.ts (close once, lifecycle registration).
  * This file holds the consumer's side: taking from the queue and waiting.
  *
- * May import: lib/events/, lib/process/ (context, users), lib/connector/
- * (types) and this room's modules.
+ * May import: lib/events/, lib/process/ (types), lib/connector/ (types) and
+ * this room's modules (the process context through context.ts).
  *
  * @module
  */
 
 import type { ProcEvent } from "../events/events.ts";
-import { EventContext } from "../process/enrich.ts";
+import type { EventContext } from "../process/enrich.ts";
 import type { ProcessTable } from "../process/table.ts";
-import { UserNames } from "../process/users.ts";
 import type { FilterMode } from "../connector/subscription.ts";
 import type { SocketFilterInfo } from "../connector/bpf.ts";
-import { compileFilters, hasFilters } from "../process/filters.ts";
-import { resolveOptions, type WatchOptions, type WatchSettings } from "./options.ts";
+import { makeContext } from "./context.ts";
+import { resolveOptions, type WatchOptions } from "./options.ts";
 import { BoundedQueue } from "./queue.ts";
 import { type WatcherStats, zeroStats } from "./stats.ts";
 import { EventSelection } from "./select.ts";
@@ -289,20 +288,6 @@ export class ProcWatcher implements AsyncIterable<ProcEvent>, Disposable, AsyncD
 }
 
 /** The process table, filters and enrichment, when `settings` need any. */
-function makeContext(settings: WatchSettings): EventContext | null {
-  const users = new UserNames();
-  const filters = compileFilters(settings.filters, users);
-  if (!hasFilters(filters) && !settings.context) return null;
-  return new EventContext(filters, users, {
-    context: settings.context,
-    namespaces: settings.namespaces,
-    maxEntries: settings.processTableSize,
-    exitGraceMs: settings.exitGraceMs,
-    execCapture: settings.execCapture,
-    pids: settings.pids,
-  });
-}
-
 /**
  * Starts watching process events: subscribed when it returns. Throws a
  * `ProcwatchError` subclass with advice when the kernel will not send them.

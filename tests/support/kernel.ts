@@ -10,7 +10,7 @@
 
 import { effectiveUid } from "../../ffi/process.ts";
 import type { ProcEvent } from "../../lib/events/events.ts";
-import { type ProcWatcher, watch, type WatchOptions } from "../../lib/watch/watcher.ts";
+import { type ProcWatcher, watch, type WatchOptions } from "../../lib/watch/mod.ts";
 
 const isRoot = effectiveUid() === 0;
 const required = Deno.env.get("PROCWATCH_REQUIRE_KERNEL") === "1";
