@@ -203,6 +203,10 @@ Deno.test("bpf: long pid lists: a binary search within jump range, runs as range
   })!;
   assert.ok(program !== null, "1,700 scattered pids fit");
   assertValid(program);
+  // `wait` reads each event unbatched up to 1,024 pids (lib/wait/wait.ts): with its types they always fit.
+  const waitPids = Array.from({ length: 1024 }, (_, i) => 2 + i * 2);
+  const waitMask = ProcEventWhat.FORK | ProcEventWhat.EXEC | ProcEventWhat.EXIT;
+  assert.ok(buildSocketFilter({ eventMask: waitMask, pids: waitPids, acks: true }) !== null);
   for (const pid of pids) {
     assert.ok(run(program, exit(pid, pid)) > 0, `pid ${pid} is kept`);
     assert.equal(run(program, exit(pid + 1, pid + 1)), 0, `pid ${pid + 1} is not`);

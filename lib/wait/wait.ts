@@ -383,6 +383,9 @@ export function connectorUnavailable(error: unknown): boolean {
     error instanceof NetworkNamespaceError;
 }
 
+/** Pids that always fit the classic BPF program (`lib/connector/bpf.ts`), scattered or not. */
+const SURELY_KERNEL_FILTERED_PIDS = 1024;
+
 async function waitFor(
   pids: readonly number[],
   mode: "all" | "any",
@@ -409,8 +412,10 @@ async function waitFor(
         handleSignals: options.handleSignals ?? true,
         receiveBufferBytes: options.receiveBufferBytes,
         // Only the pids' own events come (filtered in the kernel): nothing
-        // to batch, and each is read the moment it arrives.
-        maxBatchDelayMs: 0,
+        // to batch, and each is read the moment it arrives. Past what surely
+        // fits a socket filter (1,000 scattered pids take 2,212 of the 4,096
+        // instructions) every event of the machine may come: batched then.
+        maxBatchDelayMs: targets.length <= SURELY_KERNEL_FILTERED_PIDS ? 0 : undefined,
       });
     } catch (error) {
       if (method !== "auto" || !connectorUnavailable(error)) throw error;
