@@ -185,10 +185,13 @@ export class ProcessTable {
   readonly #promoted = new Map<ProcessRecord, number>();
   /** Live entries by parent pid: their children move when the parent ends. */
   readonly #children = new Map<number, Set<ProcessRecord>>();
-  /** The thread of the last exit event, whose start the event's context still needs. */
-  #lastThreadExit:
-    | { record: ProcessRecord; tid: number; startNs: bigint | null | undefined }
-    | null = null;
+  /**
+   * The thread of the last exit event, whose start the event's context still
+   * needs (three fields, not an object: no allocation per exit).
+   */
+  #lastExitRecord: ProcessRecord | null = null;
+  #lastExitTid = 0;
+  #lastExitStartNs: bigint | null | undefined = undefined;
   /** Entries removed to keep the table bounded (not counting exits). */
   evictedUnseen: number = 0;
 
@@ -513,7 +516,9 @@ export class ProcessTable {
           this.#setParent(record, event.parentPid);
           record.orphaned = false;
         }
-        this.#lastThreadExit = { record, tid: event.tid, startNs: record.threads.get(event.tid) };
+        this.#lastExitRecord = record;
+        this.#lastExitTid = event.tid;
+        this.#lastExitStartNs = record.threads.get(event.tid);
         record.threads.delete(event.tid);
         // The whole process ends with its last thread (proc_exit_connector runs in
         // do_exit() for every task).
@@ -554,9 +559,8 @@ export class ProcessTable {
    * saw the process. Also answers for the thread of the last exit observed.
    */
   threadStartNs(record: ProcessRecord, tid: number): bigint | null {
-    const last = this.#lastThreadExit;
-    const known = last !== null && last.record === record && last.tid === tid
-      ? last.startNs
+    const known = this.#lastExitRecord === record && this.#lastExitTid === tid
+      ? this.#lastExitStartNs
       : record.threads.get(tid);
     return known ?? (tid === record.pid ? record.startNs : null);
   }
