@@ -137,3 +137,77 @@ Deno.test("ProcessTable: a fork inherits the parent's context; exit evicts after
   table.evictExited(3_000n + 2_000_000n);
   assert.equal(table.get(4_000_000), undefined, "evicted after the grace");
 });
+
+Deno.test("ProcessTable: an exited entry answers late events with every field until its grace ends", () => {
+  // Exited entries are kept as typed-array columns once the next event comes (memory in a
+  // fork storm, issue 13): what a late event reads must be what the object held.
+  const table = new ProcessTable({ exitGraceMs: 1, details: false });
+  table.load(1);
+  const base = { cpu: 0, time: new Date(0) };
+  const fork = (pid: number, timestampNs: bigint): ForkEvent => ({
+    ...base,
+    type: "fork",
+    timestampNs,
+    parentPid: 1,
+    parentTid: 1,
+    childPid: pid,
+    childTid: pid,
+    thread: false,
+  });
+  const exit = (pid: number, timestampNs: bigint) =>
+    table.observe({
+      ...base,
+      type: "exit",
+      timestampNs,
+      pid,
+      tid: pid,
+      exitCode: 0,
+      signal: null,
+      coreDumped: false,
+      status: 0,
+      exitSignal: 17,
+      parentPid: 1,
+      parentTid: 1,
+    });
+  const comm = (pid: number, timestampNs: bigint, name: string) =>
+    table.observe({ ...base, type: "comm", timestampNs, pid, tid: pid, comm: name });
+  const [a, b, c] = [4_000_001, 4_000_002, 4_000_003];
+  table.observe(fork(a, 1_000n));
+  table.observe(fork(b, 1_100n));
+  table.observe(fork(c, 1_200n));
+  // What the context sets on a record (lib/process/enrich.ts).
+  const record = table.get(a)!;
+  record.cgroup = "/system.slice/x.service";
+  record.cgroupInherited = false;
+  record.cmdlineUnknown = "gone";
+  record.namespaces = new Uint32Array([1, 2, 3, 4, 5, 6, 7]);
+  record.ruid = 4_294_967_294;
+  record.euid = 0;
+  exit(a, 2_000n);
+  // Every field's value (an optional field may be absent or undefined: the same to a reader).
+  const fields = (entry: object | undefined) =>
+    Object.fromEntries(
+      Object.entries(entry ?? {}).filter(([, value]) => value !== undefined),
+    );
+  const atExit = fields({ ...table.get(a)!, threads: new Map() });
+  exit(b, 2_100n);
+  exit(c, 2_150n);
+  comm(1, 2_200n, table.get(1)?.comm ?? "init"); // a later event: the exits are compacted
+  assert.deepEqual(fields(table.get(a)), atExit, "every field as it was at the exit");
+  assert.equal(table.get(a), table.get(a), "one object while it is asked for");
+  assert.equal(table.get(b)?.exitNs, 2_100n);
+  assert.equal(table.size, 4);
+  // b's pid is reused within b's grace; c exec's after its exit (de_thread()): it lives.
+  table.observe(fork(b, 2_300n));
+  table.observe({ ...base, type: "exec", timestampNs: 2_400n, pid: c, tid: c });
+  comm(1, 2_500n, table.get(1)?.comm ?? "init");
+  assert.equal(table.get(b)?.startNs, 2_300n, "the new process, not the exited one");
+  assert.equal(table.get(b)?.exitNs, null);
+  assert.equal(table.get(c)?.exitNs, null, "an exec un-ended it");
+  table.evictExited(2_000n + 1_000_000n);
+  assert.equal(table.get(a), undefined, "evicted once its grace ended");
+  table.evictExited(10_000_000n);
+  assert.equal(table.get(b)?.startNs, 2_300n, "the reused pid's entry stays");
+  assert.equal(table.get(c)?.execNs, 2_400n, "the revived entry stays");
+  assert.equal(table.size, 3);
+});

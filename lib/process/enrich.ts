@@ -499,7 +499,13 @@ export class EventContext {
     const uid = record.euid;
     const user = uid === null ? null : this.#users.name(uid);
     const durationNs = exitNs !== null && startNs !== null ? exitNs - startNs : null;
-    const info: ProcessInfo = {
+    const cgroup = record.cgroup ?? null;
+    const place = this.#place(cgroup);
+    // Not asked for: not shown, rather than a value read long ago or a parent's.
+    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
+    // One literal: fields added to it afterwards would cost each event's context a
+    // second object and a property array (the context implies attribution).
+    return {
       pid: record.pid,
       comm,
       cmdline,
@@ -514,13 +520,6 @@ export class EventContext {
       startNs: record.startNs,
       durationNs,
       procGone: record.gone,
-    };
-    if (!this.#attribution) return info;
-    const cgroup = record.cgroup ?? null;
-    const place = this.#place(cgroup);
-    // Not asked for: not shown, rather than a value read long ago or a parent's.
-    const namespaces = this.#namespaces ? record.namespaces ?? null : null;
-    return Object.assign(info, {
       cgroup,
       // Not read for this image: the parent's, or from before an exec that moved first.
       cgroupInherited: cgroup !== null &&
@@ -529,7 +528,7 @@ export class EventContext {
       container: place?.container ?? null,
       namespaces: namespaces === null ? null : this.#namespacesOf(namespaces),
       namespacesInherited: namespaces !== null && record.namespacesInherited === true,
-    });
+    };
   }
 }
 

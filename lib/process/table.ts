@@ -165,16 +165,33 @@ export class ProcessTable {
   readonly #details: boolean;
   readonly #treeRoot: number | null;
   readonly #attribution: boolean;
-  readonly #records = new Map<number, ProcessRecord>();
-  /** Exited entries in exit order, for eviction after the grace. */
-  #exited: ProcessRecord[] = [];
-  #exitedHead = 0;
+  /**
+   * pid → its entry: a record object, or — once it has exited and no event
+   * of the one it is handling needs the object any more — the sequence number
+   * of its copy in {@linkcode #ring}.
+   */
+  readonly #records = new Map<number, ProcessRecord | number>();
+  /**
+   * Exited entries in exit order, for eviction after the grace, kept as
+   * fields in typed arrays rather than as objects: in a fork storm every
+   * entry outlives the young generation's collections (2 s of grace), so
+   * entry objects were copied, promoted and left as garbage in the old
+   * generation, which the heap grew to hold (issue 13, target 4).
+   */
+  readonly #ring = new ExitedRing();
+  /** Records that exited during the event being handled: copied into the ring at the next. */
+  readonly #pending: ProcessRecord[] = [];
+  /** Records made again from the ring (a late event asked for them) → their ring entry. */
+  readonly #promoted = new Map<ProcessRecord, number>();
   /** Live entries by parent pid: their children move when the parent ends. */
   readonly #children = new Map<number, Set<ProcessRecord>>();
-  /** The thread of the last exit event, whose start the event's context still needs. */
-  #lastThreadExit:
-    | { record: ProcessRecord; tid: number; startNs: bigint | null | undefined }
-    | null = null;
+  /**
+   * The thread of the last exit event, whose start the event's context still
+   * needs (three fields, not an object: no allocation per exit).
+   */
+  #lastExitRecord: ProcessRecord | null = null;
+  #lastExitTid = 0;
+  #lastExitStartNs: bigint | null | undefined = undefined;
   /** Entries removed to keep the table bounded (not counting exits). */
   evictedUnseen: number = 0;
 
@@ -194,7 +211,48 @@ export class ProcessTable {
 
   /** The entry of `pid`, if known. */
   get(pid: number): ProcessRecord | undefined {
-    return this.#records.get(pid);
+    const entry = this.#records.get(pid);
+    return typeof entry === "number" ? this.#promote(pid, entry) : entry;
+  }
+
+  /** A record object again for an exited entry kept in the ring (until the next event). */
+  #promote(pid: number, sequence: number): ProcessRecord {
+    const record = this.#ring.materialize(sequence);
+    this.#records.set(pid, record);
+    this.#promoted.set(record, sequence);
+    this.#pending.push(record);
+    // An exited entry's parent link is dropped in the ring: back with the object. Its
+    // parent may have ended since, which would have marked it (see `orphaned`).
+    if (record.ppid !== null) {
+      const ppid = record.ppid;
+      const parent = this.#records.get(ppid);
+      if (typeof parent === "number" || (parent !== undefined && parent.exitNs !== null)) {
+        record.orphaned = true;
+      }
+      record.ppid = null;
+      this.#setParent(record, ppid);
+    }
+    return record;
+  }
+
+  /** Copies the records that exited during the last event into the ring. */
+  #compactPending(): void {
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) {
+      const record = pending[i];
+      let sequence = this.#promoted.get(record);
+      if (sequence !== undefined) this.#promoted.delete(record);
+      // Replaced or evicted meanwhile; or un-ended by an exec (de_thread()): it lives.
+      if (this.#records.get(record.pid) !== record || record.exitNs === null) continue;
+      if (sequence !== undefined && this.#ring.exitNsAt(sequence) === record.exitNs) {
+        this.#ring.write(sequence, record);
+      } else {
+        sequence = this.#ring.push(record);
+      }
+      this.#unlinkParent(record);
+      this.#records.set(record.pid, sequence);
+    }
+    pending.length = 0;
   }
 
   /**
@@ -215,13 +273,14 @@ export class ProcessTable {
         if (pid === this.#treeRoot) return true;
         const known = memo.get(pid);
         if (known !== undefined) return known;
-        const record = this.#records.get(pid);
+        const record = this.get(pid);
         const result = record !== undefined && record.ppid !== null && record.ppid > 0 &&
           depth < 4096 && inTree(record.ppid, depth + 1);
         memo.set(pid, result);
         return result;
       };
       for (const record of this.#records.values()) {
+        if (typeof record === "number") continue; // exited
         if (record.exitNs === null && inTree(record.pid, 0)) record.inTree = true;
       }
     }
@@ -262,7 +321,7 @@ export class ProcessTable {
         record.threads.set(tid, tid === pid ? record.startNs : null);
       }
     }
-    const parent = record.ppid === null ? undefined : this.#records.get(record.ppid);
+    const parent = record.ppid === null ? undefined : this.get(record.ppid);
     if (parent?.inTree) record.inTree = true;
     this.#insert(record);
     return record;
@@ -367,18 +426,19 @@ export class ProcessTable {
    * process still lives) with {@linkcode refresh}.
    */
   observe(event: KernelEvent): void {
+    if (this.#pending.length > 0) this.#compactPending();
     switch (event.type) {
       case "fork": {
         if (event.thread) {
           // The kernel names the whole process's parent (task->real_parent) here.
-          const record = this.#records.get(event.childPid) ?? this.load(event.childPid);
+          const record = this.get(event.childPid) ?? this.load(event.childPid);
           if (record !== undefined && record.exitNs === null) {
             record.threads.set(event.childTid, event.timestampNs);
             this.#setParent(record, event.parentPid);
           }
           break;
         }
-        const parent = this.#records.get(event.parentPid) ?? this.load(event.parentPid);
+        const parent = this.get(event.parentPid) ?? this.load(event.parentPid);
         const child: ProcessRecord = {
           pid: event.childPid,
           ppid: event.parentPid,
@@ -414,7 +474,7 @@ export class ProcessTable {
         break;
       }
       case "exec": {
-        let record = this.#records.get(event.pid);
+        let record = this.get(event.pid);
         if (record === undefined) {
           // Read now (the context settles which program it shows); kept even when gone,
           // so that the exec-capture worker's entry for this exec can still name it.
@@ -434,12 +494,12 @@ export class ProcessTable {
         break;
       }
       case "comm": {
-        const record = this.#records.get(event.pid);
+        const record = this.get(event.pid);
         if (record !== undefined && event.pid === event.tid) record.comm = event.comm;
         break;
       }
       case "uid": {
-        const record = this.#records.get(event.pid);
+        const record = this.get(event.pid);
         if (record !== undefined) {
           record.ruid = event.ruid;
           record.euid = event.euid;
@@ -448,20 +508,23 @@ export class ProcessTable {
       }
       case "exit": {
         const record = this.#records.get(event.pid);
-        if (record === undefined || record.exitNs !== null) break;
+        // A number: it exited already (its entry is in the ring).
+        if (record === undefined || typeof record === "number" || record.exitNs !== null) break;
         // A process's exit names its parent now (the reaper, if it was reparented);
         // a thread's names none (0).
         if (event.pid === event.tid && event.parentPid !== null && event.parentPid > 0) {
           this.#setParent(record, event.parentPid);
           record.orphaned = false;
         }
-        this.#lastThreadExit = { record, tid: event.tid, startNs: record.threads.get(event.tid) };
+        this.#lastExitRecord = record;
+        this.#lastExitTid = event.tid;
+        this.#lastExitStartNs = record.threads.get(event.tid);
         record.threads.delete(event.tid);
         // The whole process ends with its last thread (proc_exit_connector runs in
         // do_exit() for every task).
         if (record.threads.size > 0) break;
         record.exitNs = event.timestampNs;
-        this.#exited.push(record);
+        this.#pending.push(record);
         const children = this.#children.get(record.pid);
         if (children !== undefined) {
           for (const child of children) if (child.ppid === record.pid) child.orphaned = true;
@@ -496,9 +559,8 @@ export class ProcessTable {
    * saw the process. Also answers for the thread of the last exit observed.
    */
   threadStartNs(record: ProcessRecord, tid: number): bigint | null {
-    const last = this.#lastThreadExit;
-    const known = last !== null && last.record === record && last.tid === tid
-      ? last.startNs
+    const known = this.#lastExitRecord === record && this.#lastExitTid === tid
+      ? this.#lastExitStartNs
       : record.threads.get(tid);
     return known ?? (tid === record.pid ? record.startNs : null);
   }
@@ -528,6 +590,30 @@ export class ProcessTable {
   #delete(record: ProcessRecord): void {
     if (this.#records.get(record.pid) === record) this.#records.delete(record.pid);
     this.#unlinkParent(record);
+    this.#promoted.delete(record);
+  }
+
+  /** Removes the ring's oldest entry, and its pid's entry if that is still this one. */
+  #dropOldestExited(nowNs: bigint | null): boolean {
+    const ring = this.#ring;
+    const sequence = ring.head;
+    const pid = ring.pidAt(sequence);
+    const entry = this.#records.get(pid);
+    if (entry === sequence) {
+      if (nowNs !== null && nowNs - ring.exitNsAt(sequence) < this.#graceNs) return false;
+      this.#records.delete(pid);
+    } else if (
+      entry !== undefined && typeof entry !== "number" && this.#promoted.get(entry) === sequence
+    ) {
+      // Made an object again by a late event; an exec after it (de_thread()) un-ended it: it lives.
+      if (entry.exitNs !== null) {
+        if (nowNs !== null && nowNs - entry.exitNs < this.#graceNs) return false;
+        this.#delete(entry);
+      }
+      this.#promoted.delete(entry);
+    }
+    ring.shift();
+    return true;
   }
 
   /**
@@ -542,28 +628,28 @@ export class ProcessTable {
    * ```
    */
   evictExited(nowNs: bigint): void {
+    if (this.#pending.length > 0) this.#compactPending();
     this.#evictExited(nowNs);
   }
 
   #evictExited(nowNs: bigint): void {
-    const exited = this.#exited;
-    while (this.#exitedHead < exited.length) {
-      const record = exited[this.#exitedHead];
-      // An exec after it (de_thread()) un-ended it: it lives.
-      if (record.exitNs !== null && nowNs - record.exitNs < this.#graceNs) break;
-      this.#exitedHead++;
-      if (record.exitNs !== null) this.#delete(record);
+    while (this.#ring.length > 0) {
+      if (!this.#dropOldestExited(nowNs)) return;
     }
-    if (this.#exitedHead > 1024 && this.#exitedHead * 2 > exited.length) {
-      this.#exited = exited.slice(this.#exitedHead);
-      this.#exitedHead = 0;
+    // The newest exits, not yet in the ring (a grace shorter than the gap between events).
+    for (const record of this.#pending) {
+      if (record.exitNs === null || this.#records.get(record.pid) !== record) continue;
+      if (nowNs - record.exitNs < this.#graceNs) return;
+      this.#delete(record);
     }
   }
 
   #insert(record: ProcessRecord): void {
     const old = this.#records.get(record.pid);
-    if (old !== undefined) this.#unlinkParent(old);
-    else if (this.#records.size >= this.maxEntries) this.#makeRoom();
+    if (old !== undefined && typeof old !== "number") {
+      this.#unlinkParent(old);
+      this.#promoted.delete(old);
+    } else if (this.#records.size >= this.maxEntries) this.#makeRoom();
     this.#records.set(record.pid, record);
     if (record.ppid !== null) {
       const ppid = record.ppid;
@@ -575,22 +661,213 @@ export class ProcessTable {
   /** Frees a tenth of the table: exited entries, then vanished ones, then the oldest. */
   #makeRoom(): void {
     const target = Math.floor(this.maxEntries * 0.9);
-    const exited = this.#exited;
-    while (this.#records.size > target && this.#exitedHead < exited.length) {
-      const record = exited[this.#exitedHead++];
+    while (this.#records.size > target && this.#ring.length > 0) this.#dropOldestExited(null);
+    for (const record of this.#pending) {
+      if (this.#records.size <= target) break;
       if (record.exitNs !== null) this.#delete(record);
     }
     if (this.#records.size <= target) return;
     for (const [pid, record] of this.#records) {
-      if (record.exitNs === null && !processExists(pid)) {
+      if (typeof record !== "number" && record.exitNs === null && !processExists(pid)) {
         this.#delete(record);
         this.evictedUnseen++;
       }
     }
-    for (const record of this.#records.values()) {
+    for (const [pid, record] of this.#records) {
       if (this.#records.size <= target) break;
-      this.#delete(record);
+      if (typeof record === "number") this.#records.delete(pid);
+      else this.#delete(record);
       this.evictedUnseen++;
+    }
+  }
+}
+
+/** Bits of {@linkcode ExitedRing}'s flags word. */
+const IN_TREE = 1;
+const STALE = 2;
+const DETAILED = 4;
+const GONE = 8;
+const ORPHANED = 16;
+const HAS_START = 32;
+const HAS_EXEC = 64;
+/** Two bits each from these shifts: 0 absent (`undefined`), 1 false, 2 true. */
+const CGROUP_INHERITED_SHIFT = 8;
+const NAMESPACES_INHERITED_SHIFT = 10;
+const CGROUP_UNSETTLED_SHIFT = 12;
+/** The references an entry keeps, in this order: `refs[slot * REFS + field]`. */
+const REF_COMM = 0;
+const REF_CMDLINE = 1;
+const REF_EXE = 2;
+const REF_CWD = 3;
+const REF_TTY = 4;
+const REF_CGROUP = 5;
+const REF_NAMESPACES = 6;
+const REF_CMDLINE_UNKNOWN = 7;
+const REFS = 8;
+
+function threeState(value: boolean | undefined, shift: number): number {
+  return (value === undefined ? 0 : value ? 2 : 1) << shift;
+}
+
+function fromThreeState(flags: number, shift: number): boolean | undefined {
+  const value = (flags >> shift) & 3;
+  return value === 0 ? undefined : value === 2;
+}
+
+/**
+ * A FIFO of exited process records as columns of typed arrays (numbers,
+ * times, flags) plus one array of references to the strings and arrays the
+ * records shared anyway: adding an entry allocates nothing on the V8 heap
+ * (but when the ring doubles). Entries are numbered by a sequence that only
+ * grows; slot = sequence & mask.
+ */
+class ExitedRing {
+  head = 0;
+  #tail = 0;
+  #mask = 0;
+  #pid = new Int32Array(0);
+  /** `ppid`, `ruid`, `euid`: NaN for null. */
+  #ppid = new Float64Array(0);
+  #ruid = new Float64Array(0);
+  #euid = new Float64Array(0);
+  #startNs = new BigInt64Array(0);
+  #exitNs = new BigInt64Array(0);
+  #execNs = new BigInt64Array(0);
+  #flags = new Uint32Array(0);
+  #refs: unknown[] = [];
+
+  constructor(capacity = 1024) {
+    this.#resize(capacity);
+  }
+
+  get length(): number {
+    return this.#tail - this.head;
+  }
+
+  pidAt(sequence: number): number {
+    return this.#pid[sequence & this.#mask];
+  }
+
+  exitNsAt(sequence: number): bigint {
+    return this.#exitNs[sequence & this.#mask];
+  }
+
+  /** Appends an exited record; returns its sequence number. */
+  push(record: ProcessRecord): number {
+    if (this.#tail - this.head > this.#mask) this.#resize((this.#mask + 1) * 2);
+    const sequence = this.#tail++;
+    this.write(sequence, record);
+    return sequence;
+  }
+
+  /** Stores `record` as entry `sequence`. */
+  write(sequence: number, record: ProcessRecord): void {
+    const slot = sequence & this.#mask;
+    this.#pid[slot] = record.pid;
+    this.#ppid[slot] = record.ppid ?? NaN;
+    this.#ruid[slot] = record.ruid ?? NaN;
+    this.#euid[slot] = record.euid ?? NaN;
+    this.#startNs[slot] = record.startNs ?? 0n;
+    this.#exitNs[slot] = record.exitNs ?? 0n;
+    this.#execNs[slot] = record.execNs ?? 0n;
+    this.#flags[slot] = (record.inTree ? IN_TREE : 0) | (record.stale ? STALE : 0) |
+      (record.detailed ? DETAILED : 0) | (record.gone ? GONE : 0) |
+      (record.orphaned ? ORPHANED : 0) | (record.startNs !== null ? HAS_START : 0) |
+      (record.execNs !== null ? HAS_EXEC : 0) |
+      threeState(record.cgroupInherited, CGROUP_INHERITED_SHIFT) |
+      threeState(record.namespacesInherited, NAMESPACES_INHERITED_SHIFT) |
+      threeState(record.cgroupUnsettled, CGROUP_UNSETTLED_SHIFT);
+    const refs = this.#refs;
+    const at = slot * REFS;
+    refs[at + REF_COMM] = record.comm;
+    refs[at + REF_CMDLINE] = record.cmdline;
+    refs[at + REF_EXE] = record.exe;
+    refs[at + REF_CWD] = record.cwd;
+    refs[at + REF_TTY] = record.tty;
+    refs[at + REF_CGROUP] = record.cgroup;
+    refs[at + REF_NAMESPACES] = record.namespaces;
+    refs[at + REF_CMDLINE_UNKNOWN] = record.cmdlineUnknown;
+  }
+
+  /** A new record object with entry `sequence`'s fields (no live threads: it exited). */
+  materialize(sequence: number): ProcessRecord {
+    const slot = sequence & this.#mask;
+    const flags = this.#flags[slot];
+    const refs = this.#refs;
+    const at = slot * REFS;
+    const ppid = this.#ppid[slot];
+    const ruid = this.#ruid[slot];
+    const euid = this.#euid[slot];
+    return {
+      pid: this.#pid[slot],
+      ppid: Number.isNaN(ppid) ? null : ppid,
+      comm: refs[at + REF_COMM] as string | null,
+      cmdline: refs[at + REF_CMDLINE] as string[] | null,
+      cmdlineUnknown: refs[at + REF_CMDLINE_UNKNOWN] as ProcessRecord["cmdlineUnknown"],
+      exe: refs[at + REF_EXE] as string | null,
+      cwd: refs[at + REF_CWD] as string | null,
+      ruid: Number.isNaN(ruid) ? null : ruid,
+      euid: Number.isNaN(euid) ? null : euid,
+      tty: refs[at + REF_TTY] as string | null,
+      startNs: (flags & HAS_START) !== 0 ? this.#startNs[slot] : null,
+      exitNs: this.#exitNs[slot],
+      execNs: (flags & HAS_EXEC) !== 0 ? this.#execNs[slot] : null,
+      inTree: (flags & IN_TREE) !== 0,
+      stale: (flags & STALE) !== 0,
+      detailed: (flags & DETAILED) !== 0,
+      gone: (flags & GONE) !== 0,
+      threads: new Map(),
+      orphaned: (flags & ORPHANED) !== 0,
+      cgroup: refs[at + REF_CGROUP] as string | null | undefined,
+      cgroupInherited: fromThreeState(flags, CGROUP_INHERITED_SHIFT),
+      namespaces: refs[at + REF_NAMESPACES] as NamespaceInodes | null | undefined,
+      namespacesInherited: fromThreeState(flags, NAMESPACES_INHERITED_SHIFT),
+      cgroupUnsettled: fromThreeState(flags, CGROUP_UNSETTLED_SHIFT),
+    };
+  }
+
+  /** Removes the oldest entry (its references go, so what only it held can be collected). */
+  shift(): void {
+    const at = (this.head & this.#mask) * REFS;
+    this.#refs.fill(null, at, at + REFS);
+    this.head++;
+  }
+
+  #resize(capacity: number): void {
+    const old = {
+      mask: this.#mask,
+      pid: this.#pid,
+      ppid: this.#ppid,
+      ruid: this.#ruid,
+      euid: this.#euid,
+      startNs: this.#startNs,
+      exitNs: this.#exitNs,
+      execNs: this.#execNs,
+      flags: this.#flags,
+      refs: this.#refs,
+    };
+    this.#mask = capacity - 1;
+    this.#pid = new Int32Array(capacity);
+    this.#ppid = new Float64Array(capacity);
+    this.#ruid = new Float64Array(capacity);
+    this.#euid = new Float64Array(capacity);
+    this.#startNs = new BigInt64Array(capacity);
+    this.#exitNs = new BigInt64Array(capacity);
+    this.#execNs = new BigInt64Array(capacity);
+    this.#flags = new Uint32Array(capacity);
+    this.#refs = new Array<unknown>(capacity * REFS).fill(null);
+    for (let sequence = this.head; sequence < this.#tail; sequence++) {
+      const from = sequence & old.mask;
+      const to = sequence & this.#mask;
+      this.#pid[to] = old.pid[from];
+      this.#ppid[to] = old.ppid[from];
+      this.#ruid[to] = old.ruid[from];
+      this.#euid[to] = old.euid[from];
+      this.#startNs[to] = old.startNs[from];
+      this.#exitNs[to] = old.exitNs[from];
+      this.#execNs[to] = old.execNs[from];
+      this.#flags[to] = old.flags[from];
+      for (let i = 0; i < REFS; i++) this.#refs[to * REFS + i] = old.refs[from * REFS + i];
     }
   }
 }
