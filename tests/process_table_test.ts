@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { monotonicNs } from "../ffi/clock.ts";
 import { listPids } from "../ffi/proc_dir.ts";
-import type { ForkEvent } from "../lib/events/events.ts";
+import type { ExitEvent, ForkEvent } from "../lib/events/events.ts";
 import { ProcessTable } from "../lib/process/table.ts";
 import { watchAll } from "./support/kernel.ts";
 import { serialKernelTest } from "./support/subprocess.ts";
@@ -91,21 +91,44 @@ serialKernelTest(
   },
 );
 
+const base = { cpu: 0, time: new Date(0) };
+
+/** A process `pid`'s fork from pid 1. */
+function forkOf(pid: number, timestampNs: bigint): ForkEvent {
+  return {
+    ...base,
+    type: "fork",
+    timestampNs,
+    parentPid: 1,
+    parentTid: 1,
+    childPid: pid,
+    childTid: pid,
+    thread: false,
+  };
+}
+
+/** Process `pid`'s exit, code 0, its parent pid 1. */
+function exitOf(pid: number, timestampNs: bigint): ExitEvent {
+  return {
+    ...base,
+    type: "exit",
+    timestampNs,
+    pid,
+    tid: pid,
+    exitCode: 0,
+    signal: null,
+    coreDumped: false,
+    status: 0,
+    exitSignal: 17,
+    parentPid: 1,
+    parentTid: 1,
+  };
+}
+
 Deno.test("ProcessTable: a fork inherits the parent's context; exit evicts after the grace", () => {
   const table = new ProcessTable({ exitGraceMs: 1, details: false });
   table.load(1);
-  const base = { cpu: 0, time: new Date(0) };
-  const fork: ForkEvent = {
-    ...base,
-    type: "fork",
-    timestampNs: 1_000n,
-    parentPid: 1,
-    parentTid: 1,
-    childPid: 4_000_000,
-    childTid: 4_000_000,
-    thread: false,
-  };
-  table.observe(fork);
+  table.observe(forkOf(4_000_000, 1_000n));
   const child = table.get(4_000_000);
   assert.equal(child?.ppid, 1);
   assert.equal(child?.comm, table.get(1)?.comm);
@@ -119,20 +142,7 @@ Deno.test("ProcessTable: a fork inherits the parent's context; exit evicts after
     comm: "renamed",
   });
   assert.equal(table.get(4_000_000)?.comm, "renamed");
-  table.observe({
-    ...base,
-    type: "exit",
-    timestampNs: 3_000n,
-    pid: 4_000_000,
-    tid: 4_000_000,
-    exitCode: 0,
-    signal: null,
-    coreDumped: false,
-    status: 0,
-    exitSignal: 17,
-    parentPid: 1,
-    parentTid: 1,
-  });
+  table.observe(exitOf(4_000_000, 3_000n));
   assert.equal(table.get(4_000_000)?.exitNs, 3_000n, "kept during the grace");
   table.evictExited(3_000n + 2_000_000n);
   assert.equal(table.get(4_000_000), undefined, "evicted after the grace");
@@ -140,41 +150,16 @@ Deno.test("ProcessTable: a fork inherits the parent's context; exit evicts after
 
 Deno.test("ProcessTable: an exited entry answers late events with every field until its grace ends", () => {
   // Exited entries are kept as typed-array columns once the next event comes (memory in a
-  // fork storm, issue 13): what a late event reads must be what the object held.
+  // fork storm): what a late event reads must be what the object held.
   const table = new ProcessTable({ exitGraceMs: 1, details: false });
   table.load(1);
-  const base = { cpu: 0, time: new Date(0) };
-  const fork = (pid: number, timestampNs: bigint): ForkEvent => ({
-    ...base,
-    type: "fork",
-    timestampNs,
-    parentPid: 1,
-    parentTid: 1,
-    childPid: pid,
-    childTid: pid,
-    thread: false,
-  });
-  const exit = (pid: number, timestampNs: bigint) =>
-    table.observe({
-      ...base,
-      type: "exit",
-      timestampNs,
-      pid,
-      tid: pid,
-      exitCode: 0,
-      signal: null,
-      coreDumped: false,
-      status: 0,
-      exitSignal: 17,
-      parentPid: 1,
-      parentTid: 1,
-    });
+  const exit = (pid: number, timestampNs: bigint) => table.observe(exitOf(pid, timestampNs));
   const comm = (pid: number, timestampNs: bigint, name: string) =>
     table.observe({ ...base, type: "comm", timestampNs, pid, tid: pid, comm: name });
   const [a, b, c] = [4_000_001, 4_000_002, 4_000_003];
-  table.observe(fork(a, 1_000n));
-  table.observe(fork(b, 1_100n));
-  table.observe(fork(c, 1_200n));
+  table.observe(forkOf(a, 1_000n));
+  table.observe(forkOf(b, 1_100n));
+  table.observe(forkOf(c, 1_200n));
   // What the context sets on a record (lib/process/enrich.ts).
   const record = table.get(a)!;
   record.cgroup = "/system.slice/x.service";
@@ -198,7 +183,7 @@ Deno.test("ProcessTable: an exited entry answers late events with every field un
   assert.equal(table.get(b)?.exitNs, 2_100n);
   assert.equal(table.size, 4);
   // b's pid is reused within b's grace; c exec's after its exit (de_thread()): it lives.
-  table.observe(fork(b, 2_300n));
+  table.observe(forkOf(b, 2_300n));
   table.observe({ ...base, type: "exec", timestampNs: 2_400n, pid: c, tid: c });
   comm(1, 2_500n, table.get(1)?.comm ?? "init");
   assert.equal(table.get(b)?.startNs, 2_300n, "the new process, not the exited one");

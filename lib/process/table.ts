@@ -176,7 +176,7 @@ export class ProcessTable {
    * fields in typed arrays rather than as objects: in a fork storm every
    * entry outlives the young generation's collections (2 s of grace), so
    * entry objects were copied, promoted and left as garbage in the old
-   * generation, which the heap grew to hold (issue 13, target 4).
+   * generation, which the heap grew to hold.
    */
   readonly #ring = new ExitedRing();
   /** Records that exited during the event being handled: copied into the ring at the next. */
